@@ -1,0 +1,74 @@
+"""A real MLflow tracking server on loopback: SQLite backend, served artifacts."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from feast_lineage.devcluster.processes import ManagedProcess, free_port
+
+
+@dataclass
+class MlflowServer:
+    process: ManagedProcess
+    port: int
+    directory: Path
+    start_seconds: float
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def _healthy(url: str) -> bool:
+    with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+        return int(response.status) == 200
+
+
+def mlflow_executable() -> str:
+    beside_python = Path(sys.executable).parent / "mlflow"
+    found = str(beside_python) if beside_python.exists() else shutil.which("mlflow")
+    if not found:
+        raise FileNotFoundError("the `mlflow` command is not installed in this environment")
+    return found
+
+
+def start_mlflow(directory: Path, port: int | None = None, timeout: float = 90.0) -> MlflowServer:
+    """Start ``mlflow server`` and wait until /health answers (at most ``timeout`` seconds).
+
+    Passing the ``port`` of a stopped server restarts it on the same address and data.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    process = ManagedProcess(
+        "mlflow",
+        [
+            mlflow_executable(),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{directory / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(directory / "artifacts"),
+            "--serve-artifacts",
+            "--workers",
+            "1",
+        ],
+        directory / "mlflow.log",
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        waited = process.wait_ready(lambda: _healthy(url), timeout, "healthy (/health)")
+    except BaseException:
+        process.stop()
+        raise
+    return MlflowServer(process=process, port=port, directory=directory, start_seconds=waited)

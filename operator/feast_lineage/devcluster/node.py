@@ -1,0 +1,584 @@
+"""A local node: stands in for kubelet and a container runtime.
+
+It registers a Ready Node, binds every unscheduled pod to itself, and runs each
+container's ``command`` + ``args`` as a local process of this machine's Python
+environment (images are not pulled: the image name is recorded, not used). Each
+container gets its own mount namespace with the pod's volumes at their mount
+paths, the pod's environment, its working directory and a service-account token
+from the TokenRequest API, so RBAC applies to what it does. Status flows back as
+a kubelet reports it: Running, then Succeeded or Failed with exit code, reason
+and termination message. Pod output is kept under the node's state directory.
+
+Run as ``python -m feast_lineage.devcluster.node --kubeconfig K --state-dir D``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from kubernetes import client, config, watch
+from kubernetes.client.exceptions import ApiException
+
+from feast_lineage.devcluster.pod_files import Mount, Pod, PodConfigError, PodFiles, expand
+
+log = logging.getLogger("local-node")
+
+NODE_IP = "127.0.0.1"
+_TERMINATION_MESSAGE_LIMIT = 4096
+_SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class PodRun(threading.Thread):
+    """Runs one pod to completion (or until it is deleted)."""
+
+    def __init__(self, node: LocalNode, pod: Pod) -> None:
+        meta = pod["metadata"]
+        super().__init__(name=f"pod-{meta['namespace']}/{meta['name']}", daemon=True)
+        self.node = node
+        self.pod = pod
+        self.core = client.CoreV1Api(node.api)
+        self.namespace: str = meta["namespace"]
+        self.pod_name: str = meta["name"]
+        self.pod_dir = node.state_dir / "pods" / f"{self.namespace}_{self.pod_name}_{meta['uid'][:8]}"
+        self.stopping = threading.Event()
+        self.grace_seconds = 30.0
+        self._processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._lock = threading.Lock()
+        self.started_at = _now()
+        self.statuses: dict[str, dict[str, Any]] = {}
+        self.restart_counts: dict[str, int] = {}
+
+    # -- public ----------------------------------------------------------------------------------
+
+    def terminate(self, grace_seconds: float) -> None:
+        self.grace_seconds = grace_seconds
+        self.stopping.set()
+        with self._lock:
+            processes = list(self._processes.values())
+        for process in processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except Exception:
+            log.exception("pod %s/%s: unexpected error", self.namespace, self.pod_name)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        self.pod_dir.mkdir(parents=True, exist_ok=True)
+        (self.pod_dir / "pod.json").write_text(json.dumps(self.pod, indent=1))
+        spec = self.pod["spec"]
+        containers = spec.get("containers", [])
+        for container in containers:
+            self.statuses[container["name"]] = _waiting(container, "ContainerCreating", "")
+        volumes = self._prepare_volumes()
+        if volumes is None:
+            return
+        deadline = spec.get("activeDeadlineSeconds")
+        if deadline:
+            threading.Timer(float(deadline), self._deadline_exceeded).start()
+        self._patch_status("Pending", init_done=False)
+        for init in spec.get("initContainers", []):
+            code = self._run_container(init, volumes, restartable=False)
+            if code != 0 or self.stopping.is_set():
+                self._finish("Failed", reason="Init:Error" if code else "Terminated")
+                return
+        threads = [
+            threading.Thread(target=self._run_container, args=(c, volumes, True), daemon=True) for c in containers
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if self.stopping.is_set() and getattr(self, "_deadline_hit", False):
+            self._finish(
+                "Failed",
+                reason="DeadlineExceeded",
+                message="Pod was active on the node longer than the specified deadline",
+            )
+            return
+        codes = [s["state"]["terminated"]["exitCode"] for s in self.statuses.values() if "terminated" in s["state"]]
+        failed = len(codes) < len(containers) or any(code != 0 for code in codes)
+        self._finish("Failed" if failed else "Succeeded")
+
+    def _prepare_volumes(self) -> dict[str, Path] | None:
+        """Materialize volumes; like kubelet, retry a missing object until it appears or the pod goes."""
+        reported = ""
+        while not self.stopping.is_set():
+            try:
+                files = PodFiles(self.core, self.pod, self.pod_dir, NODE_IP)
+                volumes = files.volume_dirs()
+                for container in self.pod["spec"].get("initContainers", []) + self.pod["spec"]["containers"]:
+                    files.container_env(container, {})
+                return volumes
+            except PodConfigError as error:
+                if error.message != reported:
+                    reported = error.message
+                    log.info("pod %s/%s: %s: %s", self.namespace, self.pod_name, error.reason, error.message)
+                    waiting_reason = "ContainerCreating" if error.reason == "FailedMount" else error.reason
+                    for container in self.pod["spec"]["containers"]:
+                        self.statuses[container["name"]] = _waiting(container, waiting_reason, error.message)
+                    self._patch_status("Pending", init_done=False)
+                    self.node.event(self.pod, error.reason, error.message, "Warning")
+                self.stopping.wait(2.0)
+        return None
+
+    def _deadline_exceeded(self) -> None:
+        self._deadline_hit = True
+        self.terminate(0)
+
+    def _run_container(self, container: dict[str, Any], volumes: dict[str, Path], restartable: bool) -> int:
+        name = container["name"]
+        policy = self.pod["spec"].get("restartPolicy", "Always")
+        backoff = 1.0
+        while True:
+            code = self._run_once(container, volumes)
+            if not restartable or self.stopping.is_set():
+                return code
+            if policy == "Never" or (policy == "OnFailure" and code == 0):
+                return code
+            self.restart_counts[name] = self.restart_counts.get(name, 0) + 1
+            if self.stopping.wait(backoff):
+                return code
+            backoff = min(backoff * 2, 30.0)
+
+    def _run_once(self, container: dict[str, Any], volumes: dict[str, Path]) -> int:
+        name = container["name"]
+        files = PodFiles(self.core, self.pod, self.pod_dir, NODE_IP)
+        try:
+            env = files.container_env(container, self._base_env())
+        except PodConfigError as error:
+            self.statuses[name] = _terminated(container, 1, "CreateContainerConfigError", error.message, _now(), _now())
+            return 1
+        argv = [expand(a, env) for a in container.get("command", []) + container.get("args", [])]
+        termination_log = self.pod_dir / f"{name}.termination-log"
+        termination_log.write_text("")
+        output = self.pod_dir / f"{name}.log"
+        if not container.get("command"):
+            message = "the local node runs only containers that set a command (images are not pulled)"
+            self.statuses[name] = _terminated(container, 128, "StartError", message, _now(), _now())
+            return 128
+        mounts = [
+            Mount(volumes[m["name"]] / m.get("subPath", ""), m["mountPath"], bool(m.get("readOnly")))
+            for m in container.get("volumeMounts", [])
+        ]
+        mounts.append(Mount(termination_log, container.get("terminationMessagePath", "/dev/termination-log"), False))
+        init_spec = {
+            "argv": argv,
+            "env": env,
+            "workingDir": container.get("workingDir") or str(self.pod_dir / "workdir"),
+            "terminationLog": str(termination_log),
+            "mounts": [{"source": str(m.source), "target": m.target, "readOnly": m.read_only} for m in mounts],
+        }
+        spec_path = self.pod_dir / f"{name}.container.json"
+        spec_path.write_text(json.dumps(init_spec))
+        spec_path.chmod(0o600)
+        started = _now()
+        with output.open("ab") as out:
+            out.write(f"--- {started} {' '.join(argv)}\n".encode())
+            out.flush()
+            process = subprocess.Popen(
+                [
+                    "unshare",
+                    "--mount",
+                    "--propagation",
+                    "private",
+                    "--",
+                    sys.executable,
+                    "-m",
+                    "feast_lineage.devcluster.container_init",
+                    str(spec_path),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={"PATH": env.get("PATH", _SYSTEM_PATH), "PYTHONPATH": os.environ.get("PYTHONPATH", "")},
+                start_new_session=True,
+            )
+        with self._lock:
+            self._processes[name] = process
+        self.statuses[name] = _running(container, started, self.restart_counts.get(name, 0))
+        self._patch_status("Running", init_done=True)
+        self.node.event(self.pod, "Started", f"Started container {name}", "Normal")
+        code = self._wait(process)
+        with self._lock:
+            self._processes.pop(name, None)
+        message = termination_log.read_bytes()[:_TERMINATION_MESSAGE_LIMIT].decode(errors="replace")
+        if code != 0 and not message and container.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+            lines = output.read_bytes().decode(errors="replace").splitlines()[-80:]
+            message = "\n".join(lines)[-2048:]
+        reason = "Completed" if code == 0 else "Error"
+        self.statuses[name] = _terminated(
+            container, code, reason, message, started, _now(), self.restart_counts.get(name, 0)
+        )
+        return code
+
+    def _wait(self, process: subprocess.Popen[bytes]) -> int:
+        while True:
+            try:
+                code = process.wait(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                if self.stopping.is_set():
+                    try:
+                        code = process.wait(timeout=self.grace_seconds)
+                    except subprocess.TimeoutExpired:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.killpg(process.pid, signal.SIGKILL)
+                        code = process.wait()
+                    break
+        # Signals become 128 + signal number, as a container runtime reports them.
+        return 128 - code if code < 0 else code
+
+    def _base_env(self) -> dict[str, str]:
+        node_bin = str(Path(sys.executable).parent)
+        home = self.pod_dir / "home"
+        home.mkdir(exist_ok=True)
+        env = {
+            "PATH": f"{node_bin}:{_SYSTEM_PATH}",
+            "HOSTNAME": self.pod_name,
+            "HOME": str(home),
+            "LANG": "C.UTF-8",
+            "KUBERNETES_SERVICE_HOST": NODE_IP,
+            "KUBERNETES_SERVICE_PORT": str(self.node.apiserver_port),
+            "KUBERNETES_SERVICE_PORT_HTTPS": str(self.node.apiserver_port),
+        }
+        for name in ("NO_PROXY", "no_proxy", "PYTHONPATH", "TZ"):
+            if name in os.environ:
+                env[name] = os.environ[name]
+        return env
+
+    # -- status ----------------------------------------------------------------------------------
+
+    def _finish(self, phase: str, reason: str = "", message: str = "") -> None:
+        for container in self.pod["spec"]["containers"]:
+            status = self.statuses.get(container["name"], {})
+            if "terminated" not in status.get("state", {}):
+                self.statuses[container["name"]] = _terminated(
+                    container, 137, reason or "Error", message, self.started_at, _now()
+                )
+        self._patch_status(phase, init_done=True, reason=reason, message=message)
+        log.info("pod %s/%s: %s %s", self.namespace, self.pod_name, phase, reason)
+
+    def _patch_status(self, phase: str, init_done: bool, reason: str = "", message: str = "") -> None:
+        running = phase == "Running" and all("running" in s["state"] for s in self.statuses.values())
+        now = _now()
+
+        def condition(kind: str, ok: bool) -> dict[str, str]:
+            return {"type": kind, "status": "True" if ok else "False", "lastTransitionTime": now}
+
+        status: dict[str, Any] = {
+            "phase": phase,
+            "hostIP": NODE_IP,
+            "hostIPs": [{"ip": NODE_IP}],
+            "podIP": NODE_IP,
+            "podIPs": [{"ip": NODE_IP}],
+            "startTime": self.started_at,
+            "conditions": [
+                condition("PodScheduled", True),
+                condition("Initialized", init_done),
+                condition("ContainersReady", running),
+                condition("Ready", running),
+            ],
+            "containerStatuses": list(self.statuses.values()),
+        }
+        if reason:
+            status["reason"] = reason
+        if message:
+            status["message"] = message
+        try:
+            self.core.patch_namespaced_pod_status(self.pod_name, self.namespace, {"status": status})
+        except ApiException as error:
+            if error.status != 404:
+                log.warning("pod %s/%s: status patch failed: %s", self.namespace, self.pod_name, error.reason)
+
+
+def _container_base(container: dict[str, Any], restarts: int = 0) -> dict[str, Any]:
+    return {
+        "name": container["name"],
+        "image": container.get("image", ""),
+        "imageID": "",
+        "ready": False,
+        "restartCount": restarts,
+        "started": False,
+    }
+
+
+def _waiting(container: dict[str, Any], reason: str, message: str) -> dict[str, Any]:
+    state = {"reason": reason, **({"message": message} if message else {})}
+    return {**_container_base(container), "state": {"waiting": state}}
+
+
+def _running(container: dict[str, Any], started: str, restarts: int) -> dict[str, Any]:
+    return {
+        **_container_base(container, restarts),
+        "ready": True,
+        "started": True,
+        "containerID": f"local://{container['name']}",
+        "state": {"running": {"startedAt": started}},
+    }
+
+
+def _terminated(
+    container: dict[str, Any], code: int, reason: str, message: str, started: str, finished: str, restarts: int = 0
+) -> dict[str, Any]:
+    terminated: dict[str, Any] = {"exitCode": code, "reason": reason, "startedAt": started, "finishedAt": finished}
+    if message:
+        terminated["message"] = message
+    return {
+        **_container_base(container, restarts),
+        "containerID": f"local://{container['name']}",
+        "state": {"terminated": terminated},
+    }
+
+
+class LocalNode:
+    """Registers the Node, binds pods, and keeps one :class:`PodRun` per live pod."""
+
+    def __init__(self, api: client.ApiClient, name: str, state_dir: Path) -> None:
+        self.api = api
+        self.name = name
+        self.state_dir = state_dir
+        self.core = client.CoreV1Api(api)
+        self.apiserver_port = urlparse(api.configuration.host).port or 443
+        self.runs: dict[str, PodRun] = {}
+        self.deleting: set[str] = set()
+
+    def register(self) -> None:
+        body = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": self.name,
+                "labels": {
+                    "kubernetes.io/hostname": self.name,
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": "amd64",
+                    "featurelineage.io/local-node": "true",
+                },
+            },
+        }
+        try:
+            self.core.create_node(body)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+        now = _now()
+        cpus = str(os.cpu_count() or 1)
+        capacity = {"cpu": cpus, "memory": f"{_memory_kib()}Ki", "pods": "250", "ephemeral-storage": "100Gi"}
+        conditions = [
+            {
+                "type": kind,
+                "status": "False",
+                "reason": f"KubeletHas{ok}",
+                "lastHeartbeatTime": now,
+                "lastTransitionTime": now,
+            }
+            for kind, ok in (
+                ("MemoryPressure", "SufficientMemory"),
+                ("DiskPressure", "NoDiskPressure"),
+                ("PIDPressure", "SufficientPID"),
+            )
+        ]
+        conditions.append(
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "KubeletReady",
+                "message": "local node runs pods as local processes",
+                "lastHeartbeatTime": now,
+                "lastTransitionTime": now,
+            }
+        )
+        status = {
+            "capacity": capacity,
+            "allocatable": capacity,
+            "conditions": conditions,
+            "addresses": [{"type": "InternalIP", "address": NODE_IP}, {"type": "Hostname", "address": self.name}],
+            "nodeInfo": {
+                "kubeletVersion": "local",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+                "containerRuntimeVersion": "local://processes",
+            },
+        }
+        self.core.patch_node_status(self.name, {"status": status})
+
+    def event(self, pod: Pod, reason: str, message: str, kind: str) -> None:
+        meta = pod["metadata"]
+        now = _now()
+        body = {
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "kind": "Pod",
+                "apiVersion": "v1",
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": kind,
+            "source": {"component": "local-node", "host": self.name},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        with contextlib.suppress(ApiException):
+            self.core.create_namespaced_event(meta["namespace"], body)
+
+    # -- reconcile -------------------------------------------------------------------------------
+
+    def handle(self, pod: Pod) -> None:
+        meta, spec = pod["metadata"], pod["spec"]
+        uid = meta["uid"]
+        node_name = spec.get("nodeName")
+        if node_name and node_name != self.name:
+            return
+        phase = pod.get("status", {}).get("phase", "Pending")
+        if meta.get("deletionTimestamp"):
+            self._delete(pod)
+            return
+        if not node_name:
+            self._bind(pod)
+            return
+        if uid in self.runs or phase in ("Succeeded", "Failed"):
+            return
+        if phase == "Running":
+            # Started by an earlier node process whose children are gone, as kubelet reports a lost pod.
+            run = PodRun(self, pod)
+            run._finish("Failed", reason="NodeLost", message="the local node restarted while the pod ran")
+            return
+        run = PodRun(self, pod)
+        self.runs[uid] = run
+        run.start()
+
+    def forget(self, pod: Pod) -> None:
+        uid = pod["metadata"]["uid"]
+        run = self.runs.pop(uid, None)
+        if run is not None:
+            run.terminate(0)
+        self.deleting.discard(uid)
+
+    def _bind(self, pod: Pod) -> None:
+        meta = pod["metadata"]
+        body = {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": meta["name"]},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": self.name},
+        }
+        try:
+            # The generated client mis-parses the Binding response, so the reply is not decoded.
+            self.core.create_namespaced_pod_binding(meta["name"], meta["namespace"], body, _preload_content=False)
+        except ApiException as error:
+            if error.status not in (404, 409):
+                log.warning("bind %s/%s failed: %s", meta["namespace"], meta["name"], error.reason)
+
+    def _delete(self, pod: Pod) -> None:
+        uid = pod["metadata"]["uid"]
+        if uid in self.deleting:
+            return
+        self.deleting.add(uid)
+        grace = float(pod["metadata"].get("deletionGracePeriodSeconds") or 0)
+        threading.Thread(target=self._finish_deletion, args=(pod, min(grace, 30.0)), daemon=True).start()
+
+    def _finish_deletion(self, pod: Pod, grace: float) -> None:
+        meta = pod["metadata"]
+        run = self.runs.get(meta["uid"])
+        if run is not None:
+            run.terminate(grace)
+            run.join(timeout=grace + 10)
+        body = client.V1DeleteOptions(grace_period_seconds=0, preconditions=client.V1Preconditions(uid=meta["uid"]))
+        try:
+            self.core.delete_namespaced_pod(meta["name"], meta["namespace"], body=body)
+        except ApiException as error:
+            if error.status not in (404, 409):
+                log.warning("delete %s/%s failed: %s", meta["namespace"], meta["name"], error.reason)
+
+    def run_forever(self) -> None:
+        self.register()
+        resource_version = ""
+        while True:
+            try:
+                if not resource_version:
+                    listing = self.core.list_pod_for_all_namespaces(_preload_content=False)
+                    data = json.loads(listing.data)
+                    for pod in data["items"]:
+                        self.handle(pod)
+                    resource_version = data["metadata"]["resourceVersion"]
+                stream = watch.Watch().stream(
+                    self.core.list_pod_for_all_namespaces,
+                    resource_version=resource_version,
+                    timeout_seconds=300,
+                    allow_watch_bookmarks=True,
+                )
+                for event in stream:
+                    raw = event["raw_object"]
+                    if event["type"] == "ERROR":
+                        resource_version = ""
+                        break
+                    resource_version = raw["metadata"]["resourceVersion"]
+                    if event["type"] == "BOOKMARK":
+                        continue
+                    if event["type"] == "DELETED":
+                        self.forget(raw)
+                    else:
+                        self.handle(raw)
+            except ApiException as error:
+                if error.status == 410:
+                    resource_version = ""
+                else:
+                    log.warning("watch failed: %s; retrying", error.reason)
+                    time.sleep(1)
+            except Exception:
+                log.exception("watch loop error; relisting")
+                resource_version = ""
+                time.sleep(1)
+
+
+def _memory_kib() -> int:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1])
+    return 8 * 1024 * 1024
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument("--state-dir", required=True, type=Path)
+    parser.add_argument("--name", default="local-node")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if shutil.which("unshare") is None:
+        sys.exit("the local node needs `unshare` (util-linux) to give each container its own mounts")
+    api = config.new_client_from_config(config_file=args.kubeconfig)
+    node = LocalNode(api, args.name, args.state_dir)
+    node.run_forever()
+
+
+if __name__ == "__main__":
+    main()
