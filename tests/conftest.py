@@ -55,18 +55,19 @@ def namespace(request: pytest.FixtureRequest, api: client.ApiClient) -> Iterator
 
 @pytest.fixture
 def kubectl(dev_cluster: DevCluster) -> Kubectl:
-    return Kubectl(dev_cluster.kubeconfig)
+    return Kubectl(dev_cluster.binaries.kubectl, dev_cluster.kubeconfig)
 
 
 class Kubectl:
-    """Runs the real kubectl against the test cluster."""
+    """Runs the real kubectl (built at the server's version) against the test cluster."""
 
-    def __init__(self, kubeconfig: Path) -> None:
+    def __init__(self, executable: Path, kubeconfig: Path) -> None:
+        self.executable = executable
         self.kubeconfig = kubeconfig
 
     def __call__(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            ["kubectl", f"--kubeconfig={self.kubeconfig}", *args],
+            [str(self.executable), f"--kubeconfig={self.kubeconfig}", *args],
             capture_output=True,
             text=True,
             input=input,

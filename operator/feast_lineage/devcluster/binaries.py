@@ -44,6 +44,7 @@ class Binaries:
     etcd: Path
     kube_apiserver: Path
     kube_controller_manager: Path
+    kubectl: Path
     helm: Path
 
 
@@ -60,12 +61,22 @@ def ensure_binaries(log: bool = True) -> Binaries:
         etcd=etcd_dir / "etcd",
         kube_apiserver=k8s_dir / "kube-apiserver",
         kube_controller_manager=k8s_dir / "kube-controller-manager",
+        kubectl=k8s_dir / "kubectl",
         helm=helm_dir / "helm",
     )
     if not wanted.etcd.exists():
         _timed(log, f"etcd {ETCD_VERSION}", lambda: _build_etcd(etcd_dir))
-    if not (wanted.kube_apiserver.exists() and wanted.kube_controller_manager.exists()):
-        _timed(log, f"kubernetes {KUBERNETES_VERSION}", lambda: _build_kubernetes(k8s_dir))
+    k8s_missing = [
+        path.name
+        for path in (wanted.kube_apiserver, wanted.kube_controller_manager, wanted.kubectl)
+        if not path.exists()
+    ]
+    if k8s_missing:
+        _timed(
+            log,
+            f"{', '.join(k8s_missing)} {KUBERNETES_VERSION}",
+            lambda: _build_kubernetes(k8s_dir, k8s_missing),
+        )
     if not wanted.helm.exists():
         _timed(log, f"helm {HELM_VERSION}", lambda: _build_helm(helm_dir))
     return wanted
@@ -147,16 +158,15 @@ def _fresh_work_dir(name: str) -> Path:
 
 
 def _install(built: Path, target_dir: Path) -> None:
-    """Move a finished build into place atomically, so a half build is never used."""
-    target_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = target_dir.with_name(target_dir.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(built, staging)
-    shutil.rmtree(target_dir, ignore_errors=True)
-    staging.rename(target_dir)
+    """Move each finished binary into place atomically, so a half build is never used."""
+    target_dir.mkdir(parents=True, exist_ok=True)
+    for binary in built.iterdir():
+        staging = target_dir / f".{binary.name}.tmp"
+        shutil.copy2(binary, staging)
+        os.replace(staging, target_dir / binary.name)
 
 
-def _build_kubernetes(target_dir: Path) -> None:
+def _build_kubernetes(target_dir: Path, names: list[str]) -> None:
     work = _fresh_work_dir("kubernetes")
     log_path = work / "build.log"
     upstream = _module_gomod("k8s.io/kubernetes", KUBERNETES_VERSION, work, log_path)
@@ -170,7 +180,7 @@ def _build_kubernetes(target_dir: Path) -> None:
             _godebug_lines(upstream),
         )
     )
-    commands = ["k8s.io/kubernetes/cmd/kube-apiserver", "k8s.io/kubernetes/cmd/kube-controller-manager"]
+    commands = [f"k8s.io/kubernetes/cmd/{name}" for name in names]
     # Pin the version on the command line: a bare `go get` would move to the newest release.
     _run_go(["get", *(f"{c}@{KUBERNETES_VERSION}" for c in commands)], work, log_path)
     stamps = []

@@ -1,0 +1,45 @@
+# Everything installs into .venv; Kubernetes binaries are built once into ~/.cache/feast-lineage.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+export NO_PROXY := 127.0.0.1,localhost
+
+.PHONY: install test example lint binaries crds dev-up dev-down clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+## Run every test: unit tests, then the ones against a real control plane, node and MLflow.
+test: install
+	$(BIN)/pytest
+
+## Run the driver-stats example on a local cluster (started if it is not running).
+example: install
+	bash examples/driver-stats/run.sh
+
+lint: install
+	$(BIN)/ruff check operator tests examples
+	$(BIN)/ruff format --check operator tests examples
+	$(BIN)/mypy
+	$(BIN)/feast-lineage crds --check --output crds
+
+## Build (or find cached) etcd, kube-apiserver, kube-controller-manager, kubectl and helm.
+binaries: install
+	$(BIN)/feast-lineage dev-cluster build
+
+crds: install
+	$(BIN)/feast-lineage crds --output crds
+
+dev-up: install
+	$(BIN)/feast-lineage dev-cluster up
+
+dev-down: install
+	$(BIN)/feast-lineage dev-cluster down
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,66 @@
+"""Feast definitions of the driver-stats example.
+
+feature_store.yaml is not part of the repo: the operator renders it from the
+FeatureStoreProject. Every file sits at the top of the repo so the repo can be
+shipped as a ConfigMap (whose keys cannot contain '/').
+"""
+
+from datetime import timedelta
+
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
+from feast.types import Float32, Int64
+
+driver = Entity(
+    name="driver",
+    join_keys=["driver_id"],
+    value_type=ValueType.INT64,
+    description="A driver of the ride-hailing fleet.",
+)
+
+# Relative paths are resolved by Feast against the repo directory.
+driver_stats_source = FileSource(
+    name="driver_stats_source",
+    path="driver_stats.parquet",
+    timestamp_field="event_timestamp",
+    created_timestamp_column="created",
+    description="Hourly driver statistics.",
+)
+
+driver_hourly_stats = FeatureView(
+    name="driver_hourly_stats",
+    entities=[driver],
+    ttl=timedelta(days=1),
+    schema=[
+        Field(name="driver_id", dtype=Int64),
+        Field(name="conv_rate", dtype=Float32, description="Share of offers the driver converted."),
+        Field(name="acc_rate", dtype=Float32, description="Share of offers the driver accepted."),
+        Field(name="avg_daily_trips", dtype=Int64, description="Average trips per day."),
+    ],
+    online=True,
+    source=driver_stats_source,
+    tags={"team": "driver_performance"},
+)
+
+# A slower-moving view over the same source: a week of TTL for the daily trip count.
+driver_daily_trips = FeatureView(
+    name="driver_daily_trips",
+    entities=[driver],
+    ttl=timedelta(days=7),
+    schema=[
+        Field(name="driver_id", dtype=Int64),
+        Field(name="avg_daily_trips", dtype=Int64, description="Average trips per day."),
+    ],
+    online=True,
+    source=driver_stats_source,
+    tags={"team": "driver_performance"},
+)
+
+driver_activity_v1 = FeatureService(
+    name="driver_activity_v1",
+    features=[
+        driver_hourly_stats[["conv_rate", "acc_rate"]],
+        driver_daily_trips,
+    ],
+    description="Features of the driver activity model, version 1.",
+    tags={"model": "driver_activity"},
+)

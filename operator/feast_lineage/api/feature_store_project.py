@@ -1,0 +1,133 @@
+"""The FeatureStoreProject resource: one Feast project managed from Kubernetes."""
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from .common import (
+    CamelModel,
+    Conditions,
+    MlflowRunRef,
+    ObjectMeta,
+    StatusModel,
+    Timestamp,
+    TimeWindow,
+)
+from .feature_store import FeatureStoreConfig
+from .injection import InjectionConfig
+from .mlflow_config import MlflowConfig
+from .repo import RepoSource
+from .runner import RunnerConfig
+from .schedule import MaterializationSchedule
+
+PROJECT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_]*$"
+
+SUB_OBJECT_DEFAULT: dict[str, Any] = {"default": {}}
+"""Lets the API server fill in the defaults of a section the user left out."""
+
+
+class FeatureStoreProjectSpec(CamelModel):
+    """Desired state of a Feast project: its repo, its feature_store.yaml and how it is run."""
+
+    project: Annotated[str, Field(max_length=63, pattern=PROJECT_NAME_PATTERN)]
+    """Feast project name (letters, digits and underscores)."""
+    repo: RepoSource
+    """Where the feature repo comes from."""
+    feature_store: FeatureStoreConfig
+    """Settings rendered into feature_store.yaml."""
+    mlflow: MlflowConfig = Field(default_factory=MlflowConfig, json_schema_extra=SUB_OBJECT_DEFAULT)
+    """MLflow lineage settings."""
+    materialization: MaterializationSchedule | None = None
+    """Scheduled incremental materialization; none when not set."""
+    runner: RunnerConfig = Field(default_factory=RunnerConfig, json_schema_extra=SUB_OBJECT_DEFAULT)
+    """Pod settings of the Jobs that run Feast."""
+    injection: InjectionConfig = Field(default_factory=InjectionConfig, json_schema_extra=SUB_OBJECT_DEFAULT)
+    """Client configuration injected into training pods."""
+
+
+class AppliedChanges(StatusModel):
+    """Objects that a `feast apply` created, updated or deleted."""
+
+    feature_views: list[str] = Field(default_factory=list)
+    """Changed feature views."""
+    feature_services: list[str] = Field(default_factory=list)
+    """Changed feature services."""
+    entities: list[str] = Field(default_factory=list)
+    """Changed entities."""
+
+
+class LastApply(StatusModel):
+    """The most recent `feast apply`."""
+
+    revision: str | None = None
+    """Revision of the repo that was applied (Git revision, ConfigMap resourceVersion or image)."""
+    commit: str | None = None
+    """Git commit the revision resolved to."""
+    time: Timestamp | None = None
+    """When the apply finished."""
+    job_name: str | None = None
+    """Kubernetes Job that ran it."""
+    trigger: str | None = None
+    """What started it, e.g. a spec change or a new repo revision."""
+    mlflow: MlflowRunRef | None = None
+    """MLflow run that recorded it."""
+    changes: AppliedChanges | None = None
+    """Objects it changed."""
+    duration_seconds: float | None = None
+    """How long it took."""
+
+
+class LastMaterialization(StatusModel):
+    """The most recent MaterializationJob of the project."""
+
+    name: str | None = None
+    """Name of the MaterializationJob."""
+    phase: str | None = None
+    """Its phase."""
+    window: TimeWindow | None = None
+    """Event-time window it materialized."""
+    completion_time: Timestamp | None = None
+    """When it finished."""
+
+
+class FeatureStoreProjectStatus(StatusModel):
+    """Observed state of the project, written by the operator."""
+
+    observed_generation: int | None = None
+    """metadata.generation the status reflects."""
+    conditions: Conditions = Field(default_factory=list)
+    """Ready, Reconciling, Stalled and Applied conditions."""
+    last_apply: LastApply | None = None
+    """The most recent `feast apply`."""
+    last_materialization: LastMaterialization | None = None
+    """The most recent materialization."""
+    feature_views: list[str] = Field(default_factory=list)
+    """Feature views in the registry after the last apply."""
+    feature_services: list[str] = Field(default_factory=list)
+    """Feature services in the registry after the last apply."""
+    entities: list[str] = Field(default_factory=list)
+    """Entities in the registry after the last apply."""
+    client_config_map: str | None = None
+    """ConfigMap with the client feature_store.yaml that injected pods mount."""
+    runner_config_map: str | None = None
+    """ConfigMap with the feature_store.yaml the runner uses."""
+    pending_audit: list[dict[str, Any]] = Field(default_factory=list)
+    """Compact operation records waiting for delivery to MLflow."""
+    applied_spec_hash: str | None = None
+    """Hash of the spec and repo revision of the last successful apply."""
+
+
+class FeatureStoreProject(CamelModel):
+    """FeatureStoreProject is a Feast project whose repo the operator applies, materializes and
+    exposes to training pods, recording each operation in MLflow."""
+
+    api_version: Literal["featurelineage.io/v1alpha1"] = "featurelineage.io/v1alpha1"
+    """API version of the resource."""
+    kind: Literal["FeatureStoreProject"] = "FeatureStoreProject"
+    """Kind of the resource."""
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    """Standard object metadata."""
+    spec: FeatureStoreProjectSpec
+    """Desired state."""
+    status: FeatureStoreProjectStatus | None = None
+    """Observed state."""

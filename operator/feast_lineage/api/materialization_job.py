@@ -1,0 +1,143 @@
+"""The MaterializationJob resource: one run of `feast materialize` for a project."""
+
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field, field_validator, model_validator
+from typing_extensions import Self
+
+from .cel import CelRule, validations
+from .common import (
+    FEATURE_VIEW_LIST,
+    CamelModel,
+    Conditions,
+    FeatureViewName,
+    LocalObjectReference,
+    MlflowRunRef,
+    ObjectMeta,
+    StatusModel,
+    Timestamp,
+    TimeWindow,
+    check_unique,
+)
+
+SPEC_IMMUTABLE = CelRule(
+    rule="self == oldSelf",
+    message="spec is immutable; create a new MaterializationJob to run again",
+)
+RANGE_NEEDS_WINDOW = CelRule(
+    rule="self.mode != 'Range' || (has(self.startTime) && has(self.endTime))",
+    message="mode Range requires startTime and endTime",
+)
+INCREMENTAL_NO_START = CelRule(
+    rule="self.mode != 'Incremental' || !has(self.startTime)",
+    message="mode Incremental must not set startTime; it continues from the last materialized time",
+)
+# date-time strings are CEL timestamps in Kubernetes, so they compare as times, not as text.
+START_BEFORE_END = CelRule(
+    rule="!has(self.startTime) || !has(self.endTime) || self.startTime < self.endTime",
+    message="startTime must be before endTime",
+)
+SPEC_RULES = (SPEC_IMMUTABLE, RANGE_NEEDS_WINDOW, INCREMENTAL_NO_START, START_BEFORE_END)
+
+
+class MaterializationJobSpec(CamelModel):
+    """What to materialize. Immutable: a new run is a new object, so a Git history is an audit trail."""
+
+    # Bounded lists and strings keep the CEL cost estimate of the whole-spec comparison low.
+    model_config = ConfigDict(json_schema_extra=validations(*SPEC_RULES))
+
+    project_ref: LocalObjectReference
+    """FeatureStoreProject to materialize, in the same namespace."""
+    mode: Literal["Incremental", "Range"] = "Incremental"
+    """Incremental continues from the last materialized time up to endTime; Range loads
+    [startTime, endTime)."""
+    start_time: Timestamp | None = None
+    """Start of the event-time window (Range only)."""
+    end_time: Timestamp | None = None
+    """End of the event-time window; the time the job starts when not set (Incremental only)."""
+    feature_views: list[FeatureViewName] = Field(
+        default_factory=list, max_length=100, json_schema_extra=FEATURE_VIEW_LIST
+    )
+    """Feature views to materialize; all of the project's when empty."""
+    backoff_limit: Annotated[int, Field(ge=0, le=10)] = 0
+    """Retries of a failed runner pod."""
+    active_deadline_seconds: Annotated[int, Field(ge=1)] | None = None
+    """Seconds the Job may run before it is stopped; no limit when not set."""
+
+    @field_validator("feature_views")
+    @classmethod
+    def _unique_views(cls, value: list[str]) -> list[str]:
+        check_unique(value, "feature view")
+        return value
+
+    @model_validator(mode="after")
+    def _window(self) -> Self:
+        if self.mode == "Range" and (self.start_time is None or self.end_time is None):
+            raise ValueError(RANGE_NEEDS_WINDOW.message)
+        if self.mode == "Incremental" and self.start_time is not None:
+            raise ValueError(INCREMENTAL_NO_START.message)
+        if self.start_time is not None and self.end_time is not None and self.start_time >= self.end_time:
+            raise ValueError(START_BEFORE_END.message)
+        return self
+
+
+class Provenance(StatusModel):
+    """Who or what created the MaterializationJob."""
+
+    triggered_by: Literal["schedule", "gitops", "manual"] | None = None
+    """A project's schedule, a GitOps tool (Argo CD, Flux) or a person."""
+    git_revision: str | None = None
+    """Git revision the object was synced from."""
+    git_repository: str | None = None
+    """Git repository the object was synced from."""
+    manager: str | None = None
+    """Field manager or GitOps application that created the object."""
+    scheduled_time: Timestamp | None = None
+    """Schedule tick the object was created for."""
+
+
+class MaterializationJobStatus(StatusModel):
+    """Observed state of the run, written by the operator."""
+
+    observed_generation: int | None = None
+    """metadata.generation the status reflects."""
+    conditions: Conditions = Field(default_factory=list)
+    """Ready, Reconciling and Stalled conditions."""
+    phase: Literal["Pending", "Running", "Succeeded", "Failed"] | None = None
+    """Where the run is in its life."""
+    job_name: str | None = None
+    """Kubernetes Job that runs it."""
+    window: TimeWindow | None = None
+    """Event-time window that is materialized."""
+    start_time: Timestamp | None = None
+    """When the Job started."""
+    completion_time: Timestamp | None = None
+    """When the Job finished."""
+    duration_seconds: float | None = None
+    """How long the run took."""
+    mlflow: MlflowRunRef | None = None
+    """MLflow run that recorded it."""
+    provenance: Provenance | None = None
+    """Who or what created the object."""
+    reason: str | None = None
+    """Machine-readable CamelCase reason of the current phase."""
+    message: str | None = None
+    """Human-readable details of the current phase."""
+    waiting_for: str | None = None
+    """What a Pending run waits for, e.g. the project becoming Ready or a running job."""
+
+
+class MaterializationJob(CamelModel):
+    """MaterializationJob is one run of `feast materialize` for a FeatureStoreProject, committed to
+    Git, created by the project's schedule or created by hand."""
+
+    api_version: Literal["featurelineage.io/v1alpha1"] = "featurelineage.io/v1alpha1"
+    """API version of the resource."""
+    kind: Literal["MaterializationJob"] = "MaterializationJob"
+    """Kind of the resource."""
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    """Standard object metadata."""
+    spec: MaterializationJobSpec
+    """Desired state."""
+    status: MaterializationJobStatus | None = None
+    """Observed state."""

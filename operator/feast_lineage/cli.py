@@ -1,0 +1,90 @@
+"""The ``feast-lineage`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from feast_lineage import __version__
+
+
+def _default_dev_dir() -> Path:
+    from feast_lineage.devcluster.binaries import cache_root
+
+    return cache_root() / "dev-cluster"
+
+
+def _crds(args: argparse.Namespace) -> int:
+    from feast_lineage.api.crd import diff_crds, write_crds
+
+    if args.check:
+        stale = diff_crds(args.output)
+        if stale:
+            print(f"out of date in {args.output}: {', '.join(stale)}; run `feast-lineage crds`", file=sys.stderr)
+            return 1
+        print(f"{args.output} matches the models")
+        return 0
+    for path in write_crds(args.output):
+        print(path)
+    return 0
+
+
+def _dev_cluster(args: argparse.Namespace) -> int:
+    from feast_lineage.devcluster import cluster
+
+    directory: Path = args.dir
+    if args.action == "build":
+        from feast_lineage.devcluster.binaries import ensure_binaries
+
+        print(json.dumps({k: str(v) for k, v in vars(ensure_binaries()).items()}, indent=2))
+        return 0
+    if args.action == "down":
+        stopped = cluster.stop_from_state(directory)
+        print(f"stopped: {', '.join(stopped)}" if stopped else f"nothing recorded in {directory}")
+        return 0
+    if args.action == "status":
+        state_path = directory / cluster.STATE_FILE
+        print(state_path.read_text() if state_path.exists() else f"not running ({directory})")
+        return 0
+    if (directory / cluster.STATE_FILE).exists():
+        print(f"already up; run `feast-lineage dev-cluster down --dir {directory}` first", file=sys.stderr)
+        return 1
+    dev = cluster.start_dev_cluster(directory, with_mlflow=not args.no_mlflow)
+    print(f"control plane ready in {dev.control_plane.start_seconds:.1f}s")
+    print(f"export KUBECONFIG={dev.kubeconfig}")
+    # kubectl and helm at the versions the cluster was built with.
+    print(f"export PATH={dev.binaries.kubectl.parent}:{dev.binaries.helm.parent}:$PATH")
+    if dev.mlflow is not None:
+        print(f"export MLFLOW_TRACKING_URI={dev.mlflow.url}")
+    print(f"logs: {directory / 'logs'}; pod output: {directory / 'node' / 'pods'}")
+    print(f"stop with: feast-lineage dev-cluster down --dir {directory}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="feast-lineage", description="Lineage-managed Feast feature stores.")
+    parser.add_argument("--version", action="version", version=__version__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    crds = commands.add_parser("crds", help="generate the CustomResourceDefinitions from the models")
+    crds.add_argument("--output", type=Path, default=Path("crds"), help="directory to write (default: crds)")
+    crds.add_argument("--check", action="store_true", help="only check that the directory is up to date")
+    crds.set_defaults(handler=_crds)
+
+    dev = commands.add_parser("dev-cluster", help="a local control plane, node and MLflow server for trying things out")
+    dev.add_argument("action", choices=["up", "down", "status", "build"])
+    dev.add_argument("--dir", type=Path, default=_default_dev_dir(), help="state directory")
+    dev.add_argument("--no-mlflow", action="store_true", help="do not start an MLflow server")
+    dev.set_defaults(handler=_dev_cluster)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    sys.exit(args.handler(args))
+
+
+if __name__ == "__main__":
+    main()
