@@ -13,6 +13,7 @@ import pytest
 from kubernetes import client
 
 from feast_lineage.devcluster.cluster import DevCluster, start_dev_cluster
+from feast_lineage.devcluster.mlflow_server import MlflowServer, start_mlflow
 from tests.cluster_helpers import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -20,16 +21,26 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session")
 def dev_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
-    """Build (if needed) and start the control plane, the local node and MLflow; stop all at the end.
+    """Build (if needed) and start the control plane and the local node; stop both at the end.
 
     A missing prerequisite fails here with the component's log tail; it is never skipped.
     """
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
-    cluster = start_dev_cluster(tmp_path_factory.mktemp("dev-cluster"))
+    cluster = start_dev_cluster(tmp_path_factory.mktemp("dev-cluster"), with_mlflow=False)
     try:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """A real `mlflow server` (SQLite, served artifacts) shared by the whole run."""
+    server = start_mlflow(tmp_path_factory.mktemp("mlflow"))
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -63,6 +63,13 @@ def _dev_cluster(args: argparse.Namespace) -> int:
     return 0
 
 
+def _runner(args: argparse.Namespace) -> int:
+    # Imported here: the runner pulls in Feast, which the other commands must not pay for.
+    from feast_lineage.runner.entrypoint import run_operation
+
+    return run_operation(args.operation)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="feast-lineage", description="Lineage-managed Feast feature stores.")
     parser.add_argument("--version", action="version", version=__version__)
@@ -72,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     crds.add_argument("--output", type=Path, default=Path("crds"), help="directory to write (default: crds)")
     crds.add_argument("--check", action="store_true", help="only check that the directory is up to date")
     crds.set_defaults(handler=_crds)
+
+    runner = commands.add_parser("runner", help="run a Feast operation inside a runner Job pod")
+    runner.add_argument("operation", choices=["apply", "materialize"])
+    runner.set_defaults(handler=_runner)
 
     dev = commands.add_parser("dev-cluster", help="a local control plane, node and MLflow server for trying things out")
     dev.add_argument("action", choices=["up", "down", "status", "build"])

@@ -1,0 +1,105 @@
+"""What the operator hands a runner pod, and what the runner hands back.
+
+The operator renders Jobs whose container runs ``feast-lineage runner <operation>``
+with the environment variables and mounts named here; the runner reports a
+:class:`RunnerResult` as JSON in its termination message, which the operator
+copies into status. Both sides import this module, so the two never drift.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# -- mounts --------------------------------------------------------------------------------------
+
+CONFIG_MOUNT = "/etc/feast-lineage/config"
+"""The runner ConfigMap (key ``feature_store.yaml``) is mounted here."""
+REPO_CONFIGMAP_MOUNT = "/etc/feast-lineage/repo"
+"""A ``repo.configMap`` source is mounted here (one file per key)."""
+WORKSPACE_MOUNT = "/workspace"
+"""A writable emptyDir: the runner assembles the feature repo under it and uses it as HOME."""
+FEATURE_STORE_YAML = "feature_store.yaml"
+
+# -- environment ---------------------------------------------------------------------------------
+
+ENV_OPERATION = "FEAST_LINEAGE_OPERATION"  # apply | materialize
+ENV_CONFIG_PATH = "FEAST_LINEAGE_CONFIG"  # path of the rendered feature_store.yaml
+ENV_WORKSPACE = "FEAST_LINEAGE_WORKSPACE"
+ENV_RESULT_PATH = "FEAST_LINEAGE_RESULT_PATH"  # default /dev/termination-log
+ENV_REPO_KIND = "FEAST_LINEAGE_REPO_KIND"  # configMap | git | image
+ENV_REPO_DIR = "FEAST_LINEAGE_REPO_DIR"  # configMap mount or image path
+ENV_GIT_URL = "FEAST_LINEAGE_GIT_URL"
+ENV_GIT_REVISION = "FEAST_LINEAGE_GIT_REVISION"
+ENV_GIT_COMMIT = "FEAST_LINEAGE_GIT_COMMIT"  # the commit the operator resolved; checked out exactly
+ENV_GIT_PATH = "FEAST_LINEAGE_GIT_PATH"
+ENV_GIT_USERNAME = "FEAST_LINEAGE_GIT_USERNAME"  # from the git Secret, by secretKeyRef
+ENV_GIT_PASSWORD = "FEAST_LINEAGE_GIT_PASSWORD"
+ENV_GIT_TOKEN = "FEAST_LINEAGE_GIT_TOKEN"
+ENV_PROVENANCE = "FEAST_LINEAGE_PROVENANCE"  # JSON object of MLflow tags rendered by the operator
+ENV_AUDIT_ID = "FEAST_LINEAGE_AUDIT_ID"  # unique per operation: makes MLflow delivery exactly-once
+ENV_LOG_OPERATIONS = "FEAST_LINEAGE_LOG_OPERATIONS"  # "true" | "false"
+ENV_OPS_EXPERIMENT = "FEAST_LINEAGE_OPS_EXPERIMENT"  # <project><opsExperimentSuffix>
+# Materialization only.
+ENV_MATERIALIZE_MODE = "FEAST_LINEAGE_MATERIALIZE_MODE"  # Incremental | Range
+ENV_MATERIALIZE_START = "FEAST_LINEAGE_MATERIALIZE_START"  # RFC 3339
+ENV_MATERIALIZE_END = "FEAST_LINEAGE_MATERIALIZE_END"  # RFC 3339
+ENV_FEATURE_VIEWS = "FEAST_LINEAGE_FEATURE_VIEWS"  # comma-separated; empty = all
+# MLflow's own client settings, set by the operator from spec.mlflow.
+MLFLOW_ENV_TRACKING_URI = "MLFLOW_TRACKING_URI"
+MLFLOW_ENV_TIMEOUT = "MLFLOW_HTTP_REQUEST_TIMEOUT"
+MLFLOW_ENV_MAX_RETRIES = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
+MLFLOW_ENV_USERNAME = "MLFLOW_TRACKING_USERNAME"
+MLFLOW_ENV_PASSWORD = "MLFLOW_TRACKING_PASSWORD"
+MLFLOW_ENV_TOKEN = "MLFLOW_TRACKING_TOKEN"
+
+TERMINATION_MESSAGE_LIMIT = 4096
+"""Kubernetes keeps at most this many bytes of a termination message."""
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+
+class ObjectChanges(_Wire):
+    """Names of Feast objects, by kind."""
+
+    feature_views: list[str] = Field(default_factory=list, alias="featureViews")
+    feature_services: list[str] = Field(default_factory=list, alias="featureServices")
+    entities: list[str] = Field(default_factory=list)
+
+
+class MlflowRun(_Wire):
+    experiment: str
+    experiment_id: str | None = Field(default=None, alias="experimentId")
+    run_id: str = Field(alias="runId")
+    run_url: str | None = Field(default=None, alias="runUrl")
+
+
+class RunnerResult(_Wire):
+    """The compact JSON a runner writes to its termination message."""
+
+    operation: Literal["apply", "materialize"]
+    ok: bool
+    error: str | None = None
+    """One line naming what failed (for a Python error: its last line)."""
+    duration_seconds: float = Field(alias="durationSeconds")
+    git_commit: str | None = Field(default=None, alias="gitCommit")
+    changes: ObjectChanges | None = None
+    """apply: objects created, updated or deleted (by spec, not by timestamps)."""
+    current: ObjectChanges | None = None
+    """apply: every object in the registry afterwards."""
+    window_start: str | None = Field(default=None, alias="windowStart")
+    """materialize: event-time window actually materialized."""
+    window_end: str | None = Field(default=None, alias="windowEnd")
+    feature_views: list[str] | None = Field(default=None, alias="featureViews")
+    """materialize: feature views materialized."""
+    mlflow: MlflowRun | None = None
+    """The ops run, when it was logged."""
+    mlflow_error: str | None = Field(default=None, alias="mlflowError")
+    audit: dict[str, Any] | None = None
+    """The audit record, when MLflow could not take it: the operator keeps it and delivers it later."""
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, exclude_none=True)
