@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import time
+import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
+
+from feast_lineage.devcluster.processes import ManagedProcess, free_port
 
 T = TypeVar("T")
 
 
-def wait_until(probe: Callable[[], T], timeout: float, what: str, interval: float = 0.25) -> T:
+def wait_until(probe: Callable[[], T | None], timeout: float, what: str, interval: float = 0.25) -> T:
     """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
@@ -24,3 +30,63 @@ def wait_until(probe: Callable[[], T], timeout: float, what: str, interval: floa
     raise AssertionError(
         f"timed out after {timeout:.0f}s waiting for {what}" + (f" (last error: {last_error})" if last_error else "")
     )
+
+
+class OperatorProcess:
+    """`feast-lineage run` as a child process that tests can kill and start again."""
+
+    RESYNC_SECONDS = 3
+
+    def __init__(self, kubeconfig: Path, mlflow_url: str, directory: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.mlflow_url = mlflow_url
+        self.directory = directory
+        self.metrics_port = free_port()
+        self.liveness_port = free_port()
+        self.process: ManagedProcess | None = None
+        self.starts = 0
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "operator.log"
+
+    def start(self) -> None:
+        self.starts += 1
+        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), NO_PROXY="127.0.0.1,localhost")
+        self.process = ManagedProcess(
+            "operator",
+            [
+                str(Path(sys.executable).parent / "feast-lineage"),
+                "run",
+                "--mlflow-tracking-uri",
+                self.mlflow_url,
+                "--resync-seconds",
+                str(self.RESYNC_SECONDS),
+                "--metrics-port",
+                str(self.metrics_port),
+                "--liveness-port",
+                str(self.liveness_port),
+                "--log-json",
+            ],
+            self.log_path,
+            env=env,
+        )
+        self.process.wait_ready(self._live, 60, "live (/healthz)")
+
+    def _live(self) -> bool:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=2) as response:
+            return int(response.status) == 200
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an evicted pod would end it."""
+        assert self.process is not None
+        os.killpg(self.process.pid, 9)
+        self.process.popen.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.alive():
+            self.process.stop()
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+            return str(response.read().decode())

@@ -14,7 +14,7 @@ from kubernetes import client
 
 from feast_lineage.devcluster.cluster import DevCluster, start_dev_cluster
 from feast_lineage.devcluster.mlflow_server import MlflowServer, start_mlflow
-from tests.cluster_helpers import wait_until
+from tests.cluster_helpers import OperatorProcess, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,6 +46,31 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
 @pytest.fixture(scope="session")
 def api(dev_cluster: DevCluster) -> client.ApiClient:
     return dev_cluster.api_client()
+
+
+@pytest.fixture(scope="session")
+def crds_installed(dev_cluster: DevCluster) -> None:
+    """The CRDs from crds/, applied server-side and Established."""
+    kubectl = Kubectl(dev_cluster.binaries.kubectl, dev_cluster.kubeconfig)
+    crds = str(REPO_ROOT / "crds")
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", crds)
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", crds)
+    # The published OpenAPI (kubectl explain, client-side validation) follows a moment later.
+    for plural in ("featurestoreprojects", "materializationjobs"):
+        wait_until(lambda p=plural: kubectl("explain", p, check=False).returncode == 0, 60, f"OpenAPI of {plural}")
+
+
+@pytest.fixture(scope="session")
+def operator(
+    dev_cluster: DevCluster, crds_installed: None, mlflow_server: MlflowServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """The operator (`feast-lineage run`) as a real process, watching every namespace."""
+    process = OperatorProcess(dev_cluster.kubeconfig, mlflow_server.url, tmp_path_factory.mktemp("operator"))
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
 
 
 @pytest.fixture

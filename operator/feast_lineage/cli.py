@@ -63,6 +63,22 @@ def _dev_cluster(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    from feast_lineage.controller.main import run_operator
+    from feast_lineage.controller.settings import OperatorSettings
+
+    defaults = OperatorSettings.from_env()
+    settings = OperatorSettings(
+        namespaces=args.namespace or defaults.namespaces,
+        runner_image=args.runner_image or defaults.runner_image,
+        mlflow_tracking_uri=args.mlflow_tracking_uri or defaults.mlflow_tracking_uri,
+        resync_seconds=args.resync_seconds or defaults.resync_seconds,
+        metrics_port=defaults.metrics_port if args.metrics_port is None else args.metrics_port,
+    )
+    run_operator(settings, log_json=args.log_json, liveness_port=args.liveness_port)
+    return 0
+
+
 def _runner(args: argparse.Namespace) -> int:
     # Imported here: the runner pulls in Feast, which the other commands must not pay for.
     from feast_lineage.runner.entrypoint import run_operation
@@ -79,6 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
     crds.add_argument("--output", type=Path, default=Path("crds"), help="directory to write (default: crds)")
     crds.add_argument("--check", action="store_true", help="only check that the directory is up to date")
     crds.set_defaults(handler=_crds)
+
+    run = commands.add_parser("run", help="run the operator (Kopf) against the current kubeconfig or in-cluster")
+    run.add_argument("--namespace", action="append", help="watch only this namespace (repeatable); default all")
+    run.add_argument("--runner-image", help="image of runner Jobs (env FEAST_LINEAGE_RUNNER_IMAGE)")
+    run.add_argument("--mlflow-tracking-uri", help="default tracking server (env FEAST_LINEAGE_MLFLOW_TRACKING_URI)")
+    run.add_argument("--resync-seconds", type=float, help="project resync interval (default 60)")
+    run.add_argument("--metrics-port", type=int, help="Prometheus port, 0 to disable (default 8080)")
+    run.add_argument("--liveness-port", type=int, default=0, help="serve /healthz on this port")
+    run.add_argument("--log-json", action="store_true", help="JSON log lines")
+    run.set_defaults(handler=_run)
 
     runner = commands.add_parser("runner", help="run a Feast operation inside a runner Job pod")
     runner.add_argument("operation", choices=["apply", "materialize"])

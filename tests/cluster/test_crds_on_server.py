@@ -17,16 +17,6 @@ pytestmark = pytest.mark.cluster
 CRDS = REPO_ROOT / "crds"
 
 
-@pytest.fixture(scope="module")
-def crds_installed(dev_cluster: Any) -> None:
-    from feast_lineage.devcluster.cluster import DevCluster
-
-    assert isinstance(dev_cluster, DevCluster)
-    kubectl = Kubectl(dev_cluster.binaries.kubectl, dev_cluster.kubeconfig)
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(CRDS))
-
-
 def _manifest_yaml(manifest: dict[str, Any]) -> str:
     return yaml.safe_dump(manifest)
 

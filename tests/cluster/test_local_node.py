@@ -190,3 +190,23 @@ def test_deleted_running_pod_goes_away(api: client.ApiClient, namespace: str) ->
         return False
 
     wait_until(gone, 20, "the deleted pod to disappear")
+
+
+def test_a_volume_mounted_over_tmp_does_not_hide_other_volumes(api: client.ApiClient, namespace: str) -> None:
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "cfg"}, "data": {"k": "v"}})
+    job = _job(
+        "tmp-first",
+        """
+        import pathlib
+        pathlib.Path("/tmp/scratch").write_text("x")
+        pathlib.Path("/dev/termination-log").write_text(pathlib.Path("/etc/cfg/k").read_text())
+        """,
+        volumes=[{"name": "tmp", "emptyDir": {}}, {"name": "cfg", "configMap": {"name": "cfg"}}],
+        container={
+            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, {"name": "cfg", "mountPath": "/etc/cfg"}],
+        },
+    )
+    batch.create_namespaced_job(namespace, job)
+    assert wait_until(lambda: _job_condition(batch, "tmp-first", namespace), 60, "Job finished") == "Complete"
+    assert _terminated(core, "tmp-first", namespace).message == "v"

@@ -51,10 +51,10 @@ def test_project_manifest() -> None:
     assert spec.repo.config_map is not None and spec.repo.config_map.name == "driver-stats-repo"
     assert spec.feature_store.provider == "local"
     assert spec.feature_store.registry.registry_type == "file"
-    assert spec.feature_store.registry.path == "/tmp/feast-lineage-example/registry.db"
+    assert spec.feature_store.registry.path == "/feast-data/registry.db"
     assert spec.feature_store.online_store is not None
     assert spec.feature_store.online_store.type == "sqlite"
-    assert spec.feature_store.online_store.settings == {"path": "/tmp/feast-lineage-example/online_store.db"}
+    assert spec.feature_store.online_store.settings == {"path": "/feast-data/online_store.db"}
     assert spec.feature_store.offline_store is not None and spec.feature_store.offline_store.type == "file"
     assert spec.mlflow.log_operations
 

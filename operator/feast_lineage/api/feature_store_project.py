@@ -75,6 +75,14 @@ class LastApply(StatusModel):
     """Objects it changed."""
     duration_seconds: float | None = None
     """How long it took."""
+    outcome: Literal["Succeeded", "Failed"] | None = None
+    """Whether `feast apply` succeeded."""
+    error: Annotated[str, Field(max_length=4096)] | None = None
+    """Why it failed: one line from the runner."""
+    spec_hash: str | None = None
+    """Hash of the parts of the spec the apply depended on."""
+    audit_id: str | None = None
+    """Identity of its MLflow audit record (tag `featurelineage.audit_id`)."""
 
 
 class LastMaterialization(StatusModel):

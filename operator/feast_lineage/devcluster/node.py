@@ -183,12 +183,14 @@ class PodRun(threading.Thread):
             Mount(volumes[m["name"]] / m.get("subPath", ""), m["mountPath"], bool(m.get("readOnly")))
             for m in container.get("volumeMounts", [])
         ]
-        mounts.append(Mount(termination_log, container.get("terminationMessagePath", "/dev/termination-log"), False))
+        termination_path = container.get("terminationMessagePath", "/dev/termination-log")
+        mounts.append(Mount(termination_log, termination_path, False))
         init_spec = {
             "argv": argv,
             "env": env,
             "workingDir": container.get("workingDir") or str(self.pod_dir / "workdir"),
             "terminationLog": str(termination_log),
+            "terminationLogInContainer": termination_path,
             "mounts": [{"source": str(m.source), "target": m.target, "readOnly": m.read_only} for m in mounts],
         }
         spec_path = self.pod_dir / f"{name}.container.json"

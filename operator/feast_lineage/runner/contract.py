@@ -53,6 +53,8 @@ MLFLOW_ENV_MAX_RETRIES = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
 MLFLOW_ENV_USERNAME = "MLFLOW_TRACKING_USERNAME"
 MLFLOW_ENV_PASSWORD = "MLFLOW_TRACKING_PASSWORD"
 MLFLOW_ENV_TOKEN = "MLFLOW_TRACKING_TOKEN"
+MLFLOW_ENV_SERVER_CERT_PATH = "MLFLOW_TRACKING_SERVER_CERT_PATH"  # CA bundle for an https server
+MLFLOW_ENV_INSECURE_TLS = "MLFLOW_TRACKING_INSECURE_TLS"  # "true" skips TLS verification
 
 TERMINATION_MESSAGE_LIMIT = 4096
 """Kubernetes keeps at most this many bytes of a termination message."""
@@ -62,8 +64,19 @@ class _Wire(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
 
+CHANGE_CREATED = "+"
+CHANGE_UPDATED = "~"
+CHANGE_DELETED = "-"
+"""Prefixes of the names in ``RunnerResult.changes``: ``+name`` created, ``~name`` updated, ``-name`` deleted."""
+TRUNCATED_MARKER = "...(+{count})"
+"""Last item of a list the runner shortened to fit the termination message: ``count`` items were dropped."""
+
+
 class ObjectChanges(_Wire):
-    """Names of Feast objects, by kind."""
+    """Names of Feast objects, by kind (feature views include on-demand and stream feature views).
+
+    In ``changes`` each name carries a ``CHANGE_*`` prefix; in ``current`` names are plain.
+    """
 
     feature_views: list[str] = Field(default_factory=list, alias="featureViews")
     feature_services: list[str] = Field(default_factory=list, alias="featureServices")

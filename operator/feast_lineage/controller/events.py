@@ -1,0 +1,57 @@
+"""Kubernetes Events for condition transitions (never for a resync that changed nothing)."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+
+from kubernetes.client.exceptions import ApiException
+
+from feast_lineage.controller.kube import Kube, Obj
+from feast_lineage.domain.conditions import READY, RECONCILING, STALLED, Transition
+
+log = logging.getLogger(__name__)
+COMPONENT = "feast-lineage-operator"
+
+
+def _event_type(transition: Transition) -> str | None:
+    if transition.type == STALLED and transition.status:
+        return "Warning"
+    if transition.type in (READY, RECONCILING) and transition.status:
+        return "Normal"
+    return None
+
+
+def emit(kube: Kube, body: Obj, event_type: str, reason: str, message: str) -> None:
+    meta = body["metadata"]
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    event = {
+        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+        "involvedObject": {
+            "apiVersion": body["apiVersion"],
+            "kind": body["kind"],
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta["uid"],
+            "resourceVersion": meta.get("resourceVersion"),
+        },
+        "type": event_type,
+        "reason": reason,
+        "message": message[:1024],
+        "source": {"component": COMPONENT},
+        "reportingComponent": COMPONENT,
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }
+    try:
+        kube.core.create_namespaced_event(meta["namespace"], event)
+    except ApiException as error:  # an Event is worth a log line, not a failed reconcile
+        log.warning("could not record event %s: %s", reason, error.reason)
+
+
+def emit_transitions(kube: Kube, body: Obj, transitions: list[Transition]) -> None:
+    for transition in transitions:
+        event_type = _event_type(transition)
+        if event_type is not None:
+            emit(kube, body, event_type, transition.reason, transition.message)

@@ -1,0 +1,99 @@
+"""Resolve a Git revision to a commit with ``git ls-remote``, bounded in time, credentials kept out of argv."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from feast_lineage.domain.provenance import redact_url
+
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+
+_ASKPASS = """#!/bin/sh
+case "$1" in
+  Username*) printf '%s' "${FEAST_LINEAGE_GIT_USERNAME:-x-access-token}" ;;
+  *) printf '%s' "${FEAST_LINEAGE_GIT_PASSWORD:-$FEAST_LINEAGE_GIT_TOKEN}" ;;
+esac
+"""
+
+
+class GitError(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason  # GitUnreachable | GitRevisionNotFound
+        self.message = message
+
+
+@dataclass(frozen=True)
+class GitCredentials:
+    username: str | None = None
+    password: str | None = None
+    token: str | None = None
+
+
+@cache
+def _askpass_script() -> str:
+    # Git asks this program for credentials, so they travel in the environment, never in argv.
+    handle, path = tempfile.mkstemp(prefix="feast-lineage-askpass-", suffix=".sh")
+    with os.fdopen(handle, "w") as script:
+        script.write(_ASKPASS)
+    Path(path).chmod(stat.S_IRWXU)
+    return path
+
+
+def _pick(lines: list[str], revision: str) -> str | None:
+    refs = {}
+    for line in lines:
+        sha, _, ref = line.partition("\t")
+        refs[ref] = sha
+    for ref in (f"refs/tags/{revision}^{{}}", f"refs/heads/{revision}", f"refs/tags/{revision}", revision):
+        if ref in refs:
+            return refs[ref]
+    return None
+
+
+def resolve_commit(url: str, revision: str, credentials: GitCredentials, timeout: float) -> str:
+    """The commit ``revision`` (branch, tag, HEAD or full SHA) points to at ``url`` now."""
+    if _SHA.match(revision):
+        return revision
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_ASKPASS": _askpass_script(),
+        "GIT_SSH_COMMAND": "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new",
+    }
+    for name, value in (
+        ("FEAST_LINEAGE_GIT_USERNAME", credentials.username),
+        ("FEAST_LINEAGE_GIT_PASSWORD", credentials.password),
+        ("FEAST_LINEAGE_GIT_TOKEN", credentials.token),
+    ):
+        if value:
+            env[name] = value
+    patterns = [revision, f"refs/heads/{revision}", f"refs/tags/{revision}", f"refs/tags/{revision}^{{}}"]
+    try:
+        result = subprocess.run(
+            ["git", "ls-remote", "--", url, *patterns],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired as error:
+        raise GitError("GitUnreachable", f"git ls-remote {redact_url(url)} timed out after {timeout:.0f}s") from error
+    if result.returncode != 0:
+        lines = [line.strip() for line in result.stderr.strip().splitlines() if line.strip()]
+        fatal = [line for line in lines if line.startswith(("fatal:", "error:"))]
+        detail = (fatal or lines or [f"exit code {result.returncode}"])[0]
+        raise GitError("GitUnreachable", f"cannot reach {redact_url(url)}: {detail.replace(url, redact_url(url))}")
+    commit = _pick(result.stdout.strip().splitlines(), revision)
+    if commit is None:
+        raise GitError("GitRevisionNotFound", f"revision {revision!r} not found in {redact_url(url)}")
+    return commit

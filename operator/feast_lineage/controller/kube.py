@@ -1,0 +1,88 @@
+"""Thin helpers over the Kubernetes client: plain dicts in and out, 404 as None, 409 as 'exists'."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from feast_lineage.api import GROUP, VERSION
+
+Obj = dict[str, Any]
+
+
+def new_api_client() -> client.ApiClient:
+    """From the kubeconfig when there is one, else the in-cluster service account."""
+    try:
+        config.load_kube_config()
+    except config.ConfigException:
+        config.load_incluster_config()
+    return client.ApiClient()
+
+
+def read(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Obj | None:
+    """Call a read method and return the object as a dict, or None when it does not exist."""
+    try:
+        response = call(*args, _preload_content=False, **kwargs)
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return dict(json.loads(response.data))
+
+
+def create(call: Callable[..., Any], *args: Any) -> bool:
+    """Create; False when it already exists (a deterministic name made it earlier)."""
+    try:
+        call(*args, _preload_content=False)
+    except ApiException as error:
+        if error.status == 409:
+            return False
+        raise
+    return True
+
+
+class Kube:
+    """The API groups the operator uses, sharing one client."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.batch = client.BatchV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+
+    def patch_status(self, plural: str, namespace: str, name: str, status: Obj) -> None:
+        try:
+            self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, plural, name, {"status": status}
+            )
+        except ApiException as error:
+            if error.status != 404:  # deleted meanwhile
+                raise
+
+    def get_custom(self, plural: str, namespace: str, name: str) -> Obj | None:
+        return read(self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name)
+
+    def list_json(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> list[Obj]:
+        response = call(*args, _preload_content=False, **kwargs)
+        return list(json.loads(response.data).get("items", []))
+
+    def apply_config_map(self, manifest: Obj) -> bool:
+        """Create or update a ConfigMap the operator owns; True when it changed."""
+        meta = manifest["metadata"]
+        current = read(self.core.read_namespaced_config_map, meta["name"], meta["namespace"])
+        if current is None:
+            return create(self.core.create_namespaced_config_map, meta["namespace"], manifest)
+        if current.get("data") == manifest.get("data") and (current["metadata"].get("labels") or {}) == meta.get(
+            "labels", {}
+        ):
+            return False
+        self.core.replace_namespaced_config_map(
+            meta["name"],
+            meta["namespace"],
+            {**manifest, "metadata": {**meta, "resourceVersion": current["metadata"]["resourceVersion"]}},
+        )
+        return True

@@ -1,0 +1,23 @@
+"""Start the operator: Kopf with this project's handlers, cluster-wide or in a list of namespaces."""
+
+from __future__ import annotations
+
+import logging
+
+import kopf
+
+from feast_lineage.controller.settings import OperatorSettings
+from feast_lineage.controller.wiring import build_registry
+
+
+def run_operator(settings: OperatorSettings, log_json: bool = False, liveness_port: int = 0) -> None:
+    kopf.configure(verbose=False, log_format=kopf.LogFormat.JSON if log_json else kopf.LogFormat.FULL)
+    logging.getLogger("feast_lineage").setLevel(logging.INFO)
+    registry = build_registry(settings)
+    kopf.run(
+        registry=registry,
+        standalone=True,
+        clusterwide=not settings.namespaces,
+        namespaces=settings.namespaces,
+        liveness_endpoint=f"http://0.0.0.0:{liveness_port}/healthz" if liveness_port else None,
+    )

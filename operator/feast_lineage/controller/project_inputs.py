@@ -1,0 +1,102 @@
+"""Read what a project refers to: its repo's identity and the Secrets it needs.
+
+A missing or unusable input becomes an :class:`InputProblem` naming the object,
+never an exception, so the project shows it as ``Stalled`` and recovers by
+itself once the input is fixed.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from feast_lineage.api import FeatureStoreProject
+from feast_lineage.controller.git_remote import GitCredentials, GitError, resolve_commit
+from feast_lineage.controller.kube import Kube, read
+from feast_lineage.domain.apply_plan import RepoIdentity, configmap_fingerprint
+from feast_lineage.domain.project_state import InputProblem
+
+
+class _Secrets:
+    """Secret reads for one reconcile, each Secret fetched once."""
+
+    def __init__(self, kube: Kube, namespace: str) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        self._cache: dict[str, dict[str, str] | None] = {}
+
+    def data(self, name: str) -> dict[str, str] | None:
+        if name not in self._cache:
+            secret = read(self.kube.core.read_namespaced_secret, name, self.namespace)
+            self._cache[name] = None if secret is None else dict(secret.get("data") or {})
+        return self._cache[name]
+
+    def value(self, name: str, key: str) -> str | None:
+        data = self.data(name) or {}
+        return base64.b64decode(data[key]).decode() if key in data else None
+
+    def check(self, name: str, key: str, used_for: str) -> InputProblem | None:
+        data = self.data(name)
+        if data is None:
+            return InputProblem(
+                "SecretNotFound", f'Secret "{name}" ({used_for}) not found in namespace {self.namespace}'
+            )
+        if key not in data:
+            return InputProblem("SecretKeyNotFound", f'Secret "{name}" ({used_for}) has no key "{key}"')
+        return None
+
+
+def required_secrets(project: FeatureStoreProject) -> list[tuple[str, str, str]]:
+    """(secret, key, what it is for) for every Secret key the runner pods need."""
+    needed = [
+        (entry.secret_key_ref.name, entry.secret_key_ref.key, f"secretEnv {entry.name}")
+        for entry in project.spec.feature_store.secret_env
+    ]
+    credentials = project.spec.mlflow.credentials
+    if credentials is not None:
+        for key in (credentials.username_key, credentials.password_key, credentials.token_key):
+            if key:
+                needed.append((credentials.secret_name, key, "mlflow.credentials"))
+    return needed
+
+
+def gather_inputs(
+    kube: Kube, project: FeatureStoreProject, git_timeout: float
+) -> tuple[RepoIdentity | None, InputProblem | None]:
+    namespace = project.metadata.namespace or "default"
+    secrets = _Secrets(kube, namespace)
+    for name, key, used_for in required_secrets(project):
+        problem = secrets.check(name, key, used_for)
+        if problem is not None:
+            return None, problem
+    source = project.spec.repo
+    if source.config_map is not None:
+        config_map = read(kube.core.read_namespaced_config_map, source.config_map.name, namespace)
+        if config_map is None:
+            return None, InputProblem(
+                "RepoNotFound",
+                f'ConfigMap "{source.config_map.name}" (repo.configMap) not found in namespace {namespace}',
+            )
+        fingerprint = configmap_fingerprint(config_map.get("data") or {}, config_map.get("binaryData") or {})
+        return RepoIdentity("configMap", f"configmap/{source.config_map.name}@{fingerprint[:12]}", fingerprint), None
+    if source.git is not None:
+        git = source.git
+        credentials = GitCredentials()
+        if git.secret_ref is not None:
+            if secrets.data(git.secret_ref.name) is None:
+                return None, InputProblem(
+                    "SecretNotFound",
+                    f'Secret "{git.secret_ref.name}" (repo.git.secretRef) not found in namespace {namespace}',
+                )
+            credentials = GitCredentials(
+                username=secrets.value(git.secret_ref.name, "username"),
+                password=secrets.value(git.secret_ref.name, "password"),
+                token=secrets.value(git.secret_ref.name, "token"),
+            )
+        try:
+            commit = resolve_commit(git.url, git.revision, credentials, git_timeout)
+        except GitError as error:
+            return None, InputProblem(error.reason, error.message)
+        return RepoIdentity("git", git.revision, f"{git.path}@{commit}", commit), None
+    assert source.image is not None
+    image = source.image.image or project.spec.runner.image or ""
+    return RepoIdentity("image", f"{image or 'runner image'}:{source.image.path}", f"{image}|{source.image.path}"), None

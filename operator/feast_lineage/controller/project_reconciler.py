@@ -1,0 +1,249 @@
+"""Reconcile one FeatureStoreProject: read, let the domain decide, write.
+
+Level-triggered and idempotent: whatever triggered it (a change, a resync, a Job
+event, an operator restart), it reads the current state and converges. Children
+have deterministic names, so running it twice, or in two processes, creates
+nothing twice.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import threading
+import uuid
+from collections import defaultdict
+from typing import Any
+
+from pydantic import ValidationError
+
+from feast_lineage.api import (
+    FEATURE_STORE_PROJECT_KIND,
+    FEATURE_STORE_PROJECT_PLURAL,
+    FeatureStoreProject,
+    LastApply,
+)
+from feast_lineage.controller import metrics
+from feast_lineage.controller.audit_redelivery import redeliver_pending
+from feast_lineage.controller.events import emit_transitions
+from feast_lineage.controller.kube import Kube, Obj, create, read
+from feast_lineage.controller.logs import object_fields
+from feast_lineage.controller.project_inputs import gather_inputs
+from feast_lineage.controller.settings import OperatorSettings
+from feast_lineage.domain import labels
+from feast_lineage.domain.apply_plan import RepoIdentity, apply_hash, apply_job_name, spec_hash, trigger
+from feast_lineage.domain.project_state import InputProblem, ProjectDecision, ProjectObservation, decide_project
+from feast_lineage.domain.provenance import provenance_tags
+from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
+from feast_lineage.domain.runner_outcome import observe_job
+from feast_lineage.domain.store_config import Variant, render_feature_store_yaml
+from feast_lineage.runner.contract import FEATURE_STORE_YAML
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def validation_message(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        path = ".".join(str(p) for p in item["loc"])
+        parts.append(f"{path}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def runner_config_map_name(project_resource: str) -> str:
+    return labels.child_name(project_resource, "runner-config")
+
+
+def client_config_map_name(project_resource: str) -> str:
+    return labels.child_name(project_resource, "client-config")
+
+
+class ProjectReconciler:
+    def __init__(self, kube: Kube, settings: OperatorSettings) -> None:
+        self.kube = kube
+        self.settings = settings
+        self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+
+    def reconcile(self, namespace: str, name: str) -> None:
+        """One pass over the project; safe to call from any handler, any number of times."""
+        # Handlers of one object can overlap (a timer and a Job event): one pass at a time per
+        # object, each on a fresh read, so no pass writes a status computed from a stale one.
+        with self._locks[f"{namespace}/{name}"]:
+            body = self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, namespace, name)
+            if body is None or body["metadata"].get("deletionTimestamp"):
+                return
+            try:
+                self._reconcile(body)
+            except Exception:
+                metrics.RECONCILES.labels(FEATURE_STORE_PROJECT_KIND, "error").inc()
+                raise
+            metrics.RECONCILES.labels(FEATURE_STORE_PROJECT_KIND, "ok").inc()
+
+    def redeliver_audit(self, namespace: str, name: str) -> None:
+        """Deliver the project's pending audit records to MLflow, under the same lock as reconcile."""
+        with self._locks[f"{namespace}/{name}"]:
+            body = self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, namespace, name)
+            if body is None:
+                return
+            status = redeliver_pending(self.kube, body, self.settings.mlflow_tracking_uri)
+            if status is not None:
+                self.kube.patch_status(FEATURE_STORE_PROJECT_PLURAL, namespace, name, status)
+                metrics.AUDIT_PENDING.labels(namespace, name).set(len(status.get("pendingAudit") or []))
+
+    def _reconcile(self, body: Obj) -> None:
+        meta = body["metadata"]
+        namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
+        generation = meta.get("generation")
+        status: dict[str, Any] = dict(body.get("status") or {})
+        now = utc_now()
+        try:
+            project = FeatureStoreProject.model_validate(
+                {k: v for k, v in body.items() if k in ("apiVersion", "kind", "metadata", "spec")}
+            )
+        except ValidationError as error:
+            invalid = InputProblem("InvalidSpec", validation_message(error))
+            self._write(body, decide_project(ProjectObservation(generation, status, invalid), now))
+            return
+
+        owner = labels.owner_reference(FEATURE_STORE_PROJECT_KIND, name, uid)
+        self._write_config_maps(project, owner)
+        status["runnerConfigMap"] = runner_config_map_name(name)
+        status["clientConfigMap"] = client_config_map_name(name)
+
+        repo, problem = gather_inputs(self.kube, project, self.settings.git_timeout_seconds)
+        if repo is None:
+            self._write(body, decide_project(ProjectObservation(generation, status, problem), now))
+            return
+
+        runner_image = project.spec.runner.image or self.settings.runner_image
+        spec_digest = spec_hash(project, runner_image)
+        digest = apply_hash(spec_digest, repo)
+        job_name = apply_job_name(name, digest)
+        job = read(self.kube.batch.read_namespaced_job, job_name, namespace)
+        observed = None
+        if job is not None:
+            pods = self.kube.list_json(
+                self.kube.core.list_namespaced_pod, namespace, label_selector=f"job-name={job_name}"
+            )
+            observed = observe_job(job, pods)
+        observation = ProjectObservation(generation, status, None, repo, digest, job_name, observed)
+        decision = decide_project(observation, now)
+
+        if decision.create_job:
+            last_apply = status.get("lastApply")
+            why = trigger(LastApply.model_validate(last_apply) if last_apply else None, spec_digest, repo)
+            self._create_apply_job(project, body, job_name, runner_image, repo, spec_digest, digest, why, generation)
+        if decision.finished_job is not None:
+            finished = decision.finished_job
+            outcome = "succeeded" if finished.state == "succeeded" else "failed"
+            metrics.APPLIES.labels(namespace, name, outcome).inc()
+            if finished.result is not None:
+                metrics.APPLY_DURATION.labels(namespace, name, outcome).observe(finished.result.duration_seconds)
+        self._write(body, decision)
+        self._prune_apply_jobs(namespace, name, keep=job_name)
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def _write(self, body: Obj, decision: ProjectDecision) -> None:
+        meta = body["metadata"]
+        new_status = decision.status
+        if new_status != (body.get("status") or {}):
+            self.kube.patch_status(FEATURE_STORE_PROJECT_PLURAL, meta["namespace"], meta["name"], new_status)
+        emit_transitions(self.kube, body, decision.transitions)
+        metrics.AUDIT_PENDING.labels(meta["namespace"], meta["name"]).set(len(new_status.get("pendingAudit") or []))
+
+    def _write_config_maps(self, project: FeatureStoreProject, owner: Obj) -> None:
+        name = project.metadata.name or ""
+        variants: tuple[tuple[str, Variant], ...] = (
+            (runner_config_map_name(name), "runner"),
+            (client_config_map_name(name), "client"),
+        )
+        for cm_name, variant in variants:
+            manifest = {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": cm_name,
+                    "namespace": project.metadata.namespace,
+                    "labels": labels.standard_labels(name, f"{variant}-config"),
+                    "ownerReferences": [owner],
+                },
+                "data": {FEATURE_STORE_YAML: render_feature_store_yaml(project.spec, variant)},
+            }
+            self.kube.apply_config_map(manifest)
+
+    def _create_apply_job(
+        self,
+        project: FeatureStoreProject,
+        body: Obj,
+        job_name: str,
+        runner_image: str,
+        repo: RepoIdentity,
+        spec_digest: str,
+        digest: str,
+        why: str,
+        generation: int | None,
+    ) -> None:
+        meta = body["metadata"]
+        name, namespace = meta["name"], meta["namespace"]
+        audit_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{meta['uid']}/{job_name}"))
+        git = project.spec.repo.git
+        tags = provenance_tags(
+            namespace=namespace,
+            kind=FEATURE_STORE_PROJECT_KIND,
+            name=name,
+            uid=meta["uid"],
+            generation=generation,
+            job_name=job_name,
+            trigger=why,
+            metadata=meta,
+            git_url=git.url if git else None,
+            git_revision=git.revision if git else None,
+            git_commit=repo.commit,
+        )
+        job_labels = {**labels.standard_labels(name, "apply-runner"), labels.LABEL_OPERATION: "apply"}
+        annotations = {
+            labels.ANNOTATION_APPLY_HASH: digest,
+            labels.ANNOTATION_SPEC_HASH: spec_digest,
+            labels.ANNOTATION_REVISION: repo.revision,
+            labels.ANNOTATION_TRIGGER: why,
+            labels.ANNOTATION_AUDIT_ID: audit_id,
+            labels.ANNOTATION_GENERATION: str(generation),
+        }
+        if repo.commit:
+            annotations[labels.ANNOTATION_COMMIT] = repo.commit
+        request = RunnerJobRequest(
+            operation="apply",
+            job_name=job_name,
+            runner_image=runner_image,
+            runner_config_map=runner_config_map_name(name),
+            repo=repo,
+            provenance=tags,
+            audit_id=audit_id,
+            labels=job_labels,
+            annotations=annotations,
+            owner=labels.owner_reference(FEATURE_STORE_PROJECT_KIND, name, meta["uid"]),
+            backoff_limit=project.spec.runner.backoff_limit,
+            tracking_uri=project.spec.mlflow.tracking_uri or self.settings.mlflow_tracking_uri,
+            active_deadline_seconds=project.spec.runner.active_deadline_seconds,
+        )
+        manifest = render_runner_job(project, request)
+        if create(self.kube.batch.create_namespaced_job, namespace, manifest):
+            log.info("created apply Job %s (%s)", job_name, why, extra=object_fields(namespace, name, generation))
+
+    def _prune_apply_jobs(self, namespace: str, name: str, keep: str) -> None:
+        selector = f"{labels.LABEL_PROJECT}={name},{labels.LABEL_OPERATION}=apply"
+        jobs = self.kube.list_json(self.kube.batch.list_namespaced_job, namespace, label_selector=selector)
+        finished = [
+            j
+            for j in jobs
+            if j["metadata"]["name"] != keep
+            and any(c.get("status") == "True" for c in (j.get("status") or {}).get("conditions") or [])
+        ]
+        finished.sort(key=lambda j: j["metadata"].get("creationTimestamp", ""), reverse=True)
+        for job in finished[max(self.settings.apply_jobs_kept - 1, 0) :]:
+            self.kube.batch.delete_namespaced_job(job["metadata"]["name"], namespace, propagation_policy="Background")

@@ -1,0 +1,41 @@
+"""Operator-wide settings, from the command line or the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from feast_lineage import __version__
+
+DEFAULT_RUNNER_IMAGE = f"feast-lineage-operator:{__version__}"
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    namespaces: list[str] = field(default_factory=list)
+    """Namespaces to watch; every namespace when empty."""
+    runner_image: str = DEFAULT_RUNNER_IMAGE
+    """Image of the runner Jobs when a project does not name one."""
+    mlflow_tracking_uri: str | None = None
+    """Tracking server for projects that do not set spec.mlflow.trackingUri."""
+    resync_seconds: float = 60.0
+    """How often each project is checked for a new repo revision and for drift."""
+    active_poll_seconds: float = 2.0
+    """How often a project with an apply in flight is checked."""
+    metrics_port: int = 8080
+    """Port of the Prometheus /metrics endpoint; 0 turns it off."""
+    apply_jobs_kept: int = 3
+    """Finished apply Jobs kept per project (older ones are deleted)."""
+    git_timeout_seconds: float = 20.0
+    """Bound on resolving a Git revision."""
+
+    @classmethod
+    def from_env(cls) -> OperatorSettings:
+        namespaces = [n for n in os.environ.get("FEAST_LINEAGE_NAMESPACES", "").split(",") if n]
+        return cls(
+            namespaces=namespaces,
+            runner_image=os.environ.get("FEAST_LINEAGE_RUNNER_IMAGE", DEFAULT_RUNNER_IMAGE),
+            mlflow_tracking_uri=os.environ.get("FEAST_LINEAGE_MLFLOW_TRACKING_URI") or None,
+            resync_seconds=float(os.environ.get("FEAST_LINEAGE_RESYNC_SECONDS", "60")),
+            metrics_port=int(os.environ.get("FEAST_LINEAGE_METRICS_PORT", "8080")),
+        )

@@ -1,0 +1,70 @@
+"""When to run `feast apply`, and under which Job name.
+
+An apply is identified by a hash of what it depends on: the parts of the spec
+that change what ``feast apply`` does, the runner image, and the identity of the
+repo content (ConfigMap content hash, Git commit, or image and path). The Job is
+named from that hash, so a restart, a resync or a second operator replica finds
+the Job that already exists instead of creating another, and an unchanged project
+never applies again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from feast_lineage.api import FeatureStoreProject, LastApply
+from feast_lineage.domain.labels import child_name
+
+
+@dataclass(frozen=True)
+class RepoIdentity:
+    """What the repo content is, as far as the operator can tell before running anything."""
+
+    kind: str  # configMap | git | image
+    revision: str  # shown in status: configmap@hash, the Git revision, or the image
+    fingerprint: str  # changes exactly when the content may have changed
+    commit: str | None = None  # Git only
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def configmap_fingerprint(data: dict[str, str], binary_data: dict[str, str]) -> str:
+    return _digest({"data": data, "binaryData": binary_data})[:16]
+
+
+def spec_hash(project: FeatureStoreProject, runner_image: str) -> str:
+    """Hash of what decides the outcome of an apply; mlflow, materialization and injection do not."""
+    spec = project.spec
+    relevant = {
+        "project": spec.project,
+        "repo": spec.repo.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "featureStore": spec.feature_store.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "runner": spec.runner.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "runnerImage": runner_image,
+    }
+    return _digest(relevant)[:16]
+
+
+def apply_hash(spec_digest: str, repo: RepoIdentity) -> str:
+    return _digest({"spec": spec_digest, "repo": repo.fingerprint})[:16]
+
+
+def apply_job_name(project_resource: str, digest: str) -> str:
+    return child_name(project_resource, f"apply-{digest[:10]}")
+
+
+def trigger(previous: LastApply | None, spec_digest: str, repo: RepoIdentity) -> str:
+    """Why this apply happens, in words an auditor reads."""
+    if previous is None or previous.spec_hash is None:
+        return "created"
+    reasons = []
+    if previous.spec_hash != spec_digest:
+        reasons.append("spec changed")
+    if (previous.revision, previous.commit) != (repo.revision, repo.commit):
+        reasons.append("new git commit" if repo.kind == "git" else "repo content changed")
+    return ", ".join(reasons) or "retry"

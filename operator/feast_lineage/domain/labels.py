@@ -1,0 +1,69 @@
+"""Names, labels and owner references of the objects the operator creates."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from feast_lineage.api import API_VERSION, GROUP
+
+MANAGED_BY = "feast-lineage-operator"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_INSTANCE = "app.kubernetes.io/instance"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+LABEL_PART_OF = "app.kubernetes.io/part-of"
+LABEL_PROJECT = f"{GROUP}/project"
+LABEL_OPERATION = f"{GROUP}/operation"
+LABEL_MATERIALIZATION = f"{GROUP}/materialization-job"
+
+ANNOTATION_APPLY_HASH = f"{GROUP}/apply-hash"
+ANNOTATION_SPEC_HASH = f"{GROUP}/spec-hash"
+ANNOTATION_REVISION = f"{GROUP}/revision"
+ANNOTATION_COMMIT = f"{GROUP}/commit"
+ANNOTATION_TRIGGER = f"{GROUP}/trigger"
+ANNOTATION_GENERATION = f"{GROUP}/generation"
+ANNOTATION_AUDIT_ID = f"{GROUP}/audit-id"
+
+_MAX_NAME = 63
+
+
+def standard_labels(project_resource: str, component: str) -> dict[str, str]:
+    return {
+        LABEL_NAME: "feast-lineage",
+        LABEL_INSTANCE: project_resource,
+        LABEL_COMPONENT: component,
+        LABEL_PART_OF: "feast-lineage",
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_PROJECT: project_resource,
+    }
+
+
+def owner_reference(kind: str, name: str, uid: str) -> dict[str, Any]:
+    """A controller owner reference: the garbage collector deletes the child with its owner."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": kind,
+        "name": name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def child_name(owner: str, suffix: str) -> str:
+    """``<owner>-<suffix>``, shortened with a hash when it would not fit a label value (63)."""
+    name = f"{owner}-{suffix}"
+    if len(name) <= _MAX_NAME:
+        return name
+    digest = hashlib.sha256(owner.encode()).hexdigest()[:6]
+    keep = _MAX_NAME - len(suffix) - len(digest) - 2
+    return f"{owner[:keep].rstrip('-.')}-{digest}-{suffix}"
+
+
+def controller_owner(obj: dict[str, Any], kind: str) -> str | None:
+    """Name of the object's controller owner of ``kind`` in this API group, if any."""
+    for ref in obj.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("kind") == kind and ref.get("apiVersion") == API_VERSION:
+            return str(ref["name"])
+    return None

@@ -1,0 +1,90 @@
+"""Read a runner Job and its pods into one observation: running, stuck, succeeded or failed."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from feast_lineage.runner.contract import RunnerResult
+
+JobState = Literal["running", "stuck", "succeeded", "failed"]
+
+# Waiting reasons after which a pod will not start without someone fixing something.
+_STUCK_REASONS = {
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+}
+
+
+@dataclass(frozen=True)
+class JobObservation:
+    name: str
+    state: JobState
+    message: str = ""
+    result: RunnerResult | None = None
+    finished_at: str | None = None
+    annotations: dict[str, str] | None = None
+
+
+def _condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    for condition in (job.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == kind and condition.get("status") == "True":
+            return dict(condition)
+    return None
+
+
+def _container_state(pod: dict[str, Any]) -> dict[str, Any]:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return dict(statuses[0].get("state") or {}) if statuses else {}
+
+
+def parse_result(message: str | None) -> RunnerResult | None:
+    if not message:
+        return None
+    try:
+        return RunnerResult.model_validate(json.loads(message))
+    except (ValueError, ValidationError):
+        return None
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:1024] if lines else ""
+
+
+def observe_job(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobObservation:
+    name = job["metadata"]["name"]
+    annotations = job["metadata"].get("annotations") or {}
+    newest_first = sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""), reverse=True)
+    terminated = next(
+        (state["terminated"] for pod in newest_first if "terminated" in (state := _container_state(pod))), None
+    )
+    result = parse_result(terminated.get("message")) if terminated else None
+    finished_at = terminated.get("finishedAt") if terminated else None
+    if _condition(job, "Complete") is not None:
+        return JobObservation(name, "succeeded", "", result, finished_at, annotations)
+    failed = _condition(job, "Failed")
+    if failed is not None:
+        if result is not None and result.error:
+            message = result.error
+        elif terminated is not None and terminated.get("message"):
+            message = _last_line(terminated["message"])
+        elif terminated is not None:
+            message = f"runner exited with code {terminated.get('exitCode')}"
+        else:
+            message = failed.get("message") or failed.get("reason") or "Job failed"
+        if failed.get("reason") == "DeadlineExceeded":
+            message = f"deadline exceeded: {failed.get('message', '')}".strip()
+        return JobObservation(name, "failed", message, result, finished_at, annotations)
+    for pod in newest_first:
+        waiting = _container_state(pod).get("waiting") or {}
+        if waiting.get("reason") in _STUCK_REASONS:
+            message = f"{waiting['reason']}: {waiting.get('message', '')}".strip(": ")
+            return JobObservation(name, "stuck", message, None, None, annotations)
+    return JobObservation(name, "running", "", None, None, annotations)

@@ -1,0 +1,42 @@
+"""``feast apply`` with a change list computed from spec snapshots."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from feast_lineage.runner.changes import KindChanges, Snapshot, diff
+from feast_lineage.runner.console import feast_output
+from feast_lineage.runner.errors import OperationFailed, exception_line
+from feast_lineage.runner.feast_repo import inside_repo, load_config, parse_repo
+from feast_lineage.runner.snapshot import registry_snapshot
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    project: str
+    changes: dict[str, KindChanges]
+    after: Snapshot
+
+
+def run_apply(repo: Path) -> ApplyOutcome:
+    """Apply the definitions in ``repo`` (with its feature_store.yaml) to the registry."""
+    from feast import FeatureStore
+    from feast.repo_operations import apply_total
+
+    config = load_config(repo)
+    project = str(config.project)
+    with inside_repo(repo), feast_output() as output:
+        # Importing first separates a broken repo from a failing apply, and names the Python error.
+        parse_repo(repo)
+        registry = FeatureStore(repo_path=str(repo)).registry
+        before = registry_snapshot(registry, project)
+        try:
+            apply_total(config, repo, skip_source_validation=False)
+        except SystemExit:
+            # Feast prints the reason, then exits.
+            raise OperationFailed(f"feast apply failed: {output.last_line() or 'exited without a message'}") from None
+        except Exception as error:
+            raise OperationFailed(f"feast apply failed: {exception_line(error)}") from error
+        after = registry_snapshot(registry, project)
+    return ApplyOutcome(project=project, changes=diff(before, after), after=after)

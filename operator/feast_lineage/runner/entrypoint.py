@@ -1,0 +1,158 @@
+"""``feast-lineage runner apply|materialize``: the program of a runner Job's pod.
+
+It reads only the contract's environment variables and files (see
+:mod:`feast_lineage.runner.contract`), assembles the feature repo, runs Feast, logs the
+operation to MLflow within a bounded time, and always leaves a :class:`RunnerResult` of at most
+4096 bytes in the termination message and as the last line of stdout.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+from feast_lineage.audit.delivery import deliver
+from feast_lineage.audit.errors import DeliveryError
+from feast_lineage.runner.apply_op import run_apply
+from feast_lineage.runner.audit_records import OperationFacts, build_record
+from feast_lineage.runner.changes import as_object_changes, current_names
+from feast_lineage.runner.contract import RunnerResult
+from feast_lineage.runner.errors import EXIT_OK, BadInput, RunnerError, exception_line
+from feast_lineage.runner.feast_repo import project_name
+from feast_lineage.runner.fetch import fetch_repo
+from feast_lineage.runner.materialize_op import MaterializeRequest, plan_materialize, run_materialize
+from feast_lineage.runner.result_size import fit_result
+from feast_lineage.runner.settings import MaterializeSettings, RunnerSettings, read_settings, result_path
+from feast_lineage.runner.window import check_end, format_time, parse_time, range_window
+
+
+def run_operation(operation: str, env: Mapping[str, str] | None = None) -> int:
+    """Run ``operation`` (apply | materialize); returns the exit code (0 ok, 1 failed, 2 bad input)."""
+    env = os.environ if env is None else env
+    started = time.time()
+    try:
+        settings = read_settings(operation, env)
+    except BadInput as error:
+        result = RunnerResult(
+            operation="materialize" if operation == "materialize" else "apply",
+            ok=False,
+            error=str(error),
+            duration_seconds=round(time.time() - started, 3),
+        )
+        _report(result, result_path(env))
+        return error.exit_code
+
+    facts = OperationFacts(operation=settings.operation)
+    result = RunnerResult(operation=settings.operation, ok=True, duration_seconds=0.0)
+    exit_code = EXIT_OK
+    try:
+        result = _perform(settings, facts, result)
+    except RunnerError as error:
+        facts.error, exit_code = str(error), error.exit_code
+    except Exception as error:
+        facts.error, exit_code = f"unexpected error: {exception_line(error)}", 1
+    finished = time.time()
+    if facts.error is not None and settings.materialize is not None:
+        # The window and views it was asked to materialize, so status can say what failed.
+        result = result.model_copy(
+            update={
+                "window_start": format_time(facts.window_start) if facts.window_start else None,
+                "window_end": format_time(facts.window_end) if facts.window_end else None,
+                "feature_views": facts.feature_views,
+            }
+        )
+    result = result.model_copy(
+        update={
+            "ok": facts.error is None,
+            "error": facts.error,
+            "git_commit": facts.git_commit,
+            "duration_seconds": round(finished - started, 3),
+        }
+    )
+    result = _log_to_mlflow(settings, facts, result, int(started * 1000), int(finished * 1000))
+    _report(result, result_path(env))
+    return exit_code
+
+
+def _perform(settings: RunnerSettings, facts: OperationFacts, result: RunnerResult) -> RunnerResult:
+    """Fetch the repo and run the operation, recording in ``facts`` what is known as soon as it is."""
+    request = None
+    if settings.materialize is not None:
+        # A bad window is bad input: reject it before paying for the repo and Feast.
+        request = _materialize_request(settings.materialize, datetime.now(UTC))
+        facts.operation = "materialize_incremental" if request.incremental else "materialize"
+        facts.window_start, facts.window_end = request.start, request.end
+        facts.feature_views = request.feature_views or None
+    fetched = fetch_repo(settings)
+    facts.git_commit = fetched.git_commit
+    facts.project = project_name(fetched.path)
+    if request is None:
+        applied = run_apply(fetched.path)
+        facts.project, facts.changes = applied.project, applied.changes
+        return result.model_copy(
+            update={"changes": as_object_changes(applied.changes), "current": current_names(applied.after)}
+        )
+    store, plan = plan_materialize(fetched.path, request, datetime.now(UTC))
+    facts.project, facts.window_start, facts.feature_views = plan.project, plan.start, plan.feature_views
+    outcome = run_materialize(fetched.path, store, plan, request)
+    facts.materialize_seconds = outcome.duration_seconds
+    return result.model_copy(
+        update={
+            "window_start": format_time(outcome.start) if outcome.start else None,
+            "window_end": format_time(outcome.end),
+            "feature_views": outcome.feature_views,
+        }
+    )
+
+
+def _materialize_request(materialize: MaterializeSettings, now: datetime) -> MaterializeRequest:
+    end = parse_time(materialize.end, "window end") if materialize.end else now
+    if materialize.mode == "Range":
+        assert materialize.start is not None
+        start, end = range_window(parse_time(materialize.start, "window start"), end, now)
+        return MaterializeRequest(incremental=False, start=start, end=end, feature_views=materialize.feature_views)
+    return MaterializeRequest(
+        incremental=True, start=None, end=check_end(end, now), feature_views=materialize.feature_views
+    )
+
+
+def _log_to_mlflow(
+    settings: RunnerSettings, facts: OperationFacts, result: RunnerResult, start_ms: int, end_ms: int
+) -> RunnerResult:
+    mlflow = settings.mlflow
+    if not mlflow.log_operations or not mlflow.tracking_uri:
+        return result
+    record = build_record(
+        facts,
+        audit_id=settings.audit_id,
+        experiment=mlflow.experiment,
+        provenance=settings.provenance,
+        start_ms=start_ms,
+        end_ms=end_ms,
+    )
+    try:
+        delivered = deliver(
+            record,
+            mlflow.tracking_uri,
+            timeout=mlflow.timeout,
+            max_retries=mlflow.max_retries,
+            credentials=mlflow.credentials,
+        )
+    except DeliveryError as error:
+        # The operator keeps the record and delivers it when MLflow is back.
+        return result.model_copy(update={"mlflow_error": str(error), "audit": record.to_compact()})
+    return result.model_copy(update={"mlflow": delivered.as_contract()})
+
+
+def _report(result: RunnerResult, path: Path) -> None:
+    text = fit_result(result)
+    try:
+        path.write_text(text)
+    except OSError as error:
+        print(f"could not write the result to {path}: {error}", file=sys.stderr)
+    sys.stderr.flush()
+    print(text, flush=True)

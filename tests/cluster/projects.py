@@ -1,0 +1,114 @@
+"""Building and watching FeatureStoreProjects in cluster tests."""
+
+from __future__ import annotations
+
+import base64
+import copy
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from feast_lineage.api import FEATURE_STORE_PROJECT_PLURAL, GROUP, VERSION
+from tests.cluster_helpers import wait_until
+from tests.conftest import REPO_ROOT
+
+EXAMPLE_REPO = REPO_ROOT / "examples" / "driver-stats" / "feature_repo"
+
+
+def example_files() -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in EXAMPLE_REPO.iterdir() if p.is_file()}
+
+
+def repo_configmap(name: str, files: dict[str, bytes]) -> dict[str, Any]:
+    data, binary = {}, {}
+    for key, content in files.items():
+        try:
+            data[key] = content.decode()
+        except UnicodeDecodeError:
+            binary[key] = base64.b64encode(content).decode()
+    return {"metadata": {"name": name}, "data": data, "binaryData": binary}
+
+
+def project_manifest(name: str, data_dir: Path, repo: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    """The example project with its registry and online store on a hostPath under ``data_dir``."""
+    manifest: dict[str, Any] = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "FeatureStoreProject",
+        "metadata": {"name": name},
+        "spec": {
+            "project": "driver_stats",
+            "repo": repo,
+            "featureStore": {
+                "registry": {"path": "/feast-data/registry.db"},
+                "onlineStore": {"type": "sqlite", "settings": {"path": "/feast-data/online_store.db"}},
+                "offlineStore": {"type": "file"},
+            },
+            "mlflow": {"logOperations": True, "requestTimeoutSeconds": 3, "maxRetries": 0},
+            "runner": {
+                "volumes": [{"name": "feast-data", "hostPath": {"path": str(data_dir), "type": "DirectoryOrCreate"}}],
+                "volumeMounts": [{"name": "feast-data", "mountPath": "/feast-data"}],
+            },
+        },
+    }
+    for key, value in spec.items():
+        manifest["spec"][key] = copy.deepcopy(value)
+    return manifest
+
+
+class Projects:
+    """FeatureStoreProject reads for one namespace."""
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.custom = client.CustomObjectsApi(api)
+        self.batch = client.BatchV1Api(api)
+        self.core = client.CoreV1Api(api)
+        self.namespace = namespace
+
+    def create(self, manifest: dict[str, Any]) -> None:
+        self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, FEATURE_STORE_PROJECT_PLURAL, manifest
+        )
+
+    def get(self, name: str) -> dict[str, Any]:
+        obj = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, FEATURE_STORE_PROJECT_PLURAL, name
+        )
+        return dict(obj)
+
+    def patch_spec(self, name: str, spec: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, FEATURE_STORE_PROJECT_PLURAL, name, {"spec": spec}
+        )
+
+    def condition(self, name: str, kind: str) -> dict[str, Any] | None:
+        for condition in (self.get(name).get("status") or {}).get("conditions") or []:
+            if condition["type"] == kind:
+                return dict(condition)
+        return None
+
+    def wait_condition(
+        self, name: str, kind: str, status: str = "True", reason: str | None = None, timeout: float = 120
+    ) -> dict[str, Any]:
+        def matches() -> dict[str, Any] | None:
+            condition = self.condition(name, kind)
+            if condition and condition["status"] == status and (reason is None or condition["reason"] == reason):
+                return self.get(name)
+            return None
+
+        try:
+            return wait_until(matches, timeout, f"{kind}={status} ({reason or 'any reason'}) on {name}")
+        except AssertionError as error:
+            current = (self.get(name).get("status") or {}).get("conditions") or []
+            summary = "; ".join(f"{c['type']}={c['status']} {c['reason']}: {c['message']}" for c in current)
+            raise AssertionError(f"{error}; conditions now: {summary or 'none'}") from None
+
+    def apply_jobs(self, name: str) -> list[str]:
+        jobs = self.batch.list_namespaced_job(
+            self.namespace, label_selector=f"featurelineage.io/project={name},featurelineage.io/operation=apply"
+        ).items
+        return sorted(job.metadata.name for job in jobs)
+
+    def events(self, name: str) -> list[tuple[str, str]]:
+        events = self.core.list_namespaced_event(self.namespace, field_selector=f"involvedObject.name={name}").items
+        return [(event.reason, event.message) for event in events]

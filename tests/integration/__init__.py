@@ -1,0 +1,1 @@
+"""Tests against real Feast and a real MLflow server (no Kubernetes)."""
