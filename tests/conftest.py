@@ -57,7 +57,11 @@ def crds_installed(dev_cluster: DevCluster) -> None:
     kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", crds)
     # The published OpenAPI (kubectl explain, client-side validation) follows a moment later.
     for plural in ("featurestoreprojects", "materializationjobs"):
-        wait_until(lambda p=plural: kubectl("explain", p, check=False).returncode == 0, 60, f"OpenAPI of {plural}")
+
+        def explained(resource: str = plural) -> bool:
+            return kubectl("explain", resource, check=False).returncode == 0
+
+        wait_until(explained, 60, f"OpenAPI of {plural}")
 
 
 @pytest.fixture(scope="session")
