@@ -36,6 +36,7 @@ class OperatorProcess:
     """`feast-lineage run` as a child process that tests can kill and start again."""
 
     RESYNC_SECONDS = 3
+    AUDIT_RETRY_SECONDS = 4
 
     def __init__(self, kubeconfig: Path, mlflow_url: str, directory: Path) -> None:
         self.kubeconfig = kubeconfig
@@ -62,6 +63,8 @@ class OperatorProcess:
                 self.mlflow_url,
                 "--resync-seconds",
                 str(self.RESYNC_SECONDS),
+                "--audit-retry-seconds",
+                str(self.AUDIT_RETRY_SECONDS),
                 "--metrics-port",
                 str(self.metrics_port),
                 "--liveness-port",

@@ -73,6 +73,7 @@ def _run(args: argparse.Namespace) -> int:
         runner_image=args.runner_image or defaults.runner_image,
         mlflow_tracking_uri=args.mlflow_tracking_uri or defaults.mlflow_tracking_uri,
         resync_seconds=args.resync_seconds or defaults.resync_seconds,
+        audit_retry_seconds=args.audit_retry_seconds or defaults.audit_retry_seconds,
         metrics_port=defaults.metrics_port if args.metrics_port is None else args.metrics_port,
     )
     run_operator(settings, log_json=args.log_json, liveness_port=args.liveness_port)
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--runner-image", help="image of runner Jobs (env FEAST_LINEAGE_RUNNER_IMAGE)")
     run.add_argument("--mlflow-tracking-uri", help="default tracking server (env FEAST_LINEAGE_MLFLOW_TRACKING_URI)")
     run.add_argument("--resync-seconds", type=float, help="project resync interval (default 60)")
+    run.add_argument("--audit-retry-seconds", type=float, help="retry interval of MLflow audit delivery (default 30)")
     run.add_argument("--metrics-port", type=int, help="Prometheus port, 0 to disable (default 8080)")
     run.add_argument("--liveness-port", type=int, default=0, help="serve /healthz on this port")
     run.add_argument("--log-json", action="store_true", help="JSON log lines")

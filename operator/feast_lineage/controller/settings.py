@@ -28,6 +28,8 @@ class OperatorSettings:
     """Finished apply Jobs kept per project (older ones are deleted)."""
     git_timeout_seconds: float = 20.0
     """Bound on resolving a Git revision."""
+    audit_retry_seconds: float = 30.0
+    """How often audit records that MLflow could not take are offered to it again."""
 
     @classmethod
     def from_env(cls) -> OperatorSettings:
@@ -37,5 +39,6 @@ class OperatorSettings:
             runner_image=os.environ.get("FEAST_LINEAGE_RUNNER_IMAGE", DEFAULT_RUNNER_IMAGE),
             mlflow_tracking_uri=os.environ.get("FEAST_LINEAGE_MLFLOW_TRACKING_URI") or None,
             resync_seconds=float(os.environ.get("FEAST_LINEAGE_RESYNC_SECONDS", "60")),
+            audit_retry_seconds=float(os.environ.get("FEAST_LINEAGE_AUDIT_RETRY_SECONDS", "30")),
             metrics_port=int(os.environ.get("FEAST_LINEAGE_METRICS_PORT", "8080")),
         )

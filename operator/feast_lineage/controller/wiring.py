@@ -63,7 +63,7 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
     def project_apply_in_flight(namespace: str | None, name: str, **_: Any) -> None:
         projects.reconcile(namespace or "", name)
 
-    @kopf.timer(*PROJECTS, interval=30, when=_has_pending_audit, registry=registry)
+    @kopf.timer(*PROJECTS, interval=operator.audit_retry_seconds, when=_has_pending_audit, registry=registry)
     def project_audit_redelivery(namespace: str | None, name: str, **_: Any) -> None:
         projects.redeliver_audit(namespace or "", name)
 

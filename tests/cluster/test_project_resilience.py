@@ -1,0 +1,85 @@
+"""A dead MLflow and a killed operator: applies still complete, nothing is lost, nothing is done twice."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+from mlflow.tracking import MlflowClient
+
+from feast_lineage.devcluster.mlflow_server import start_mlflow
+from feast_lineage.devcluster.processes import free_port
+from tests.cluster.projects import Projects, example_files, project_manifest, repo_configmap
+from tests.cluster_helpers import OperatorProcess, wait_until
+
+pytestmark = pytest.mark.cluster
+
+
+def _runs_with_audit_id(url: str, audit_id: str) -> int:
+    mlflow = MlflowClient(url)
+    experiment = mlflow.get_experiment_by_name("driver_stats-feast-ops")
+    if experiment is None:
+        return 0
+    filter_string = f"tags.`featurelineage.audit_id` = '{audit_id}'"
+    return len(mlflow.search_runs([experiment.experiment_id], filter_string=filter_string))
+
+
+def test_apply_completes_while_mlflow_is_down_and_its_record_is_delivered_once_later(
+    api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    # MLflow has run once (its database exists) and is down when the apply happens.
+    start_mlflow(tmp_path / "mlflow", port=port).stop()
+    core, projects = client.CoreV1Api(api), Projects(api, namespace)
+    core.create_namespaced_config_map(namespace, repo_configmap("repo", example_files()))
+    manifest = project_manifest("drivers", tmp_path / "data", {"configMap": {"name": "repo"}})
+    manifest["spec"]["mlflow"]["trackingUri"] = url
+    started = time.monotonic()
+    projects.create(manifest)
+
+    status = projects.wait_condition("drivers", "Ready", timeout=180)["status"]
+    print(f"apply with MLflow down: Ready after {time.monotonic() - started:.1f}s")
+    last = status["lastApply"]
+    assert last["outcome"] == "Succeeded" and "mlflow" not in last
+    # Bounded: timeout 3 s with no retry, not MLflow's default of minutes.
+    assert last["durationSeconds"] < 60
+    assert [record["i"] for record in status["pendingAudit"]] == [last["auditId"]]
+
+    server = start_mlflow(tmp_path / "mlflow", port=port)
+    try:
+
+        def delivered() -> dict[str, object] | None:
+            current = projects.get("drivers")["status"]
+            return current if not current.get("pendingAudit") and current["lastApply"].get("mlflow") else None
+
+        after = wait_until(delivered, 60, "the pending audit record to reach MLflow")
+        run_id = after["lastApply"]["mlflow"]["runId"]  # type: ignore[index]
+        assert _runs_with_audit_id(url, last["auditId"]) == 1
+        run = MlflowClient(url).get_run(run_id)
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["k8s.name"] == "drivers" and run.data.tags["feast.operation"] == "apply"
+        # Later retries and resyncs deliver nothing again.
+        time.sleep(2 * OperatorProcess.AUDIT_RETRY_SECONDS)
+        assert _runs_with_audit_id(url, last["auditId"]) == 1
+    finally:
+        server.stop()
+
+
+def test_operator_killed_mid_apply_creates_no_second_job_and_converges(
+    api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    core, projects = client.CoreV1Api(api), Projects(api, namespace)
+    core.create_namespaced_config_map(namespace, repo_configmap("repo", example_files()))
+    projects.create(project_manifest("drivers", tmp_path / "data", {"configMap": {"name": "repo"}}))
+    jobs = wait_until(lambda: projects.apply_jobs("drivers"), 60, "the apply Job")
+    operator.kill()
+    time.sleep(2)
+    operator.start()
+    status = projects.wait_condition("drivers", "Ready", timeout=180)["status"]
+    assert projects.apply_jobs("drivers") == jobs
+    assert status["lastApply"]["jobName"] == jobs[0] and status["lastApply"]["outcome"] == "Succeeded"
+    time.sleep(2 * OperatorProcess.RESYNC_SECONDS)
+    assert projects.apply_jobs("drivers") == jobs
