@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -12,15 +11,9 @@ from functools import cache
 from pathlib import Path
 
 from feast_lineage.domain.provenance import redact_url
+from feast_lineage.git_credentials import git_env, redact
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
-
-_ASKPASS = """#!/bin/sh
-case "$1" in
-  Username*) printf '%s' "${FEAST_LINEAGE_GIT_USERNAME:-x-access-token}" ;;
-  *) printf '%s' "${FEAST_LINEAGE_GIT_PASSWORD:-$FEAST_LINEAGE_GIT_TOKEN}" ;;
-esac
-"""
 
 
 class GitError(Exception):
@@ -38,13 +31,8 @@ class GitCredentials:
 
 
 @cache
-def _askpass_script() -> str:
-    # Git asks this program for credentials, so they travel in the environment, never in argv.
-    handle, path = tempfile.mkstemp(prefix="feast-lineage-askpass-", suffix=".sh")
-    with os.fdopen(handle, "w") as script:
-        script.write(_ASKPASS)
-    Path(path).chmod(stat.S_IRWXU)
-    return path
+def _helper_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="feast-lineage-git-"))
 
 
 def _pick(lines: list[str], revision: str) -> str | None:
@@ -62,20 +50,9 @@ def resolve_commit(url: str, revision: str, credentials: GitCredentials, timeout
     """The commit ``revision`` (branch, tag, HEAD or full SHA) points to at ``url`` now."""
     if _SHA.match(revision):
         return revision
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "GIT_TERMINAL_PROMPT": "0",
-        "GIT_ASKPASS": _askpass_script(),
-        "GIT_SSH_COMMAND": "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new",
-    }
-    for name, value in (
-        ("FEAST_LINEAGE_GIT_USERNAME", credentials.username),
-        ("FEAST_LINEAGE_GIT_PASSWORD", credentials.password),
-        ("FEAST_LINEAGE_GIT_TOKEN", credentials.token),
-    ):
-        if value:
-            env[name] = value
+    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
+    env = git_env(base, _helper_dir(), credentials.username, credentials.password, credentials.token)
+    secrets = [value for value in (credentials.password, credentials.token) if value]
     patterns = [revision, f"refs/heads/{revision}", f"refs/tags/{revision}", f"refs/tags/{revision}^{{}}"]
     try:
         result = subprocess.run(
@@ -92,7 +69,7 @@ def resolve_commit(url: str, revision: str, credentials: GitCredentials, timeout
         lines = [line.strip() for line in result.stderr.strip().splitlines() if line.strip()]
         fatal = [line for line in lines if line.startswith(("fatal:", "error:"))]
         detail = (fatal or lines or [f"exit code {result.returncode}"])[0]
-        raise GitError("GitUnreachable", f"cannot reach {redact_url(url)}: {detail.replace(url, redact_url(url))}")
+        raise GitError("GitUnreachable", f"cannot reach {redact_url(url)}: {redact(detail, secrets)}")
     commit = _pick(result.stdout.strip().splitlines(), revision)
     if commit is None:
         raise GitError("GitRevisionNotFound", f"revision {revision!r} not found in {redact_url(url)}")

@@ -34,6 +34,10 @@ def run_operation(operation: str, env: Mapping[str, str] | None = None) -> int:
     """Run ``operation`` (apply | materialize); returns the exit code (0 ok, 1 failed, 2 bad input)."""
     env = os.environ if env is None else env
     started = time.time()
+    # The operator points TMPDIR into the workspace volume (the root filesystem is read-only);
+    # Python falls back to /tmp silently if it does not exist, so make it.
+    if env.get("TMPDIR"):
+        Path(env["TMPDIR"]).mkdir(parents=True, exist_ok=True)
     try:
         settings = read_settings(operation, env)
     except BadInput as error:

@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import os
-import re
-import stat
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from feast_lineage.git_credentials import git_env, redact
 from feast_lineage.runner.errors import OperationFailed
 from feast_lineage.runner.settings import GitSettings
 
 GIT_TIMEOUT = 600.0
-_USERINFO = re.compile(r"(://)[^/@\s]+@")
-# Reads the secrets from the environment of the git process: they never touch argv or disk.
-_ASKPASS = """#!/bin/sh
-case "$1" in
-  Username*) printf '%s\\n' "$FEAST_LINEAGE_ASKPASS_USERNAME" ;;
-  *) printf '%s\\n' "$FEAST_LINEAGE_ASKPASS_PASSWORD" ;;
-esac
-"""
-TOKEN_USERNAME = "x-access-token"
-"""User name sent with a token when none is given (GitHub's convention; GitLab and Gitea accept any)."""
 
 
 def checkout(git: GitSettings, destination: Path, helper_dir: Path) -> str:
@@ -41,40 +30,23 @@ def checkout(git: GitSettings, destination: Path, helper_dir: Path) -> str:
         full = run("fetch", "-q", "--tags", "origin", ref or "HEAD", check=False)
         if full.returncode != 0:
             raise OperationFailed(
-                f"git fetch of {wanted} from {_redact(git.url)} failed: {run.last_line(full, shallow)}"
+                f"git fetch of {wanted} from {redact(git.url)} failed: {run.last_line(full, shallow)}"
             )
     target = git.commit or "FETCH_HEAD"
     if run("cat-file", "-e", f"{target}^{{commit}}", check=False).returncode != 0:
         raise OperationFailed(
-            f"commit {target} is not in {git.revision or 'the fetched revision'} of {_redact(git.url)}"
+            f"commit {target} is not in {git.revision or 'the fetched revision'} of {redact(git.url)}"
         )
     run("-c", "advice.detachedHead=false", "checkout", "-q", "--detach", target)
     return run("rev-parse", "HEAD").stdout.strip()
 
 
 def _git_env(git: GitSettings, helper_dir: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["GIT_TERMINAL_PROMPT"] = "0"
+    env = git_env(os.environ, helper_dir, git.username, git.password, git.token)
     env.setdefault("HOME", str(helper_dir))
     # Without a user config, git would read the image's; keep the checkout reproducible.
     env["GIT_CONFIG_NOSYSTEM"] = "1"
-    password = git.token or git.password
-    if password:
-        helper_dir.mkdir(parents=True, exist_ok=True)
-        askpass = helper_dir / "askpass.sh"
-        askpass.write_text(_ASKPASS)
-        askpass.chmod(stat.S_IRWXU)
-        env["GIT_ASKPASS"] = str(askpass)
-        env["FEAST_LINEAGE_ASKPASS_USERNAME"] = git.username or TOKEN_USERNAME
-        env["FEAST_LINEAGE_ASKPASS_PASSWORD"] = password
     return env
-
-
-def _redact(text: str, secrets: Sequence[str] = ()) -> str:
-    text = _USERINFO.sub(r"\1***@", text)
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
 
 
 class _Git:
@@ -106,5 +78,5 @@ class _Git:
         for result in results:
             lines = [line for line in result.stderr.splitlines() if line.strip()]
             if lines:
-                return _redact(lines[-1].strip(), self.secrets)
+                return redact(lines[-1].strip(), self.secrets)
         return f"exit code {results[0].returncode}"
