@@ -1,6 +1,6 @@
 """The MaterializationJob resource: one run of `feast materialize` for a project."""
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 from typing_extensions import Self
@@ -125,6 +125,12 @@ class MaterializationJobStatus(StatusModel):
     """Human-readable details of the current phase."""
     waiting_for: str | None = None
     """What a Pending run waits for, e.g. the project becoming Ready or a running job."""
+    feature_views: list[str] = Field(default_factory=list)
+    """Feature views this run materializes (the spec's, or all of the project's)."""
+    audit_id: str | None = None
+    """Identity of its MLflow audit record (tag `featurelineage.audit_id`)."""
+    pending_audit: list[dict[str, Any]] = Field(default_factory=list)
+    """The audit record, while MLflow could not take it; delivered and removed once it can."""
 
 
 class MaterializationJob(CamelModel):

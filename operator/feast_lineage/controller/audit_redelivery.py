@@ -37,14 +37,19 @@ def _credentials(kube: Kube, project: FeatureStoreProject) -> Credentials:
     )
 
 
-def redeliver_pending(kube: Kube, body: Obj, default_tracking_uri: str | None) -> dict[str, Any] | None:
-    """Try each pending record; return the new status, or None when nothing changed."""
+def redeliver_pending(
+    kube: Kube, body: Obj, project_body: Obj, default_tracking_uri: str | None
+) -> dict[str, Any] | None:
+    """Try each record pending in ``body`` (a project or a run) with ``project_body``'s MLflow settings;
+    return the new status, or None when nothing changed."""
     status = dict(body.get("status") or {})
     pending = list(status.get("pendingAudit") or [])
     if not pending:
         return None
     try:
-        project = FeatureStoreProject.model_validate({k: body[k] for k in ("apiVersion", "kind", "metadata", "spec")})
+        project = FeatureStoreProject.model_validate(
+            {k: project_body[k] for k in ("apiVersion", "kind", "metadata", "spec")}
+        )
     except ValidationError:
         return None
     tracking_uri = project.spec.mlflow.tracking_uri or default_tracking_uri
@@ -81,4 +86,6 @@ def redeliver_pending(kube: Kube, body: Obj, default_tracking_uri: str | None) -
     if last_apply.get("auditId") in delivered:
         last_apply["mlflow"] = delivered[last_apply["auditId"]]
         status["lastApply"] = last_apply
+    if status.get("auditId") in delivered:
+        status["mlflow"] = delivered[status["auditId"]]
     return status

@@ -63,6 +63,14 @@ class Kube:
             if error.status != 404:  # deleted meanwhile
                 raise
 
+    def patch_status_changes(self, plural: str, namespace: str, name: str, old: Obj, new: Obj) -> bool:
+        """Patch only the top-level status fields that changed, so writers of other fields are not undone."""
+        changes: Obj = {key: value for key, value in new.items() if old.get(key) != value}
+        changes.update({key: None for key in old if key not in new})
+        if changes:
+            self.patch_status(plural, namespace, name, changes)
+        return bool(changes)
+
     def get_custom(self, plural: str, namespace: str, name: str) -> Obj | None:
         return read(self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name)
 

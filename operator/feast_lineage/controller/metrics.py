@@ -16,6 +16,11 @@ APPLY_DURATION = Histogram(
     ["namespace", "project", "outcome"],
     buckets=(1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600),
 )
+MATERIALIZATIONS = Counter(
+    "feast_lineage_materialization_total",
+    "Finished MaterializationJobs by project and outcome.",
+    ["namespace", "project", "outcome"],
+)
 AUDIT_PENDING = Gauge(
     "feast_lineage_audit_records_pending",
     "Operation records kept in status because MLflow could not take them yet.",

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import datetime
 import logging
-import threading
 import uuid
-from collections import defaultdict
 from typing import Any
 
 from pydantic import ValidationError
@@ -27,6 +25,7 @@ from feast_lineage.controller import metrics
 from feast_lineage.controller.audit_redelivery import redeliver_pending
 from feast_lineage.controller.events import emit_transitions
 from feast_lineage.controller.kube import Kube, Obj, create, read
+from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.logs import object_fields
 from feast_lineage.controller.project_inputs import gather_inputs
 from feast_lineage.controller.settings import OperatorSettings
@@ -63,16 +62,16 @@ def client_config_map_name(project_resource: str) -> str:
 
 
 class ProjectReconciler:
-    def __init__(self, kube: Kube, settings: OperatorSettings) -> None:
+    def __init__(self, kube: Kube, settings: OperatorSettings, locks: ObjectLocks) -> None:
         self.kube = kube
         self.settings = settings
-        self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+        self.locks = locks
 
     def reconcile(self, namespace: str, name: str) -> None:
         """One pass over the project; safe to call from any handler, any number of times."""
         # Handlers of one object can overlap (a timer and a Job event): one pass at a time per
         # object, each on a fresh read, so no pass writes a status computed from a stale one.
-        with self._locks[f"{namespace}/{name}"]:
+        with self.locks.hold(FEATURE_STORE_PROJECT_KIND, namespace, name):
             body = self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, namespace, name)
             if body is None or body["metadata"].get("deletionTimestamp"):
                 return
@@ -85,13 +84,13 @@ class ProjectReconciler:
 
     def redeliver_audit(self, namespace: str, name: str) -> None:
         """Deliver the project's pending audit records to MLflow, under the same lock as reconcile."""
-        with self._locks[f"{namespace}/{name}"]:
+        with self.locks.hold(FEATURE_STORE_PROJECT_KIND, namespace, name):
             body = self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, namespace, name)
             if body is None:
                 return
-            status = redeliver_pending(self.kube, body, self.settings.mlflow_tracking_uri)
+            status = redeliver_pending(self.kube, body, body, self.settings.mlflow_tracking_uri)
             if status is not None:
-                self.kube.patch_status(FEATURE_STORE_PROJECT_PLURAL, namespace, name, status)
+                self.kube.patch_status_changes(FEATURE_STORE_PROJECT_PLURAL, namespace, name, body["status"], status)
                 metrics.AUDIT_PENDING.labels(namespace, name).set(len(status.get("pendingAudit") or []))
 
     def _reconcile(self, body: Obj) -> None:
@@ -151,8 +150,9 @@ class ProjectReconciler:
     def _write(self, body: Obj, decision: ProjectDecision) -> None:
         meta = body["metadata"]
         new_status = decision.status
-        if new_status != (body.get("status") or {}):
-            self.kube.patch_status(FEATURE_STORE_PROJECT_PLURAL, meta["namespace"], meta["name"], new_status)
+        self.kube.patch_status_changes(
+            FEATURE_STORE_PROJECT_PLURAL, meta["namespace"], meta["name"], body.get("status") or {}, new_status
+        )
         emit_transitions(self.kube, body, decision.transitions)
         metrics.AUDIT_PENDING.labels(meta["namespace"], meta["name"]).set(len(new_status.get("pendingAudit") or []))
 

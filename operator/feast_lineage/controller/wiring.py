@@ -7,16 +7,27 @@ from typing import Any
 
 import kopf
 
-from feast_lineage.api import FEATURE_STORE_PROJECT_KIND, FEATURE_STORE_PROJECT_PLURAL, GROUP, VERSION
+from feast_lineage.api import (
+    FEATURE_STORE_PROJECT_KIND,
+    FEATURE_STORE_PROJECT_PLURAL,
+    GROUP,
+    MATERIALIZATION_JOB_KIND,
+    MATERIALIZATION_JOB_PLURAL,
+    VERSION,
+)
 from feast_lineage.controller import metrics
 from feast_lineage.controller.kube import Kube, new_api_client
+from feast_lineage.controller.locks import ObjectLocks
+from feast_lineage.controller.materialization_reconciler import MaterializationReconciler, peer_summary
 from feast_lineage.controller.project_reconciler import ProjectReconciler
 from feast_lineage.controller.settings import OperatorSettings
 from feast_lineage.domain import labels
 from feast_lineage.domain.conditions import RECONCILING, is_true
+from feast_lineage.domain.materialization_state import TERMINAL
 
 PROJECTS = (GROUP, VERSION, FEATURE_STORE_PROJECT_PLURAL)
-APPLY_JOBS = {labels.LABEL_MANAGED_BY: labels.MANAGED_BY, labels.LABEL_OPERATION: "apply"}
+RUNS = (GROUP, VERSION, MATERIALIZATION_JOB_PLURAL)
+MANAGED = {labels.LABEL_MANAGED_BY: labels.MANAGED_BY}
 
 
 def _applying(status: kopf.Status, **_: Any) -> bool:
@@ -27,10 +38,24 @@ def _has_pending_audit(status: kopf.Status, **_: Any) -> bool:
     return bool(status.get("pendingAudit"))
 
 
+def _run_waiting(status: kopf.Status, **_: Any) -> bool:
+    return status.get("phase") in (None, "", "Pending")
+
+
+def _run_active(status: kopf.Status, **_: Any) -> bool:
+    return status.get("phase") not in TERMINAL
+
+
+def _owner(body: kopf.Body, kind: str) -> str | None:
+    return labels.controller_owner({"metadata": dict(body.get("metadata") or {})}, kind)
+
+
 def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     kube = Kube(new_api_client())
-    projects = ProjectReconciler(kube, operator)
+    locks = ObjectLocks()
+    projects = ProjectReconciler(kube, operator, locks)
+    runs = MaterializationReconciler(kube, operator, locks)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -48,6 +73,8 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
         settings.execution.max_workers = 8
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
         metrics.serve(operator.metrics_port)
+
+    # -- FeatureStoreProject --------------------------------------------------------------------
 
     @kopf.on.resume(*PROJECTS, registry=registry)
     @kopf.on.create(*PROJECTS, registry=registry)
@@ -67,10 +94,51 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
     def project_audit_redelivery(namespace: str | None, name: str, **_: Any) -> None:
         projects.redeliver_audit(namespace or "", name)
 
-    @kopf.on.event("batch", "v1", "jobs", labels=APPLY_JOBS, registry=registry)
+    @kopf.on.event("batch", "v1", "jobs", labels={**MANAGED, labels.LABEL_OPERATION: "apply"}, registry=registry)
     def apply_job_event(body: kopf.Body, namespace: str | None, **_: Any) -> None:
-        owner = labels.controller_owner({"metadata": dict(body.get("metadata") or {})}, FEATURE_STORE_PROJECT_KIND)
+        owner = _owner(body, FEATURE_STORE_PROJECT_KIND)
         if owner is not None:
             projects.reconcile(namespace or "", owner)
+
+    # -- MaterializationJob ---------------------------------------------------------------------
+
+    @kopf.index(*RUNS, id="runs_by_project", registry=registry)
+    def runs_by_project(
+        namespace: str | None, name: str, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status, **_: Any
+    ) -> dict[tuple[str | None, str], dict[str, Any]]:
+        project = str(spec.get("projectRef", {}).get("name", ""))
+        return {(namespace, project): peer_summary(name, dict(meta), dict(spec), dict(status))}
+
+    def peers_of(indices: dict[str, Any], namespace: str | None, spec: Any) -> list[dict[str, Any]]:
+        # Kopf passes indices as keyword arguments named after the index.
+        index: kopf.Index[Any, Any] = indices["runs_by_project"]
+        return list(index.get((namespace, spec.get("projectRef", {}).get("name", "")), []))
+
+    @kopf.on.resume(*RUNS, registry=registry)
+    @kopf.on.create(*RUNS, registry=registry)
+    def run_created(namespace: str | None, name: str, spec: kopf.Spec, **indices: Any) -> None:
+        runs.reconcile(namespace or "", name, peers_of(indices, namespace, spec))
+
+    @kopf.timer(*RUNS, interval=operator.active_poll_seconds, when=_run_waiting, registry=registry)
+    def run_waiting(namespace: str | None, name: str, spec: kopf.Spec, **indices: Any) -> None:
+        runs.reconcile(namespace or "", name, peers_of(indices, namespace, spec))
+
+    # Job events report completion at once; this slower timer only catches pods that cannot start.
+    @kopf.timer(*RUNS, interval=operator.resync_seconds, when=_run_active, registry=registry)
+    def run_resync(namespace: str | None, name: str, spec: kopf.Spec, **indices: Any) -> None:
+        runs.reconcile(namespace or "", name, peers_of(indices, namespace, spec))
+
+    @kopf.timer(*RUNS, interval=operator.audit_retry_seconds, when=_has_pending_audit, registry=registry)
+    def run_audit_redelivery(namespace: str | None, name: str, **_: Any) -> None:
+        runs.redeliver_audit(namespace or "", name)
+
+    @kopf.on.event("batch", "v1", "jobs", labels={**MANAGED, labels.LABEL_OPERATION: "materialize"}, registry=registry)
+    def materialize_job_event(body: kopf.Body, namespace: str | None, **indices: Any) -> None:
+        owner = _owner(body, MATERIALIZATION_JOB_KIND)
+        if owner is None:
+            return
+        run = kube.get_custom(MATERIALIZATION_JOB_PLURAL, namespace or "", owner)
+        if run is not None:
+            runs.reconcile(namespace or "", owner, peers_of(indices, namespace, run["spec"]))
 
     return registry

@@ -1,0 +1,271 @@
+"""Reconcile one MaterializationJob: wait, create its Job, and record the outcome, exactly once."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import uuid
+from typing import Any
+
+from pydantic import ValidationError
+
+from feast_lineage.api import (
+    FEATURE_STORE_PROJECT_KIND,
+    FEATURE_STORE_PROJECT_PLURAL,
+    MATERIALIZATION_JOB_KIND,
+    MATERIALIZATION_JOB_PLURAL,
+    FeatureStoreProject,
+    MaterializationJob,
+)
+from feast_lineage.controller import metrics
+from feast_lineage.controller.audit_redelivery import redeliver_pending
+from feast_lineage.controller.events import emit_transitions
+from feast_lineage.controller.kube import Kube, Obj, create, read
+from feast_lineage.controller.locks import ObjectLocks
+from feast_lineage.controller.logs import object_fields
+from feast_lineage.controller.project_reconciler import runner_config_map_name, validation_message
+from feast_lineage.controller.settings import OperatorSettings
+from feast_lineage.domain import labels
+from feast_lineage.domain.apply_plan import RepoIdentity
+from feast_lineage.domain.materialization_state import (
+    TERMINAL,
+    MaterializationObservation,
+    Peer,
+    decide_materialization,
+    resolved_feature_views,
+)
+from feast_lineage.domain.provenance import provenance_tags, redact_url, triggered_by
+from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
+from feast_lineage.domain.runner_outcome import observe_job
+from feast_lineage.runner import contract
+
+log = logging.getLogger(__name__)
+
+ANNOTATION_SCHEDULED_TIME = labels.ANNOTATION_SCHEDULED_TIME
+
+
+def materialize_job_name(name: str) -> str:
+    return labels.child_name(name, "materialize")
+
+
+def creating_manager(metadata: Obj) -> str | None:
+    """The field manager that created the object (kubectl, argocd-controller, kustomize-controller, ...)."""
+    # A create is recorded as the earliest "Update" (or "Apply") of the main resource.
+    entries = [e for e in metadata.get("managedFields") or [] if not e.get("subresource") and e.get("manager")]
+    entries.sort(key=lambda e: str(e.get("time", "")))
+    return str(entries[0]["manager"]) if entries else None
+
+
+def _time(value: datetime.datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def peer_summary(name: str, meta: Obj, spec: Obj, status: Obj) -> Obj:
+    """What the index keeps of each run: enough to tell which runs share feature views."""
+    return {
+        "name": name,
+        "created": meta.get("creationTimestamp", ""),
+        "featureViews": list(status.get("featureViews") or spec.get("featureViews") or []),
+        "phase": str(status.get("phase") or ""),
+    }
+
+
+def to_peers(summaries: list[Obj], project: Obj) -> list[Peer]:
+    all_views = (project.get("status") or {}).get("featureViews") or []
+    return [Peer(s["name"], s["created"], frozenset(s["featureViews"] or all_views), s["phase"]) for s in summaries]
+
+
+class MaterializationReconciler:
+    def __init__(self, kube: Kube, settings: OperatorSettings, locks: ObjectLocks) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.locks = locks
+
+    def reconcile(self, namespace: str, name: str, peers: list[Obj]) -> None:
+        """One pass; ``peers`` are summaries of the project's runs (from the operator's index)."""
+        with self.locks.hold(MATERIALIZATION_JOB_KIND, namespace, name):
+            body = self.kube.get_custom(MATERIALIZATION_JOB_PLURAL, namespace, name)
+            if body is None or body["metadata"].get("deletionTimestamp"):
+                return
+            if (body.get("status") or {}).get("phase") in TERMINAL:
+                return
+            try:
+                self._reconcile(body, peers)
+            except Exception:
+                metrics.RECONCILES.labels(MATERIALIZATION_JOB_KIND, "error").inc()
+                raise
+            metrics.RECONCILES.labels(MATERIALIZATION_JOB_KIND, "ok").inc()
+
+    def redeliver_audit(self, namespace: str, name: str) -> None:
+        with self.locks.hold(MATERIALIZATION_JOB_KIND, namespace, name):
+            body = self.kube.get_custom(MATERIALIZATION_JOB_PLURAL, namespace, name)
+            if body is None:
+                return
+            project_name = body["spec"]["projectRef"]["name"]
+            project = self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, namespace, project_name)
+            if project is None:
+                return
+            status = redeliver_pending(self.kube, body, project, self.settings.mlflow_tracking_uri)
+            if status is not None:
+                self.kube.patch_status_changes(MATERIALIZATION_JOB_PLURAL, namespace, name, body["status"], status)
+
+    def _reconcile(self, body: Obj, peer_summaries: list[Obj]) -> None:
+        meta = body["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        now = datetime.datetime.now(datetime.timezone.utc)
+        old_status: dict[str, Any] = dict(body.get("status") or {})
+        spec, invalid = None, None
+        try:
+            spec = MaterializationJob.model_validate(
+                {k: v for k, v in body.items() if k in ("apiVersion", "kind", "metadata", "spec")}
+            ).spec
+        except ValidationError as error:
+            invalid = validation_message(error)
+        project = None
+        job_name = materialize_job_name(name)
+        job_observation = None
+        peers: list[Peer] = []
+        if spec is not None:
+            project = self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, namespace, spec.project_ref.name)
+            job = read(self.kube.batch.read_namespaced_job, job_name, namespace)
+            if job is not None:
+                pods = self.kube.list_json(
+                    self.kube.core.list_namespaced_pod, namespace, label_selector=f"job-name={job_name}"
+                )
+                job_observation = observe_job(job, pods)
+            elif project is not None:
+                peers = to_peers(peer_summaries, project)
+        status = dict(old_status)
+        status.setdefault("jobName", job_name)
+        status.setdefault("provenance", self._provenance(body, project))
+        observation = MaterializationObservation(
+            name=name,
+            created=meta.get("creationTimestamp", ""),
+            generation=meta.get("generation"),
+            status=status,
+            now=now,
+            spec=spec,
+            invalid=invalid,
+            project=project,
+            job=job_observation,
+            peers=peers,
+        )
+        decision = decide_materialization(observation)
+        if decision.create_job:
+            assert spec is not None and project is not None
+            audit_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{meta['uid']}/{job_name}"))
+            decision.status["auditId"] = audit_id
+            self._create_job(body, project, job_name, decision.feature_views, audit_id, now)
+        self.kube.patch_status_changes(MATERIALIZATION_JOB_PLURAL, namespace, name, old_status, decision.status)
+        emit_transitions(self.kube, body, decision.transitions)
+        if decision.finished is not None and spec is not None:
+            outcome = decision.status.get("phase", "")
+            metrics.MATERIALIZATIONS.labels(namespace, spec.project_ref.name, outcome.lower()).inc()
+            self._record_on_project(namespace, spec.project_ref.name, name, decision.status)
+
+    def _provenance(self, body: Obj, project: Obj | None) -> dict[str, Any]:
+        meta = body["metadata"]
+        scheduled = (meta.get("annotations") or {}).get(ANNOTATION_SCHEDULED_TIME)
+        provenance: dict[str, Any] = {
+            "triggeredBy": triggered_by(meta, created_by_schedule=scheduled is not None),
+            "manager": creating_manager(meta),
+            "scheduledTime": scheduled,
+        }
+        if project is not None:
+            git = (project.get("spec") or {}).get("repo", {}).get("git")
+            last_apply = (project.get("status") or {}).get("lastApply") or {}
+            if git:
+                provenance["gitRepository"] = redact_url(git["url"])
+                provenance["gitRevision"] = last_apply.get("commit") or git.get("revision")
+        return {k: v for k, v in provenance.items() if v is not None}
+
+    def _create_job(
+        self, body: Obj, project_body: Obj, job_name: str, views: list[str], audit_id: str, now: datetime.datetime
+    ) -> None:
+        meta = body["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        run = MaterializationJob.model_validate({k: body[k] for k in ("apiVersion", "kind", "metadata", "spec")})
+        project = FeatureStoreProject.model_validate(
+            {k: project_body[k] for k in ("apiVersion", "kind", "metadata", "spec")}
+        )
+        spec = run.spec
+        last_apply = (project_body.get("status") or {}).get("lastApply") or {}
+        repo_kind = "configMap" if project.spec.repo.config_map else "git" if project.spec.repo.git else "image"
+        repo = RepoIdentity(repo_kind, str(last_apply.get("revision", "")), "", last_apply.get("commit"))
+        # The end of an open window is fixed once, here: a restarted operator reads it back from the Job.
+        end = spec.end_time or now
+        extra_env = [
+            {"name": contract.ENV_MATERIALIZE_MODE, "value": spec.mode},
+            {"name": contract.ENV_MATERIALIZE_END, "value": _time(end)},
+            {"name": contract.ENV_FEATURE_VIEWS, "value": ",".join(views)},
+        ]
+        if spec.start_time is not None:
+            extra_env.append({"name": contract.ENV_MATERIALIZE_START, "value": _time(spec.start_time)})
+        provenance = (body.get("status") or {}).get("provenance") or self._provenance(body, project_body)
+        git = project.spec.repo.git
+        tags = provenance_tags(
+            namespace=namespace,
+            kind=MATERIALIZATION_JOB_KIND,
+            name=name,
+            uid=meta["uid"],
+            generation=meta.get("generation"),
+            job_name=job_name,
+            trigger=str(provenance.get("triggeredBy", "manual")),
+            metadata=meta,
+            git_url=git.url if git else None,
+            git_revision=git.revision if git else None,
+            git_commit=repo.commit,
+            extra={
+                "k8s.project": project.metadata.name or "",
+                **({"k8s.manager": provenance["manager"]} if provenance.get("manager") else {}),
+            },
+        )
+        job_labels = {
+            **labels.standard_labels(project.metadata.name or "", "materialize-runner"),
+            labels.LABEL_OPERATION: "materialize",
+            labels.LABEL_MATERIALIZATION: name,
+        }
+        request = RunnerJobRequest(
+            operation="materialize",
+            job_name=job_name,
+            runner_image=project.spec.runner.image or self.settings.runner_image,
+            runner_config_map=runner_config_map_name(project.metadata.name or ""),
+            repo=repo,
+            provenance=tags,
+            audit_id=audit_id,
+            labels=job_labels,
+            annotations={labels.ANNOTATION_AUDIT_ID: audit_id},
+            owner=labels.owner_reference(MATERIALIZATION_JOB_KIND, name, meta["uid"]),
+            backoff_limit=spec.backoff_limit,
+            tracking_uri=project.spec.mlflow.tracking_uri or self.settings.mlflow_tracking_uri,
+            active_deadline_seconds=spec.active_deadline_seconds,
+            extra_env=extra_env,
+        )
+        if create(self.kube.batch.create_namespaced_job, namespace, render_runner_job(project, request)):
+            log.info(
+                "created materialize Job %s", job_name, extra=object_fields(namespace, name, meta.get("generation"))
+            )
+
+    def _record_on_project(self, namespace: str, project_name: str, run_name: str, status: Obj) -> None:
+        """The project's lastMaterialization: written only here, so no other writer undoes it."""
+        with self.locks.hold(FEATURE_STORE_PROJECT_KIND, namespace, project_name):
+            project = self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, namespace, project_name)
+            if project is None:
+                return
+            record = {
+                "name": run_name,
+                "phase": status.get("phase"),
+                "window": status.get("window"),
+                "completionTime": status.get("completionTime"),
+            }
+            record = {k: v for k, v in record.items() if v is not None}
+            old = dict(project.get("status") or {})
+            previous = old.get("lastMaterialization") or {}
+            if previous.get("completionTime", "") > record.get("completionTime", ""):
+                return  # a later run finished first
+            self.kube.patch_status_changes(
+                FEATURE_STORE_PROJECT_PLURAL, namespace, project_name, old, {**old, "lastMaterialization": record}
+            )
+
+
+__all__ = ["MaterializationReconciler", "materialize_job_name", "resolved_feature_views"]
