@@ -42,10 +42,12 @@ class Runs:
         return dict(self.get(name).get("status") or {})
 
     def wait_phase(self, name: str, *phases: str, timeout: float = 180) -> dict[str, Any]:
+        def finished() -> dict[str, Any] | None:
+            status = self.status(name)
+            return status if status.get("phase") in phases else None
+
         try:
-            return wait_until(
-                lambda: (s := self.status(name)).get("phase") in phases and s, timeout, f"{name} {phases}"
-            )
+            return wait_until(finished, timeout, f"{name} {phases}")
         except AssertionError as error:
             raise AssertionError(f"{error}; status now: {self.status(name)}") from None
 
