@@ -98,6 +98,19 @@ class LastMaterialization(StatusModel):
     """When it finished."""
 
 
+class ScheduleStatus(StatusModel):
+    """State of the materialization schedule."""
+
+    last_schedule_time: Timestamp | None = None
+    """The latest scheduled time that was handled (a run created, or deliberately skipped)."""
+    next_schedule_time: Timestamp | None = None
+    """When the next run is due."""
+    last_run: str | None = None
+    """Name of the latest MaterializationJob the schedule created."""
+    message: str | None = None
+    """Why the schedule is not creating a run now (suspended, Forbid, missed deadline), if so."""
+
+
 class FeatureStoreProjectStatus(StatusModel):
     """Observed state of the project, written by the operator."""
 
@@ -109,6 +122,8 @@ class FeatureStoreProjectStatus(StatusModel):
     """The most recent `feast apply`."""
     last_materialization: LastMaterialization | None = None
     """The most recent materialization."""
+    schedule: ScheduleStatus | None = None
+    """State of spec.materialization's schedule."""
     feature_views: list[str] = Field(default_factory=list)
     """Feature views in the registry after the last apply."""
     feature_services: list[str] = Field(default_factory=list)

@@ -65,6 +65,7 @@ def peer_summary(name: str, meta: Obj, spec: Obj, status: Obj) -> Obj:
     return {
         "name": name,
         "created": meta.get("creationTimestamp", ""),
+        "scheduledTime": (meta.get("annotations") or {}).get(ANNOTATION_SCHEDULED_TIME),
         "featureViews": list(status.get("featureViews") or spec.get("featureViews") or []),
         "phase": str(status.get("phase") or ""),
     }

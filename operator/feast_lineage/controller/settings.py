@@ -28,6 +28,8 @@ class OperatorSettings:
     """Finished apply Jobs kept per project (older ones are deleted)."""
     git_timeout_seconds: float = 20.0
     """Bound on resolving a Git revision."""
+    schedule_tick_seconds: float = 10.0
+    """How often materialization schedules are checked (cron has minute resolution)."""
     audit_retry_seconds: float = 30.0
     """How often audit records that MLflow could not take are offered to it again."""
 

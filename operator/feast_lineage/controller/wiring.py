@@ -20,6 +20,7 @@ from feast_lineage.controller.kube import Kube, new_api_client
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.materialization_reconciler import MaterializationReconciler, peer_summary
 from feast_lineage.controller.project_reconciler import ProjectReconciler
+from feast_lineage.controller.schedule_reconciler import ScheduleReconciler
 from feast_lineage.controller.settings import OperatorSettings
 from feast_lineage.domain import labels
 from feast_lineage.domain.conditions import RECONCILING, is_true
@@ -36,6 +37,10 @@ def _applying(status: kopf.Status, **_: Any) -> bool:
 
 def _has_pending_audit(status: kopf.Status, **_: Any) -> bool:
     return bool(status.get("pendingAudit"))
+
+
+def _scheduled(spec: kopf.Spec, **_: Any) -> bool:
+    return bool(spec.get("materialization"))
 
 
 def _run_waiting(status: kopf.Status, **_: Any) -> bool:
@@ -56,6 +61,7 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
     locks = ObjectLocks()
     projects = ProjectReconciler(kube, operator, locks)
     runs = MaterializationReconciler(kube, operator, locks)
+    schedules = ScheduleReconciler(kube, locks)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -99,6 +105,11 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
         owner = _owner(body, FEATURE_STORE_PROJECT_KIND)
         if owner is not None:
             projects.reconcile(namespace or "", owner)
+
+    @kopf.timer(*PROJECTS, interval=operator.schedule_tick_seconds, when=_scheduled, registry=registry)
+    def project_schedule(namespace: str | None, name: str, **indices: Any) -> None:
+        index: kopf.Index[Any, Any] = indices["runs_by_project"]
+        schedules.tick(namespace or "", name, list(index.get((namespace, name), [])))
 
     # -- MaterializationJob ---------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ LABEL_PART_OF = "app.kubernetes.io/part-of"
 LABEL_PROJECT = f"{GROUP}/project"
 LABEL_OPERATION = f"{GROUP}/operation"
 LABEL_MATERIALIZATION = f"{GROUP}/materialization-job"
+LABEL_CREATED_BY = f"{GROUP}/created-by"
 
 ANNOTATION_APPLY_HASH = f"{GROUP}/apply-hash"
 ANNOTATION_SPEC_HASH = f"{GROUP}/spec-hash"

@@ -1,0 +1,135 @@
+"""Run a project's materialization schedule: create, replace and prune scheduled MaterializationJobs.
+
+Runs are named from their scheduled instant, so an operator that restarts, or two that
+overlap, create each run once; the Kubernetes API's "already exists" is the lock.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
+
+from feast_lineage.api import (
+    API_VERSION,
+    FEATURE_STORE_PROJECT_KIND,
+    FEATURE_STORE_PROJECT_PLURAL,
+    GROUP,
+    MATERIALIZATION_JOB_KIND,
+    MATERIALIZATION_JOB_PLURAL,
+    VERSION,
+    FeatureStoreProject,
+)
+from feast_lineage.controller.kube import Kube, Obj, create
+from feast_lineage.controller.locks import ObjectLocks
+from feast_lineage.controller.logs import object_fields
+from feast_lineage.domain import labels
+from feast_lineage.domain.schedule_plan import ScheduledRun, plan_schedule
+
+log = logging.getLogger(__name__)
+
+
+def _parse(value: str | None) -> datetime.datetime | None:
+    if not value:
+        return None
+    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _iso(value: datetime.datetime | None) -> str | None:
+    return value.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+def scheduled_run_manifest(
+    project: FeatureStoreProject, uid: str, name: str, scheduled: datetime.datetime
+) -> dict[str, Any]:
+    """An Incremental run up to its scheduled instant: the same window whenever it actually starts."""
+    assert project.spec.materialization is not None
+    project_name = project.metadata.name or ""
+    spec: dict[str, Any] = {"projectRef": {"name": project_name}, "mode": "Incremental", "endTime": _iso(scheduled)}
+    if project.spec.materialization.feature_views:
+        spec["featureViews"] = list(project.spec.materialization.feature_views)
+    return {
+        "apiVersion": API_VERSION,
+        "kind": MATERIALIZATION_JOB_KIND,
+        "metadata": {
+            "name": name,
+            "namespace": project.metadata.namespace,
+            "labels": {**labels.standard_labels(project_name, "scheduled-run"), labels.LABEL_CREATED_BY: "schedule"},
+            "annotations": {labels.ANNOTATION_SCHEDULED_TIME: _iso(scheduled)},
+            "ownerReferences": [labels.owner_reference(FEATURE_STORE_PROJECT_KIND, project_name, uid)],
+        },
+        "spec": spec,
+    }
+
+
+class ScheduleReconciler:
+    def __init__(self, kube: Kube, locks: ObjectLocks) -> None:
+        self.kube = kube
+        self.locks = locks
+
+    def tick(self, namespace: str, name: str, runs: list[Obj], now: datetime.datetime | None = None) -> None:
+        """``runs``: summaries of the project's MaterializationJobs (from the operator's index)."""
+        with self.locks.hold(FEATURE_STORE_PROJECT_KIND, namespace, name):
+            body = self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, namespace, name)
+            if body is None or body["metadata"].get("deletionTimestamp"):
+                return
+            try:
+                project = FeatureStoreProject.model_validate(
+                    {k: body[k] for k in ("apiVersion", "kind", "metadata", "spec")}
+                )
+            except ValidationError:
+                return  # the project reconciler reports it as Stalled
+            schedule = project.spec.materialization
+            if schedule is None:
+                return
+            old_status = dict(body.get("status") or {})
+            schedule_status = dict(old_status.get("schedule") or {})
+            now = now or datetime.datetime.now(datetime.timezone.utc)
+            decision = plan_schedule(
+                schedule,
+                project_resource=name,
+                now=now,
+                last_schedule_time=_parse(schedule_status.get("lastScheduleTime")),
+                project_created=_parse(body["metadata"]["creationTimestamp"]) or now,
+                runs=[
+                    ScheduledRun(r["name"], _parse(r.get("scheduledTime")), r["phase"], _parse(r["created"]) or now)
+                    for r in runs
+                ],
+            )
+            for run in [*decision.delete_active, *decision.prune]:
+                self._delete_run(namespace, run)
+            if decision.create is not None and decision.create_name is not None:
+                manifest = scheduled_run_manifest(
+                    project, body["metadata"]["uid"], decision.create_name, decision.create
+                )
+                if create(
+                    self.kube.custom.create_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    MATERIALIZATION_JOB_PLURAL,
+                    manifest,
+                ):
+                    log.info("schedule created %s", decision.create_name, extra=object_fields(namespace, name))
+                schedule_status["lastRun"] = decision.create_name
+            schedule_status.update(
+                lastScheduleTime=_iso(decision.last_schedule_time),
+                nextScheduleTime=_iso(decision.next_time),
+                message=decision.waiting_reason,
+            )
+            new_schedule = {k: v for k, v in schedule_status.items() if v is not None}
+            self.kube.patch_status_changes(
+                FEATURE_STORE_PROJECT_PLURAL, namespace, name, old_status, {**old_status, "schedule": new_schedule}
+            )
+
+    def _delete_run(self, namespace: str, name: str) -> None:
+        try:
+            self.kube.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, namespace, MATERIALIZATION_JOB_PLURAL, name, propagation_policy="Background"
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
