@@ -54,12 +54,12 @@ def test_schedule_creates_runs_at_cron_times_respects_forbid_and_prunes(
         "backoffLimit": 0,
     }
     assert first["metadata"]["labels"]["featurelineage.io/created-by"] == "schedule"
+
     def first_finished() -> dict[str, Any] | None:
         run = _runs(custom, namespace)[first_name]
         return run if run.get("status", {}).get("phase") in ("Succeeded", "Failed") else None
 
     done = wait_until(first_finished, 120, "the first scheduled run")
-    )
     assert done["status"]["phase"] == "Succeeded", done["status"]
     assert done["status"]["provenance"]["triggeredBy"] == "schedule"
 
