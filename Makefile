@@ -23,8 +23,8 @@ example: install
 	bash examples/driver-stats/run.sh
 
 lint: install
-	$(BIN)/ruff check operator tests examples
-	$(BIN)/ruff format --check operator tests examples
+	$(BIN)/ruff check operator tests examples benchmarks
+	$(BIN)/ruff format --check operator tests examples benchmarks
 	$(BIN)/mypy
 	$(BIN)/feast-lineage crds --check --output crds
 

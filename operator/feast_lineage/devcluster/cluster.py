@@ -57,7 +57,7 @@ class DevCluster:
         self.control_plane.stop()
 
 
-def node_process(kubeconfig: Path, directory: Path) -> ManagedProcess:
+def node_process(kubeconfig: Path, directory: Path, max_running_pods: int = 0) -> ManagedProcess:
     env = dict(os.environ)
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     return ManagedProcess(
@@ -72,6 +72,8 @@ def node_process(kubeconfig: Path, directory: Path) -> ManagedProcess:
             str(directory / "node"),
             "--name",
             NODE_NAME,
+            "--max-running-pods",
+            str(max_running_pods),
         ],
         directory / "logs" / "local-node.log",
         env=env,
@@ -83,14 +85,14 @@ def _node_ready(api: client.ApiClient) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
 
 
-def start_dev_cluster(directory: Path, with_mlflow: bool = True) -> DevCluster:
+def start_dev_cluster(directory: Path, with_mlflow: bool = True, max_running_pods: int = 0) -> DevCluster:
     """Build what is missing, then start everything; stops what started if any part fails."""
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
     binaries = ensure_binaries()
     plane = start_control_plane(binaries, directory)
     started: list[ControlPlane | ManagedProcess] = [plane]
     try:
-        node = node_process(plane.kubeconfig, directory)
+        node = node_process(plane.kubeconfig, directory, max_running_pods)
         started.append(node)
         api = config.new_client_from_config(config_file=str(plane.kubeconfig))
         node.wait_ready(lambda: _node_ready(api), 30, "registered as a Ready Node")

@@ -78,10 +78,17 @@ class PodRun(threading.Thread):
                 os.killpg(process.pid, signal.SIGTERM)
 
     def run(self) -> None:
+        # A node has room for so many pods at once; the rest wait, as on a full node.
+        while not self.node.slots.acquire(timeout=0.5):
+            if self.stopping.is_set():
+                return
         try:
-            self._run()
+            if not self.stopping.is_set():
+                self._run()
         except Exception:
             log.exception("pod %s/%s: unexpected error", self.namespace, self.pod_name)
+        finally:
+            self.node.slots.release()
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -355,13 +362,24 @@ def _terminated(
     }
 
 
+class _Unbounded:
+    """A semaphore that never blocks."""
+
+    def acquire(self, timeout: float | None = None) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
 class LocalNode:
     """Registers the Node, binds pods, and keeps one :class:`PodRun` per live pod."""
 
-    def __init__(self, api: client.ApiClient, name: str, state_dir: Path) -> None:
+    def __init__(self, api: client.ApiClient, name: str, state_dir: Path, max_running: int = 0) -> None:
         self.api = api
         self.name = name
         self.state_dir = state_dir
+        self.slots = threading.BoundedSemaphore(max_running) if max_running > 0 else _Unbounded()
         self.core = client.CoreV1Api(api)
         self.apiserver_port = urlparse(api.configuration.host).port or 443
         self.runs: dict[str, PodRun] = {}
@@ -573,12 +591,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kubeconfig", required=True)
     parser.add_argument("--state-dir", required=True, type=Path)
     parser.add_argument("--name", default="local-node")
+    parser.add_argument("--max-running-pods", type=int, default=0, help="pods run at once; 0 = no limit")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if shutil.which("unshare") is None:
         sys.exit("the local node needs `unshare` (util-linux) to give each container its own mounts")
     api = config.new_client_from_config(config_file=args.kubeconfig)
-    node = LocalNode(api, args.name, args.state_dir)
+    node = LocalNode(api, args.name, args.state_dir, args.max_running_pods)
     node.run_forever()
 
 
