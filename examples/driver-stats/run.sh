@@ -1,21 +1,38 @@
 #!/usr/bin/env bash
-# Runs the driver-stats example on the local cluster: starts the cluster (if it is not
-# running), installs the CRDs and applies the example project and its repo ConfigMap.
+# The driver-stats example end to end on the local cluster: start the cluster with the
+# operator and MLflow (unless running), apply the project, wait until the operator has
+# run `feast apply`, backfill a week of features, and show what was recorded where.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${VENV:-.venv}/bin
 DEV_DIR=${DEV_DIR:-$HOME/.cache/feast-lineage/dev-cluster}
+NS=driver-stats
 
 if [ ! -f "$DEV_DIR/state.json" ]; then
-  "$BIN/feast-lineage" dev-cluster up --dir "$DEV_DIR"
+  "$BIN/feast-lineage" dev-cluster up --with-operator --dir "$DEV_DIR"
+fi
+state() { "$BIN/python" -c "import json,sys; print(json.load(open('$DEV_DIR/state.json'))['$1'] or '')"; }
+if [ -z "$(state operatorMetrics)" ]; then
+  echo "the cluster in $DEV_DIR runs without the operator; run 'make dev-down' and try again" >&2
+  exit 1
 fi
 export KUBECONFIG="$DEV_DIR/kubeconfig"
-KUBECTL=$("$BIN/python" -c 'from feast_lineage.devcluster.binaries import ensure_binaries; print(ensure_binaries(log=False).kubectl)')
+kubectl() { "$(state kubectl)" "$@"; }
 
-"$KUBECTL" apply --server-side --force-conflicts -f crds/
-"$KUBECTL" wait --for=condition=Established --timeout=60s -f crds/
-"$KUBECTL" create namespace driver-stats --dry-run=client -o yaml | "$KUBECTL" apply -f -
-"$KUBECTL" apply -n driver-stats -k examples/driver-stats
-"$KUBECTL" get -n driver-stats featurestoreprojects,configmaps
+kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f -
+kubectl apply -n "$NS" -k examples/driver-stats
+echo "waiting for the operator to apply the project (the first run imports Feast: ~30 s)..."
+kubectl wait -n "$NS" featurestoreproject/driver-stats --for=condition=Ready --timeout=300s
+
+backfill=examples/driver-stats/materializationjob-backfill.yaml
+kubectl get -n "$NS" -f "$backfill" >/dev/null 2>&1 || kubectl create -n "$NS" -f "$backfill"
+kubectl wait -n "$NS" -f "$backfill" --for=jsonpath='{.status.phase}'=Succeeded --timeout=300s
+
 echo
-echo "The cluster keeps running: export KUBECONFIG=$KUBECONFIG; stop it with: make dev-down"
+kubectl get -n "$NS" featurestoreprojects,materializationjobs,jobs
+echo
+echo "last apply:          $(kubectl get -n "$NS" fsp driver-stats -o jsonpath='{.status.lastApply.mlflow.runUrl}')"
+echo "backfill MLflow run: $(kubectl get -n "$NS" -f "$backfill" -o jsonpath='{.status.mlflow.runUrl}')"
+echo "operator metrics:    $(state operatorMetrics)"
+echo
+echo "The cluster keeps running: export KUBECONFIG=$KUBECONFIG; stop everything with: make dev-down"

@@ -51,13 +51,15 @@ def _dev_cluster(args: argparse.Namespace) -> int:
     if (directory / cluster.STATE_FILE).exists():
         print(f"already up; run `feast-lineage dev-cluster down --dir {directory}` first", file=sys.stderr)
         return 1
-    dev = cluster.start_dev_cluster(directory, with_mlflow=not args.no_mlflow)
+    dev = cluster.start_dev_cluster(directory, with_mlflow=not args.no_mlflow, with_operator=args.with_operator)
     print(f"control plane ready in {dev.control_plane.start_seconds:.1f}s")
     print(f"export KUBECONFIG={dev.kubeconfig}")
     # kubectl and helm at the versions the cluster was built with.
     print(f"export PATH={dev.binaries.kubectl.parent}:{dev.binaries.helm.parent}:$PATH")
     if dev.mlflow is not None:
         print(f"export MLFLOW_TRACKING_URI={dev.mlflow.url}")
+    if dev.operator is not None:
+        print(f"operator running (CRDs installed); metrics: http://127.0.0.1:{dev.operator_metrics_port}/metrics")
     print(f"logs: {directory / 'logs'}; pod output: {directory / 'node' / 'pods'}")
     print(f"stop with: feast-lineage dev-cluster down --dir {directory}")
     return 0
@@ -116,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("action", choices=["up", "down", "status", "build"])
     dev.add_argument("--dir", type=Path, default=_default_dev_dir(), help="state directory")
     dev.add_argument("--no-mlflow", action="store_true", help="do not start an MLflow server")
+    dev.add_argument("--with-operator", action="store_true", help="also install the CRDs and run the operator")
     dev.set_defaults(handler=_dev_cluster)
     return parser
 

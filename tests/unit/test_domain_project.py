@@ -284,14 +284,14 @@ def test_finished_job_is_recorded_once_with_pending_audit() -> None:
         changes=ObjectChanges(feature_views=["fv"]),
         current=ObjectChanges(feature_views=["fv", "other"], entities=["driver"]),
         mlflow_error="connection refused",
-        audit={"id": "a1", "x": 1},
+        audit={"i": "a1", "x": 1},
     )
     job = JobObservation("job-h1", "succeeded", "", result, "t-done", {labels.ANNOTATION_TRIGGER: "created"})
     decision = decide_project(ProjectObservation(1, {}, None, REPO, "h1", "job-h1", job), "t")
     status = decision.status
     assert decision.finished_job is job and status["appliedSpecHash"] == "h1"
     assert status["lastApply"]["trigger"] == "created" and status["lastApply"]["outcome"] == "Succeeded"
-    assert status["featureViews"] == ["fv", "other"] and status["pendingAudit"] == [{"id": "a1", "x": 1}]
+    assert status["featureViews"] == ["fv", "other"] and status["pendingAudit"] == [{"i": "a1", "x": 1}]
     # Seen again (a resync), the same Job adds nothing: a delivered record is not re-queued.
     status["pendingAudit"] = []
     again = decide_project(ProjectObservation(1, status, None, REPO, "h1", "job-h1", job), "t2")

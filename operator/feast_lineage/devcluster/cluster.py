@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from kubernetes import client, config
 from feast_lineage.devcluster.binaries import Binaries, ensure_binaries
 from feast_lineage.devcluster.controlplane import ControlPlane, start_control_plane
 from feast_lineage.devcluster.mlflow_server import MlflowServer, start_mlflow
-from feast_lineage.devcluster.processes import ManagedProcess, stop_pid
+from feast_lineage.devcluster.processes import ManagedProcess, free_port, stop_pid
 
 NODE_NAME = "local-node"
 STATE_FILE = "state.json"
@@ -30,6 +32,8 @@ class DevCluster:
     control_plane: ControlPlane
     node: ManagedProcess
     mlflow: MlflowServer | None
+    operator: ManagedProcess | None = None
+    operator_metrics_port: int | None = None
 
     @property
     def kubeconfig(self) -> Path:
@@ -42,15 +46,21 @@ class DevCluster:
         pids = {**self.control_plane.pids(), "local-node": self.node.pid}
         if self.mlflow is not None:
             pids["mlflow"] = self.mlflow.process.pid
+        if self.operator is not None:
+            pids["operator"] = self.operator.pid
         return {
             "kubeconfig": str(self.kubeconfig),
             "server": self.control_plane.server,
             "mlflowUrl": self.mlflow.url if self.mlflow else None,
             "helm": str(self.binaries.helm),
+            "kubectl": str(self.binaries.kubectl),
+            "operatorMetrics": f"http://127.0.0.1:{self.operator_metrics_port}/metrics" if self.operator else None,
             "pids": pids,
         }
 
     def stop(self) -> None:
+        if self.operator is not None:
+            self.operator.stop()
         self.node.stop(grace=5)
         if self.mlflow is not None:
             self.mlflow.stop()
@@ -85,7 +95,54 @@ def _node_ready(api: client.ApiClient) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
 
 
-def start_dev_cluster(directory: Path, with_mlflow: bool = True, max_running_pods: int = 0) -> DevCluster:
+def install_crds(binaries: Binaries, kubeconfig: Path) -> None:
+    """Apply the CRDs generated from this package's models, and wait until they serve."""
+    from feast_lineage.api import generate_crds
+
+    kubectl = [str(binaries.kubectl), f"--kubeconfig={kubeconfig}"]
+    manifests = "\n---\n".join(generate_crds().values())
+    subprocess.run(
+        [*kubectl, "apply", "--server-side", "--force-conflicts", "-f", "-"],
+        input=manifests,
+        text=True,
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [*kubectl, "wait", "--for=condition=Established", "--timeout=60s", "-f", "-"],
+        input=manifests,
+        text=True,
+        check=True,
+        capture_output=True,
+    )
+
+
+def operator_process(kubeconfig: Path, directory: Path, mlflow_url: str | None) -> tuple[ManagedProcess, int]:
+    metrics_port, liveness_port = free_port(), free_port()
+    argv = [
+        str(Path(sys.executable).parent / "feast-lineage"),
+        "run",
+        "--metrics-port",
+        str(metrics_port),
+        "--liveness-port",
+        str(liveness_port),
+    ]
+    if mlflow_url:
+        argv += ["--mlflow-tracking-uri", mlflow_url]
+    env = dict(os.environ, KUBECONFIG=str(kubeconfig), NO_PROXY="127.0.0.1,localhost")
+    process = ManagedProcess("operator", argv, directory / "logs" / "operator.log", env=env)
+    process.wait_ready(lambda: _http_ok(f"http://127.0.0.1:{liveness_port}/healthz"), 60, "live (/healthz)")
+    return process, metrics_port
+
+
+def _http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as response:
+        return int(response.status) == 200
+
+
+def start_dev_cluster(
+    directory: Path, with_mlflow: bool = True, max_running_pods: int = 0, with_operator: bool = False
+) -> DevCluster:
     """Build what is missing, then start everything; stops what started if any part fails."""
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
     binaries = ensure_binaries()
@@ -97,11 +154,17 @@ def start_dev_cluster(directory: Path, with_mlflow: bool = True, max_running_pod
         api = config.new_client_from_config(config_file=str(plane.kubeconfig))
         node.wait_ready(lambda: _node_ready(api), 30, "registered as a Ready Node")
         mlflow = start_mlflow(directory / "mlflow") if with_mlflow else None
+        if mlflow is not None:
+            started.append(mlflow.process)
+        operator, metrics_port = None, None
+        if with_operator:
+            install_crds(binaries, plane.kubeconfig)
+            operator, metrics_port = operator_process(plane.kubeconfig, directory, mlflow.url if mlflow else None)
     except BaseException:
         for component in reversed(started):
             component.stop()
         raise
-    cluster = DevCluster(directory, binaries, plane, node, mlflow)
+    cluster = DevCluster(directory, binaries, plane, node, mlflow, operator, metrics_port)
     (directory / STATE_FILE).write_text(json.dumps(cluster.state(), indent=2))
     return cluster
 
@@ -112,7 +175,7 @@ def stop_from_state(directory: Path) -> list[str]:
     if not state_path.exists():
         return []
     state = json.loads(state_path.read_text())
-    order = ["local-node", "mlflow", "kube-controller-manager", "kube-apiserver", "etcd"]
+    order = ["operator", "local-node", "mlflow", "kube-controller-manager", "kube-apiserver", "etcd"]
     stopped = []
     for name in order:
         pid = state["pids"].get(name)

@@ -119,7 +119,8 @@ def decide_project(obs: ProjectObservation, now: str) -> ProjectDecision:
                     status["featureServices"] = result.current.feature_services
                     status["entities"] = result.current.entities
             if result is not None and result.audit is not None:
-                pending = [a for a in status.get("pendingAudit") or [] if a.get("id") != result.audit.get("id")]
+                # "i" is the record id in the compact form (feast_lineage.audit.AuditRecord.to_compact).
+                pending = [a for a in status.get("pendingAudit") or [] if a.get("i") != result.audit.get("i")]
                 status["pendingAudit"] = [*pending, result.audit]
         if job is None:
             create_job = True

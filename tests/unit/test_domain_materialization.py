@@ -1,0 +1,132 @@
+"""Pure decisions for MaterializationJobs: waiting, locking by feature view, failing, recording."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from feast_lineage.api import MaterializationJobSpec
+from feast_lineage.domain.materialization_state import (
+    MaterializationObservation,
+    Peer,
+    decide_materialization,
+)
+from feast_lineage.domain.runner_outcome import JobObservation
+from feast_lineage.runner.contract import MlflowRun, RunnerResult
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+def _spec(**fields: Any) -> MaterializationJobSpec:
+    base: dict[str, Any] = {
+        "projectRef": {"name": "drivers"},
+        "mode": "Range",
+        "startTime": "2026-11-02T00:00:00Z",
+        "endTime": "2026-11-03T00:00:00Z",
+    }
+    return MaterializationJobSpec.model_validate({**base, **fields})
+
+
+def _project(ready: bool = True, views: tuple[str, ...] = ("a", "b")) -> dict[str, Any]:
+    return {
+        "status": {
+            "featureViews": list(views),
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False", "message": "broken repo"}],
+        }
+    }
+
+
+def _observe(**fields: Any) -> MaterializationObservation:
+    base: dict[str, Any] = {
+        "name": "run",
+        "created": "2026-11-26T11:00:00Z",
+        "generation": 1,
+        "status": {},
+        "now": NOW,
+        "spec": _spec(),
+        "project": _project(),
+    }
+    return MaterializationObservation(**{**base, **fields})
+
+
+def _conditions(status: dict[str, Any]) -> dict[str, str]:
+    return {c["type"]: c["status"] for c in status["conditions"]}
+
+
+def test_ready_project_and_free_views_create_the_job() -> None:
+    decision = decide_materialization(_observe())
+    assert decision.create_job and decision.feature_views == ["a", "b"]
+    assert decision.status["phase"] == "Running" and decision.status["startTime"] == "2026-11-26T12:00:00Z"
+    assert _conditions(decision.status) == {"Ready": "False", "Reconciling": "True", "Stalled": "False"}
+
+
+def test_waits_for_a_missing_or_unready_project() -> None:
+    missing = decide_materialization(_observe(project=None))
+    assert not missing.create_job and missing.status["waitingFor"] == "FeatureStoreProject drivers not found"
+    unready = decide_materialization(_observe(project=_project(ready=False)))
+    assert unready.status["waitingFor"] == "FeatureStoreProject drivers is not Ready: broken repo"
+    assert unready.status["phase"] == "Pending"
+
+
+def test_an_older_or_running_run_on_a_shared_view_goes_first() -> None:
+    older = Peer("older", "2026-11-26T10:00:00Z", frozenset({"b"}), "Pending")
+    waiting = decide_materialization(_observe(peers=[older]))
+    assert not waiting.create_job
+    assert waiting.status["waitingFor"] == "MaterializationJob older (feature views b)"
+    younger_running = Peer("younger", "2026-11-26T11:30:00Z", frozenset({"a"}), "Running")
+    assert not decide_materialization(_observe(peers=[younger_running])).create_job
+    younger_pending = Peer("younger", "2026-11-26T11:30:00Z", frozenset({"a"}), "Pending")
+    other_views = Peer("other", "2026-11-26T10:00:00Z", frozenset({"c"}), "Running")
+    finished = Peer("done", "2026-11-26T09:00:00Z", frozenset({"a"}), "Succeeded")
+    assert decide_materialization(_observe(peers=[younger_pending, other_views, finished])).create_job
+
+
+def test_unknown_view_and_future_window_fail_without_a_job() -> None:
+    unknown = decide_materialization(_observe(spec=_spec(featureViews=["a", "zz"])))
+    assert (unknown.status["phase"], unknown.status["reason"]) == ("Failed", "UnknownFeatureView")
+    assert unknown.status["message"] == "feature view(s) not in project drivers: zz"
+    assert _conditions(unknown.status)["Stalled"] == "True"
+    future = decide_materialization(_observe(spec=_spec(endTime="2026-11-27T00:00:00Z")))
+    assert future.status["reason"] == "InvalidWindow" and not future.create_job
+
+
+def test_finished_job_is_recorded_and_then_never_touched() -> None:
+    result = RunnerResult(
+        operation="materialize",
+        ok=True,
+        duration_seconds=8.5,
+        window_start="2026-11-02T00:00:00Z",
+        window_end="2026-11-03T00:00:00Z",
+        feature_views=["a", "b"],
+        mlflow=MlflowRun(experiment="e", run_id="r1", run_url="u"),
+    )
+    job = JobObservation("run-materialize", "succeeded", "", result, "2026-11-26T12:01:00Z")
+    decision = decide_materialization(_observe(job=job, status={"phase": "Running"}))
+    status = decision.status
+    assert decision.finished is job and status["phase"] == "Succeeded"
+    assert status["window"] == {"start": "2026-11-02T00:00:00Z", "end": "2026-11-03T00:00:00Z"}
+    assert status["mlflow"]["runId"] == "r1" and status["durationSeconds"] == 8.5
+    assert _conditions(status) == {"Ready": "True", "Reconciling": "False", "Stalled": "False"}
+    again = decide_materialization(_observe(job=job, status=status, project=None))
+    assert again.status == status and again.transitions == [] and again.finished is None
+
+
+def test_failed_job_keeps_one_line_and_its_audit_record() -> None:
+    result = RunnerResult(
+        operation="materialize",
+        ok=False,
+        error="feast materialize failed: OSError: x",
+        duration_seconds=2,
+        mlflow_error="down",
+        audit={"i": "a1"},
+    )
+    job = JobObservation("run-materialize", "failed", "feast materialize failed: OSError: x\nmore", result)
+    status = decide_materialization(_observe(job=job, status={"phase": "Running"})).status
+    assert (status["phase"], status["reason"]) == ("Failed", "MaterializationFailed")
+    assert status["message"] == "feast materialize failed: OSError: x"
+    assert status["pendingAudit"] == [{"i": "a1"}]
+
+
+def test_invalid_spec_fails() -> None:
+    decision = decide_materialization(_observe(spec=None, invalid="spec.mode: bad"))
+    assert (decision.status["phase"], decision.status["message"]) == ("Failed", "spec.mode: bad")
