@@ -111,6 +111,8 @@ def test_range_then_incremental_materialize_with_provenance(
     assert run.data.tags["feast.materialize.start_date"].startswith("2026-11-02")
     assert "driver_hourly_stats" in run.data.tags["feast.materialize.feature_views"]
 
+    events = Projects(api, namespace).events("backfill")
+    assert ("JobCreated", "starting the materialize Job") in events and ("Succeeded", "materialized") in events
     project = Projects(api, namespace).get("drivers")["status"]
     assert project["lastMaterialization"]["name"] == "backfill"
     assert project["lastMaterialization"]["phase"] == "Succeeded"
@@ -216,3 +218,19 @@ def test_deleting_a_run_deletes_its_job(api: client.ApiClient, namespace: str, a
     runs.wait_phase("short-lived", "Succeeded", "Failed")
     runs.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "short-lived")
     wait_until(lambda: runs.jobs() == [], 60, "the Job to be garbage-collected")
+
+
+def test_active_deadline_stops_the_run_and_says_so(api: client.ApiClient, namespace: str, applied: Path) -> None:
+    runs = Runs(api, namespace)
+    runs.create(
+        "too-slow",
+        mode="Range",
+        startTime="2026-11-02T00:00:00Z",
+        endTime="2026-11-09T00:00:00Z",
+        activeDeadlineSeconds=1,
+    )
+    failed = runs.wait_phase("too-slow", "Failed", "Succeeded")
+    assert (failed["phase"], failed["reason"]) == ("Failed", "DeadlineExceeded")
+    assert failed["message"].startswith("deadline exceeded") and "\n" not in failed["message"]
+    job = runs.batch.read_namespaced_job("too-slow-materialize", namespace)
+    assert job.spec.active_deadline_seconds == 1 and job.spec.backoff_limit == 0

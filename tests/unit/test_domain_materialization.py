@@ -130,3 +130,11 @@ def test_failed_job_keeps_one_line_and_its_audit_record() -> None:
 def test_invalid_spec_fails() -> None:
     decision = decide_materialization(_observe(spec=None, invalid="spec.mode: bad"))
     assert (decision.status["phase"], decision.status["message"]) == ("Failed", "spec.mode: bad")
+
+
+def test_a_deadline_is_reported_as_such() -> None:
+    job = JobObservation(
+        "run-materialize", "failed", "deadline exceeded: Job was active longer", None, None, None, "DeadlineExceeded"
+    )
+    status = decide_materialization(_observe(job=job, status={"phase": "Running"})).status
+    assert (status["reason"], status["message"]) == ("DeadlineExceeded", "deadline exceeded: Job was active longer")

@@ -108,7 +108,8 @@ def _finish(status: dict[str, Any], job: JobObservation, now: datetime) -> None:
         if result.audit is not None:
             status["pendingAudit"] = [result.audit]
     if job.state == "failed":
-        status["reason"] = "MaterializationFailed"
+        # A deadline is the Job's doing, not Feast's: say so.
+        status["reason"] = "DeadlineExceeded" if job.job_reason == "DeadlineExceeded" else "MaterializationFailed"
         status["message"] = job.message.splitlines()[0][:1024] if job.message else "the runner failed"
     else:
         status["reason"], status["message"] = "Succeeded", "materialized"

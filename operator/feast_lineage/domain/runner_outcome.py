@@ -30,6 +30,8 @@ class JobObservation:
     result: RunnerResult | None = None
     finished_at: str | None = None
     annotations: dict[str, str] | None = None
+    job_reason: str | None = None
+    """The Job's own failure reason: BackoffLimitExceeded, DeadlineExceeded, ..."""
 
 
 def _condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -81,7 +83,7 @@ def observe_job(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobObservati
             message = failed.get("message") or failed.get("reason") or "Job failed"
         if failed.get("reason") == "DeadlineExceeded":
             message = f"deadline exceeded: {failed.get('message', '')}".strip()
-        return JobObservation(name, "failed", message, result, finished_at, annotations)
+        return JobObservation(name, "failed", message, result, finished_at, annotations, failed.get("reason"))
     for pod in newest_first:
         waiting = _container_state(pod).get("waiting") or {}
         if waiting.get("reason") in _STUCK_REASONS:
