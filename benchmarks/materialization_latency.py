@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -168,7 +169,12 @@ def run_plain_jobs(api: client.ApiClient, clock: JobClock, template: dict[str, A
     print(f"plain Job           N={size:<4} {'':38}   create->Job complete {percentiles(to_done)}")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _interrupt)  # unwind, so the finally below stops every process
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 50, 200])
     parser.add_argument("--max-running-pods", type=int, default=4)
@@ -180,7 +186,8 @@ def main() -> None:
         directory = Path(tmp)
         cluster = start_dev_cluster(directory / "cluster", with_mlflow=False, max_running_pods=args.max_running_pods)
         mlflow = start_mlflow(directory / "mlflow")
-        operator = OperatorProcess(cluster.kubeconfig, mlflow.url, directory / "operator")
+        # The operator's default resync (tests use a short one, which would add load here).
+        operator = OperatorProcess(cluster.kubeconfig, mlflow.url, directory / "operator", resync_seconds=60)
         try:
             import subprocess
 

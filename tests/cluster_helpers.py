@@ -38,8 +38,11 @@ class OperatorProcess:
     RESYNC_SECONDS = 3
     AUDIT_RETRY_SECONDS = 4
 
-    def __init__(self, kubeconfig: Path, mlflow_url: str, directory: Path) -> None:
+    def __init__(
+        self, kubeconfig: Path, mlflow_url: str, directory: Path, resync_seconds: float = RESYNC_SECONDS
+    ) -> None:
         self.kubeconfig = kubeconfig
+        self.resync_seconds = resync_seconds
         self.mlflow_url = mlflow_url
         self.directory = directory
         self.metrics_port = free_port()
@@ -62,7 +65,7 @@ class OperatorProcess:
                 "--mlflow-tracking-uri",
                 self.mlflow_url,
                 "--resync-seconds",
-                str(self.RESYNC_SECONDS),
+                str(self.resync_seconds),
                 "--audit-retry-seconds",
                 str(self.AUDIT_RETRY_SECONDS),
                 "--metrics-port",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -17,6 +18,16 @@ from feast_lineage.devcluster.mlflow_server import MlflowServer, start_mlflow
 from tests.cluster_helpers import OperatorProcess, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A terminated test run still stops what it started: SIGTERM unwinds like Ctrl-C, so the
+    # session fixtures stop the control plane, node, MLflow and operator by PID.
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 @pytest.fixture(scope="session")

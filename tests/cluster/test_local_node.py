@@ -10,6 +10,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from feast_lineage.devcluster.cluster import DevCluster
 from tests.cluster_helpers import wait_until
 
 pytestmark = pytest.mark.cluster
@@ -192,19 +193,26 @@ def test_deleted_running_pod_goes_away(api: client.ApiClient, namespace: str) ->
     wait_until(gone, 20, "the deleted pod to disappear")
 
 
-def test_a_volume_mounted_over_tmp_does_not_hide_other_volumes(api: client.ApiClient, namespace: str) -> None:
+def test_a_volume_mounted_over_another_volumes_source_does_not_hide_it(
+    api: client.ApiClient, namespace: str, dev_cluster: DevCluster
+) -> None:
     core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
     core.create_namespaced_config_map(namespace, {"metadata": {"name": "cfg"}, "data": {"k": "v"}})
+    # The node keeps volume contents under its state directory; hide that whole tree first.
+    over_state = str(dev_cluster.directory.parent)
     job = _job(
         "tmp-first",
-        """
+        f"""
         import pathlib
-        pathlib.Path("/tmp/scratch").write_text("x")
+        pathlib.Path("{over_state}/scratch").write_text("x")
         pathlib.Path("/dev/termination-log").write_text(pathlib.Path("/etc/cfg/k").read_text())
         """,
-        volumes=[{"name": "tmp", "emptyDir": {}}, {"name": "cfg", "configMap": {"name": "cfg"}}],
+        volumes=[{"name": "scratch", "emptyDir": {}}, {"name": "cfg", "configMap": {"name": "cfg"}}],
         container={
-            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, {"name": "cfg", "mountPath": "/etc/cfg"}],
+            "volumeMounts": [
+                {"name": "scratch", "mountPath": over_state},
+                {"name": "cfg", "mountPath": "/etc/cfg"},
+            ],
         },
     )
     batch.create_namespaced_job(namespace, job)
