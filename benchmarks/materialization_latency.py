@@ -231,6 +231,12 @@ def main() -> None:
             )
             manifest = project_manifest("bench", directory / "data", {"configMap": {"name": "repo"}})
             manifest["spec"]["mlflow"] = {"logOperations": True, "requestTimeoutSeconds": 5, "maxRetries": 0}
+            # A SQL registry takes concurrent runs; a file registry is rewritten whole by each run, so
+            # the operator lets one run at a time touch it, which would measure queueing, not overhead.
+            manifest["spec"]["featureStore"]["registry"] = {
+                "registryType": "sql",
+                "path": "sqlite:////feast-data/registry.db",
+            }
             client.CustomObjectsApi(api).create_namespaced_custom_object(
                 GROUP, VERSION, NAMESPACE, "featurestoreprojects", manifest
             )

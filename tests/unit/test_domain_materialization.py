@@ -138,3 +138,13 @@ def test_a_deadline_is_reported_as_such() -> None:
     )
     status = decide_materialization(_observe(job=job, status={"phase": "Running"})).status
     assert (status["reason"], status["message"]) == ("DeadlineExceeded", "deadline exceeded: Job was active longer")
+
+
+def test_a_file_registry_takes_one_run_at_a_time_whatever_the_views() -> None:
+    other_views = Peer("older", "2026-11-26T10:00:00Z", frozenset({"c"}), "Running")
+    assert decide_materialization(_observe(peers=[other_views])).create_job
+    waiting = decide_materialization(_observe(peers=[other_views], one_at_a_time=True))
+    assert not waiting.create_job
+    assert waiting.status["waitingFor"] == (
+        "MaterializationJob older (the project's file registry takes one run at a time)"
+    )

@@ -71,6 +71,11 @@ def peer_summary(name: str, meta: Obj, spec: Obj, status: Obj) -> Obj:
     }
 
 
+def file_registry(project: Obj | None) -> bool:
+    registry = ((project or {}).get("spec") or {}).get("featureStore", {}).get("registry", {})
+    return bool(project) and registry.get("registryType", "file") == "file"
+
+
 def to_peers(summaries: list[Obj], project: Obj) -> list[Peer]:
     all_views = (project.get("status") or {}).get("featureViews") or []
     return [Peer(s["name"], s["created"], frozenset(s["featureViews"] or all_views), s["phase"]) for s in summaries]
@@ -150,6 +155,7 @@ class MaterializationReconciler:
             project=project,
             job=job_observation,
             peers=peers,
+            one_at_a_time=file_registry(project),
         )
         decision = decide_materialization(observation)
         if decision.create_job:

@@ -47,6 +47,9 @@ class MaterializationObservation:
     project: dict[str, Any] | None = None
     job: JobObservation | None = None
     peers: list[Peer] = field(default_factory=list)
+    one_at_a_time: bool = False
+    """Every run of the project conflicts with every other: a file registry is rewritten whole by each
+    materialization, so two at once lose each other's writes or read it half-written."""
 
 
 @dataclass
@@ -73,10 +76,10 @@ def resolved_feature_views(spec: MaterializationJobSpec, project: dict[str, Any]
     return list(spec.feature_views) or list((project.get("status") or {}).get("featureViews") or [])
 
 
-def _blocking_peer(name: str, created: str, views: set[str], peers: list[Peer]) -> Peer | None:
-    """An unfinished run that shares a feature view and goes first: already running, or older."""
+def _blocking_peer(name: str, created: str, views: set[str], peers: list[Peer], every: bool) -> Peer | None:
+    """An unfinished run that conflicts (shares a feature view, or ``every``) and goes first: running, or older."""
     for peer in sorted(peers, key=lambda p: (p.created, p.name)):
-        if peer.name == name or peer.finished or not (peer.feature_views & views):
+        if peer.name == name or peer.finished or not (every or peer.feature_views & views):
             continue
         if peer.phase == "Running" or (peer.created, peer.name) < (created, name):
             return peer
@@ -150,7 +153,7 @@ def decide_materialization(obs: MaterializationObservation) -> MaterializationDe
         known = set((obs.project.get("status") or {}).get("featureViews") or [])
         unknown = sorted(set(views) - known)
         window_problem = _window_problem(obs.spec, obs.now)
-        blocking = _blocking_peer(obs.name, obs.created, set(views), obs.peers)
+        blocking = _blocking_peer(obs.name, obs.created, set(views), obs.peers, obs.one_at_a_time)
         if not ready:
             wait("ProjectNotReady", f"FeatureStoreProject {obs.spec.project_ref.name} is not Ready: {why}")
         elif unknown:
@@ -164,7 +167,8 @@ def decide_materialization(obs: MaterializationObservation) -> MaterializationDe
             fail("NoFeatureViews", f"FeatureStoreProject {obs.spec.project_ref.name} has no feature views")
         elif blocking is not None:
             shared = ", ".join(sorted(blocking.feature_views & set(views)))
-            wait("WaitingForRun", f"MaterializationJob {blocking.name} (feature views {shared})")
+            why = f"feature views {shared}" if shared else "the project's file registry takes one run at a time"
+            wait("WaitingForRun", f"MaterializationJob {blocking.name} ({why})")
         else:
             create_job = True
             status.update(phase="Running", reason="JobCreated", message="starting the materialize Job")
