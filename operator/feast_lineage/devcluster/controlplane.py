@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import ssl
 import time
 import urllib.request
@@ -116,6 +117,8 @@ def start_control_plane(binaries: Binaries, directory: Path, timeout: float = 12
     """Start etcd, kube-apiserver and kube-controller-manager; return once they serve."""
     started = time.monotonic()
     directory.mkdir(parents=True, exist_ok=True)
+    # Every start is a new, empty cluster: fresh certificates could not read an old cluster's tokens.
+    shutil.rmtree(directory / "etcd", ignore_errors=True)
     logs = directory / "logs"
     pki = directory / "pki"
     _write_pki(pki)
