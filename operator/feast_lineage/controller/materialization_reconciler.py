@@ -32,7 +32,6 @@ from feast_lineage.domain.materialization_state import (
     MaterializationObservation,
     Peer,
     decide_materialization,
-    resolved_feature_views,
 )
 from feast_lineage.domain.provenance import provenance_tags, redact_url, triggered_by
 from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
@@ -275,4 +274,4 @@ class MaterializationReconciler:
             )
 
 
-__all__ = ["MaterializationReconciler", "materialize_job_name", "resolved_feature_views"]
+__all__ = ["MaterializationReconciler", "materialize_job_name"]
