@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import datetime
 import logging
 
 from kubernetes.client.exceptions import ApiException
 
 from feast_lineage.controller.kube import Kube, Obj
 from feast_lineage.domain.conditions import READY, RECONCILING, STALLED, Transition
+from feast_lineage.timestamps import now_rfc3339
 
 log = logging.getLogger(__name__)
 COMPONENT = "feast-lineage-operator"
@@ -24,7 +24,7 @@ def _event_type(transition: Transition) -> str | None:
 
 def emit(kube: Kube, body: Obj, event_type: str, reason: str, message: str) -> None:
     meta = body["metadata"]
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = now_rfc3339()
     event = {
         "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
         "involvedObject": {

@@ -37,10 +37,9 @@ from feast_lineage.domain.provenance import provenance_tags, redact_url, trigger
 from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
 from feast_lineage.domain.runner_outcome import observe_job
 from feast_lineage.runner import contract
+from feast_lineage.timestamps import rfc3339
 
 log = logging.getLogger(__name__)
-
-ANNOTATION_SCHEDULED_TIME = labels.ANNOTATION_SCHEDULED_TIME
 
 
 def materialize_job_name(name: str) -> str:
@@ -55,16 +54,12 @@ def creating_manager(metadata: Obj) -> str | None:
     return str(entries[0]["manager"]) if entries else None
 
 
-def _time(value: datetime.datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def peer_summary(name: str, meta: Obj, spec: Obj, status: Obj) -> Obj:
     """What the index keeps of each run: enough to tell which runs share feature views."""
     return {
         "name": name,
         "created": meta.get("creationTimestamp", ""),
-        "scheduledTime": (meta.get("annotations") or {}).get(ANNOTATION_SCHEDULED_TIME),
+        "scheduledTime": (meta.get("annotations") or {}).get(labels.ANNOTATION_SCHEDULED_TIME),
         "featureViews": list(status.get("featureViews") or spec.get("featureViews") or []),
         "phase": str(status.get("phase") or ""),
     }
@@ -171,7 +166,7 @@ class MaterializationReconciler:
 
     def _provenance(self, body: Obj, project: Obj | None) -> dict[str, Any]:
         meta = body["metadata"]
-        scheduled = (meta.get("annotations") or {}).get(ANNOTATION_SCHEDULED_TIME)
+        scheduled = (meta.get("annotations") or {}).get(labels.ANNOTATION_SCHEDULED_TIME)
         provenance: dict[str, Any] = {
             "triggeredBy": triggered_by(meta, created_by_schedule=scheduled is not None),
             "manager": creating_manager(meta),
@@ -202,11 +197,11 @@ class MaterializationReconciler:
         end = spec.end_time or now
         extra_env = [
             {"name": contract.ENV_MATERIALIZE_MODE, "value": spec.mode},
-            {"name": contract.ENV_MATERIALIZE_END, "value": _time(end)},
+            {"name": contract.ENV_MATERIALIZE_END, "value": rfc3339(end)},
             {"name": contract.ENV_FEATURE_VIEWS, "value": ",".join(views)},
         ]
         if spec.start_time is not None:
-            extra_env.append({"name": contract.ENV_MATERIALIZE_START, "value": _time(spec.start_time)})
+            extra_env.append({"name": contract.ENV_MATERIALIZE_START, "value": rfc3339(spec.start_time)})
         provenance = (body.get("status") or {}).get("provenance") or self._provenance(body, project_body)
         git = project.spec.repo.git
         tags = provenance_tags(

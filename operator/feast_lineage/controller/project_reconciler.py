@@ -8,7 +8,6 @@ nothing twice.
 
 from __future__ import annotations
 
-import datetime
 import logging
 import uuid
 from typing import Any
@@ -37,12 +36,9 @@ from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
 from feast_lineage.domain.runner_outcome import observe_job
 from feast_lineage.domain.store_config import Variant, render_feature_store_yaml
 from feast_lineage.runner.contract import FEATURE_STORE_YAML
+from feast_lineage.timestamps import now_rfc3339
 
 log = logging.getLogger(__name__)
-
-
-def utc_now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def validation_message(error: ValidationError) -> str:
@@ -98,7 +94,7 @@ class ProjectReconciler:
         namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
         generation = meta.get("generation")
         status: dict[str, Any] = dict(body.get("status") or {})
-        now = utc_now()
+        now = now_rfc3339()
         try:
             project = FeatureStoreProject.model_validate(
                 {k: v for k, v in body.items() if k in ("apiVersion", "kind", "metadata", "spec")}

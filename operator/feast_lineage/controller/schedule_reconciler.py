@@ -28,6 +28,7 @@ from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.logs import object_fields
 from feast_lineage.domain import labels
 from feast_lineage.domain.schedule_plan import ScheduledRun, plan_schedule
+from feast_lineage.timestamps import rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def _parse(value: str | None) -> datetime.datetime | None:
 
 
 def _iso(value: datetime.datetime | None) -> str | None:
-    return value.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+    return rfc3339(value) if value else None
 
 
 def scheduled_run_manifest(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import json
 import logging
 import os
@@ -34,6 +33,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 from feast_lineage.devcluster.pod_files import Mount, Pod, PodConfigError, PodFiles, expand
+from feast_lineage.timestamps import now_rfc3339
 
 log = logging.getLogger("local-node")
 
@@ -43,7 +43,7 @@ _SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return now_rfc3339()
 
 
 class PodRun(threading.Thread):

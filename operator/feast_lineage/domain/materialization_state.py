@@ -15,6 +15,7 @@ from typing import Any
 from feast_lineage.api import MaterializationJobSpec
 from feast_lineage.domain.conditions import Transition, kstatus, merge_conditions
 from feast_lineage.domain.runner_outcome import JobObservation
+from feast_lineage.timestamps import rfc3339
 
 TERMINAL = ("Succeeded", "Failed")
 FUTURE_TOLERANCE = timedelta(seconds=60)
@@ -61,10 +62,6 @@ class MaterializationDecision:
     finished: JobObservation | None = None
 
 
-def _time(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _project_ready(project: dict[str, Any]) -> tuple[bool, str]:
     for condition in (project.get("status") or {}).get("conditions") or []:
         if condition.get("type") == "Ready":
@@ -88,14 +85,14 @@ def _blocking_peer(name: str, created: str, views: set[str], peers: list[Peer], 
 
 def _window_problem(spec: MaterializationJobSpec, now: datetime) -> str | None:
     if spec.end_time is not None and spec.end_time > now + FUTURE_TOLERANCE:
-        return f"the window ends in the future ({_time(spec.end_time)}; now {_time(now)})"
+        return f"the window ends in the future ({rfc3339(spec.end_time)}; now {rfc3339(now)})"
     return None
 
 
 def _finish(status: dict[str, Any], job: JobObservation, now: datetime) -> None:
     result = job.result
     status["phase"] = "Succeeded" if job.state == "succeeded" else "Failed"
-    status["completionTime"] = job.finished_at or _time(now)
+    status["completionTime"] = job.finished_at or rfc3339(now)
     if result is not None:
         status["durationSeconds"] = round(result.duration_seconds, 3)
         if result.window_start or result.window_end:
@@ -128,7 +125,7 @@ def decide_materialization(obs: MaterializationObservation) -> MaterializationDe
     status.pop("waitingFor", None)
 
     def fail(reason: str, message: str) -> None:
-        status.update(phase="Failed", reason=reason, message=message, completionTime=_time(obs.now))
+        status.update(phase="Failed", reason=reason, message=message, completionTime=rfc3339(obs.now))
 
     def wait(reason: str, message: str) -> None:
         status.update(phase="Pending", reason=reason, message=message, waitingFor=message)
@@ -172,7 +169,7 @@ def decide_materialization(obs: MaterializationObservation) -> MaterializationDe
         else:
             create_job = True
             status.update(phase="Running", reason="JobCreated", message="starting the materialize Job")
-            status["startTime"] = _time(obs.now)
+            status["startTime"] = rfc3339(obs.now)
             status["featureViews"] = views
 
     phase = status.get("phase", "Pending")
@@ -186,7 +183,7 @@ def decide_materialization(obs: MaterializationObservation) -> MaterializationDe
         message=message,
     )
     conditions, transitions = merge_conditions(
-        list(status.get("conditions") or []), desired, obs.generation, _time(obs.now)
+        list(status.get("conditions") or []), desired, obs.generation, rfc3339(obs.now)
     )
     status["conditions"] = conditions
     status["observedGeneration"] = obs.generation

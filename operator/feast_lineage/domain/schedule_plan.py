@@ -34,6 +34,7 @@ from croniter import CroniterBadDateError, croniter
 
 from feast_lineage.api import MaterializationSchedule
 from feast_lineage.domain.labels import child_name
+from feast_lineage.timestamps import rfc3339
 
 ACTIVE_PHASES = frozenset({"", "Pending", "Running"})
 """Phases of a MaterializationJob that has not finished (``""``: just created, no status yet)."""
@@ -82,7 +83,7 @@ def _utc(value: datetime, what: str) -> datetime:
 
 
 def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(value)
 
 
 def scheduled_run_name(project_resource: str, scheduled_time: datetime) -> str:
