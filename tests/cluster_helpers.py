@@ -47,6 +47,8 @@ class OperatorProcess:
         self.directory = directory
         self.metrics_port = free_port()
         self.liveness_port = free_port()
+        self.webhook_port = free_port()
+        self.webhook_args: list[str] = []
         self.process: ManagedProcess | None = None
         self.starts = 0
 
@@ -73,6 +75,7 @@ class OperatorProcess:
                 "--liveness-port",
                 str(self.liveness_port),
                 "--log-json",
+                *self.webhook_args,
             ],
             self.log_path,
             env=env,

@@ -15,6 +15,7 @@ from kubernetes import client
 
 from feast_lineage.devcluster.cluster import DevCluster, start_dev_cluster
 from feast_lineage.devcluster.mlflow_server import MlflowServer, start_mlflow
+from feast_lineage.devcluster.webhook import register_injection_webhook
 from tests.cluster_helpers import OperatorProcess, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +82,8 @@ def operator(
 ) -> Iterator[OperatorProcess]:
     """The operator (`feast-lineage run`) as a real process, watching every namespace."""
     process = OperatorProcess(dev_cluster.kubeconfig, mlflow_server.url, tmp_path_factory.mktemp("operator"))
+    # Registered as an install would; the API server calls the operator's webhook on loopback.
+    process.webhook_args = register_injection_webhook(dev_cluster.api_client(), process.webhook_port)
     process.start()
     try:
         yield process

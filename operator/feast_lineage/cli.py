@@ -67,9 +67,20 @@ def _dev_cluster(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from feast_lineage.controller.main import run_operator
-    from feast_lineage.controller.settings import OperatorSettings
+    from feast_lineage.controller.settings import OperatorSettings, WebhookSettings
 
     defaults = OperatorSettings.from_env()
+    webhook = None
+    if args.webhook_port:
+        webhook = WebhookSettings(
+            port=args.webhook_port,
+            host=args.webhook_host,
+            cert_dir=args.webhook_cert_dir,
+            cert_secret=args.webhook_cert_secret,
+            dns_names=tuple(args.webhook_dns_name or ()),
+            ip_addresses=tuple(args.webhook_ip or ()),
+            mutating_configurations=tuple(args.webhook_configuration or WebhookSettings.mutating_configurations),
+        )
     settings = OperatorSettings(
         namespaces=args.namespace or defaults.namespaces,
         runner_image=args.runner_image or defaults.runner_image,
@@ -77,6 +88,7 @@ def _run(args: argparse.Namespace) -> int:
         resync_seconds=args.resync_seconds or defaults.resync_seconds,
         audit_retry_seconds=args.audit_retry_seconds or defaults.audit_retry_seconds,
         metrics_port=defaults.metrics_port if args.metrics_port is None else args.metrics_port,
+        webhook=webhook,
     )
     run_operator(settings, log_json=args.log_json, liveness_port=args.liveness_port)
     return 0
@@ -108,6 +120,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-port", type=int, help="Prometheus port, 0 to disable (default 8080)")
     run.add_argument("--liveness-port", type=int, default=0, help="serve /healthz on this port")
     run.add_argument("--log-json", action="store_true", help="JSON log lines")
+    run.add_argument("--webhook-port", type=int, default=0, help="serve the pod injection webhook (HTTPS) here")
+    run.add_argument("--webhook-host", default="0.0.0.0", help="address the webhook listens on")
+    run.add_argument("--webhook-cert-dir", help="tls.crt/tls.key of the webhook (e.g. from cert-manager)")
+    run.add_argument(
+        "--webhook-cert-secret", help="NAMESPACE/NAME: Secret where the operator keeps its own webhook CA and cert"
+    )
+    run.add_argument("--webhook-dns-name", action="append", help="DNS name of the operator's webhook cert")
+    run.add_argument("--webhook-ip", action="append", help="IP address of the operator's webhook cert")
+    run.add_argument(
+        "--webhook-configuration",
+        action="append",
+        help="MutatingWebhookConfiguration whose caBundle the operator sets (default feast-lineage-injection)",
+    )
     run.set_defaults(handler=_run)
 
     runner = commands.add_parser("runner", help="run a Feast operation inside a runner Job pod")

@@ -37,7 +37,7 @@ from .group import (
     VERSION,
 )
 from .injection import InjectionConfig
-from .manifest import ManifestError, validate_manifest
+from .manifest import ManifestError, validate_manifest, validation_message
 from .materialization_job import (
     MaterializationJob,
     MaterializationJobSpec,
@@ -97,5 +97,6 @@ __all__ = [
     "diff_crds",
     "generate_crds",
     "validate_manifest",
+    "validation_message",
     "write_crds",
 ]

@@ -2,7 +2,8 @@
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
+from typing_extensions import Self
 
 from .common import (
     CamelModel,
@@ -43,6 +44,14 @@ class FeatureStoreProjectSpec(CamelModel):
     """Pod settings of the Jobs that run Feast."""
     injection: InjectionConfig = Field(default_factory=InjectionConfig, json_schema_extra=SUB_OBJECT_DEFAULT)
     """Client configuration injected into training pods."""
+
+    @model_validator(mode="after")
+    def _injected_volumes_exist(self) -> Self:
+        runner_volumes = {str(volume.get("name")) for volume in self.runner.volumes}
+        unknown = [name for name in self.injection.volumes if name not in runner_volumes]
+        if unknown:
+            raise ValueError(f"injection.volumes names no volume of spec.runner.volumes: {', '.join(unknown)}")
+        return self
 
 
 class AppliedChanges(StatusModel):
@@ -111,6 +120,15 @@ class ScheduleStatus(StatusModel):
     """Why the schedule is not creating a run now (suspended, Forbid, missed deadline), if so."""
 
 
+class InjectionStatus(StatusModel):
+    """Training pods that asked for this project's client configuration."""
+
+    missed_pods: int = 0
+    """Labelled pods that exist without the injected configuration (the webhook was down or timed out)."""
+    missed_pod_names: list[str] = Field(default_factory=list, max_length=10)
+    """Up to ten of them."""
+
+
 class FeatureStoreProjectStatus(StatusModel):
     """Observed state of the project, written by the operator."""
 
@@ -138,6 +156,8 @@ class FeatureStoreProjectStatus(StatusModel):
     """Compact operation records waiting for delivery to MLflow."""
     applied_spec_hash: str | None = None
     """Hash of the spec and repo revision of the last successful apply."""
+    injection: InjectionStatus | None = None
+    """Pods that asked for injection and missed it."""
 
 
 class FeatureStoreProject(CamelModel):

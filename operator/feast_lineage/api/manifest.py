@@ -47,6 +47,11 @@ def errors_of(error: ValidationError) -> list[tuple[str, str]]:
     return errors
 
 
+def validation_message(error: ValidationError) -> str:
+    """All of a validation error's problems on one line: ``path: message; ...``."""
+    return "; ".join(f"{path}: {message}" for path, message in errors_of(error))
+
+
 def validate_manifest(obj: Mapping[str, Any]) -> FeatureStoreProject | MaterializationJob:
     """Validate a manifest of either kind (apiVersion, kind, metadata, spec, status)."""
     if obj.get("apiVersion") != API_VERSION:

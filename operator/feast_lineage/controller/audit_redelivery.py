@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from feast_lineage.api import FeatureStoreProject
+from feast_lineage.api import FeatureStoreProject, MlflowConfig
 from feast_lineage.audit import AuditRecord, Credentials, DeliveryError, deliver
 from feast_lineage.controller import metrics
 from feast_lineage.controller.kube import Kube, Obj, read
@@ -22,11 +22,12 @@ from feast_lineage.controller.logs import object_fields
 log = logging.getLogger(__name__)
 
 
-def _credentials(kube: Kube, project: FeatureStoreProject) -> Credentials:
-    spec = project.spec.mlflow.credentials
+def mlflow_credentials(kube: Kube, namespace: str, mlflow: MlflowConfig) -> Credentials:
+    """The credentials spec.mlflow.credentials names, read from the project's namespace."""
+    spec = mlflow.credentials
     if spec is None:
         return Credentials()
-    secret = read(kube.core.read_namespaced_secret, spec.secret_name, project.metadata.namespace)
+    secret = read(kube.core.read_namespaced_secret, spec.secret_name, namespace)
     data = (secret or {}).get("data") or {}
 
     def value(key: str | None) -> str | None:
@@ -55,7 +56,7 @@ def redeliver_pending(
     tracking_uri = project.spec.mlflow.tracking_uri or default_tracking_uri
     if not tracking_uri:
         return None
-    credentials = _credentials(kube, project)
+    credentials = mlflow_credentials(kube, project.metadata.namespace or "", project.spec.mlflow)
     remaining: list[dict[str, Any]] = []
     delivered: dict[str, dict[str, str]] = {}
     for index, raw in enumerate(pending):

@@ -16,6 +16,7 @@ from feast_lineage.api import (
     MATERIALIZATION_JOB_PLURAL,
     FeatureStoreProject,
     MaterializationJob,
+    validation_message,
 )
 from feast_lineage.controller import metrics
 from feast_lineage.controller.audit_redelivery import redeliver_pending
@@ -23,7 +24,7 @@ from feast_lineage.controller.events import emit_transitions
 from feast_lineage.controller.kube import Kube, Obj, create, read
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.logs import object_fields
-from feast_lineage.controller.project_reconciler import runner_config_map_name, validation_message
+from feast_lineage.controller.project_reconciler import runner_config_map_name
 from feast_lineage.controller.settings import OperatorSettings
 from feast_lineage.domain import labels
 from feast_lineage.domain.apply_plan import RepoIdentity

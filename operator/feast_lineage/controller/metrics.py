@@ -36,3 +36,15 @@ AUDIT_DELIVERED = Counter(
 def serve(port: int) -> None:
     if port:
         start_http_server(port)
+
+
+INJECTIONS = Counter(
+    "feast_lineage_injection_total",
+    "Pod admissions by the injection webhook, by outcome (injected, skipped, already-injected).",
+    ["outcome"],
+)
+INJECTION_MISSED = Gauge(
+    "feast_lineage_injection_missed_pods",
+    "Pods labelled for injection that exist without it (the webhook was down or timed out).",
+    ["namespace", "project"],
+)

@@ -19,6 +19,7 @@ from feast_lineage.api import (
     FEATURE_STORE_PROJECT_PLURAL,
     FeatureStoreProject,
     LastApply,
+    validation_message,
 )
 from feast_lineage.controller import metrics
 from feast_lineage.controller.audit_redelivery import redeliver_pending
@@ -34,19 +35,11 @@ from feast_lineage.domain.project_state import InputProblem, ProjectDecision, Pr
 from feast_lineage.domain.provenance import provenance_tags
 from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
 from feast_lineage.domain.runner_outcome import observe_job
-from feast_lineage.domain.store_config import Variant, render_feature_store_yaml
+from feast_lineage.domain.store_config import client_config_data, render_feature_store_yaml
 from feast_lineage.runner.contract import FEATURE_STORE_YAML
 from feast_lineage.timestamps import now_rfc3339
 
 log = logging.getLogger(__name__)
-
-
-def validation_message(error: ValidationError) -> str:
-    parts = []
-    for item in error.errors():
-        path = ".".join(str(p) for p in item["loc"])
-        parts.append(f"{path}: {item['msg']}")
-    return "; ".join(parts)
 
 
 def runner_config_map_name(project_resource: str) -> str:
@@ -154,21 +147,25 @@ class ProjectReconciler:
 
     def _write_config_maps(self, project: FeatureStoreProject, owner: Obj) -> None:
         name = project.metadata.name or ""
-        variants: tuple[tuple[str, Variant], ...] = (
-            (runner_config_map_name(name), "runner"),
-            (client_config_map_name(name), "client"),
+        config_maps = (
+            (
+                runner_config_map_name(name),
+                "runner-config",
+                {FEATURE_STORE_YAML: render_feature_store_yaml(project.spec, "runner")},
+            ),
+            (client_config_map_name(name), "client-config", client_config_data(project.spec)),
         )
-        for cm_name, variant in variants:
+        for cm_name, component, data in config_maps:
             manifest = {
                 "apiVersion": "v1",
                 "kind": "ConfigMap",
                 "metadata": {
                     "name": cm_name,
                     "namespace": project.metadata.namespace,
-                    "labels": labels.standard_labels(name, f"{variant}-config"),
+                    "labels": labels.standard_labels(name, component),
                     "ownerReferences": [owner],
                 },
-                "data": {FEATURE_STORE_YAML: render_feature_store_yaml(project.spec, variant)},
+                "data": data,
             }
             self.kube.apply_config_map(manifest)
 

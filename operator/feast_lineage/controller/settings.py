@@ -11,6 +11,23 @@ DEFAULT_RUNNER_IMAGE = f"feast-lineage-operator:{__version__}"
 
 
 @dataclass(frozen=True)
+class WebhookSettings:
+    """Where and with which certificate the injection webhook is served."""
+
+    port: int = 9443
+    host: str = "0.0.0.0"
+    cert_dir: str | None = None
+    """tls.crt and tls.key from here (e.g. a mounted cert-manager Secret); cert-manager sets the caBundle."""
+    cert_secret: str | None = None
+    """``namespace/name`` of the Secret the operator keeps its own CA and certificate in (when no cert_dir)."""
+    dns_names: tuple[str, ...] = ()
+    """Names of the serving certificate the operator makes (the webhook Service's DNS names)."""
+    ip_addresses: tuple[str, ...] = ()
+    mutating_configurations: tuple[str, ...] = ("feast-lineage-injection",)
+    """MutatingWebhookConfigurations whose caBundle the operator sets from its own CA."""
+
+
+@dataclass(frozen=True)
 class OperatorSettings:
     namespaces: list[str] = field(default_factory=list)
     """Namespaces to watch; every namespace when empty."""
@@ -32,6 +49,8 @@ class OperatorSettings:
     """How often materialization schedules are checked (cron has minute resolution)."""
     audit_retry_seconds: float = 30.0
     """How often audit records that MLflow could not take are offered to it again."""
+    webhook: WebhookSettings | None = None
+    """The training-pod injection webhook; not served when None."""
 
     @classmethod
     def from_env(cls) -> OperatorSettings:

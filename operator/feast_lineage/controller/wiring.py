@@ -25,6 +25,8 @@ from feast_lineage.controller.settings import OperatorSettings
 from feast_lineage.domain import labels
 from feast_lineage.domain.conditions import RECONCILING, is_true
 from feast_lineage.domain.materialization_state import TERMINAL
+from feast_lineage.injection.service import InjectionService
+from feast_lineage.injection.targets import InjectionTargets
 
 PROJECTS = (GROUP, VERSION, FEATURE_STORE_PROJECT_PLURAL)
 RUNS = (GROUP, VERSION, MATERIALIZATION_JOB_PLURAL)
@@ -62,6 +64,8 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
     projects = ProjectReconciler(kube, operator, locks)
     runs = MaterializationReconciler(kube, operator, locks)
     schedules = ScheduleReconciler(kube, locks)
+    targets = InjectionTargets()
+    injection = InjectionService(kube, operator, targets) if operator.webhook is not None else None
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -79,8 +83,23 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
         settings.execution.max_workers = 8
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
         metrics.serve(operator.metrics_port)
+        if injection is not None:
+            injection.start()
+
+    @kopf.on.cleanup(registry=registry)
+    def shutdown(**_: Any) -> None:
+        if injection is not None:
+            injection.stop()
 
     # -- FeatureStoreProject --------------------------------------------------------------------
+
+    @kopf.on.event(*PROJECTS, registry=registry)
+    def project_seen(type: str | None, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
+        # The webhook answers from this map, never from the API server.
+        if type == "DELETED":
+            targets.remove(namespace or "", name)
+        else:
+            targets.upsert(dict(body))
 
     @kopf.on.resume(*PROJECTS, registry=registry)
     @kopf.on.create(*PROJECTS, registry=registry)

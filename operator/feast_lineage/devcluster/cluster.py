@@ -118,7 +118,11 @@ def install_crds(binaries: Binaries, kubeconfig: Path) -> None:
 
 
 def operator_process(kubeconfig: Path, directory: Path, mlflow_url: str | None) -> tuple[ManagedProcess, int]:
+    """The operator, serving the injection webhook on loopback (registered here, caBundle set by it)."""
+    from feast_lineage.devcluster.webhook import register_injection_webhook
+
     metrics_port, liveness_port = free_port(), free_port()
+    webhook_args = register_injection_webhook(config.new_client_from_config(config_file=str(kubeconfig)), free_port())
     argv = [
         str(Path(sys.executable).parent / "feast-lineage"),
         "run",
@@ -126,6 +130,7 @@ def operator_process(kubeconfig: Path, directory: Path, mlflow_url: str | None) 
         str(metrics_port),
         "--liveness-port",
         str(liveness_port),
+        *webhook_args,
     ]
     if mlflow_url:
         argv += ["--mlflow-tracking-uri", mlflow_url]

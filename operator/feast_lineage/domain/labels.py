@@ -27,6 +27,16 @@ ANNOTATION_GENERATION = f"{GROUP}/generation"
 ANNOTATION_AUDIT_ID = f"{GROUP}/audit-id"
 ANNOTATION_SCHEDULED_TIME = f"{GROUP}/scheduled-time"
 
+LABEL_INJECT = f"{GROUP}/inject"
+"""On a pod: the FeatureStoreProject whose client configuration it asks for, or "true" for the default."""
+ANNOTATION_INJECTED = f"{GROUP}/injected"
+"""On a pod: hash of what the webhook injected; a pod that has it is never injected again."""
+ANNOTATION_INJECTED_PROJECT = f"{GROUP}/injected-project"
+ANNOTATION_ROLE = f"{GROUP}/role"
+"""On a pod: training (default, retrieval auto-logging on), serving or batch (auto-logging off)."""
+ANNOTATION_INJECT_INIT_CONTAINERS = f"{GROUP}/inject-init-containers"
+"""On a pod: "true" to configure init containers too."""
+
 _MAX_NAME = 63
 
 

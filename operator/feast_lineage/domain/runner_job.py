@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from feast_lineage.api import FeatureStoreProject
+from feast_lineage.api import FeatureStoreProject, MlflowConfig
 from feast_lineage.domain.apply_plan import RepoIdentity
 from feast_lineage.runner import contract
 
@@ -66,16 +66,23 @@ def mlflow_env(project: FeatureStoreProject, tracking_uri: str | None) -> list[d
     ]
     if tracking_uri:
         env.append(_value_env(contract.MLFLOW_ENV_TRACKING_URI, tracking_uri))
+    return env + mlflow_credentials_env(mlflow)
+
+
+def mlflow_credentials_env(mlflow: MlflowConfig) -> list[dict[str, Any]]:
+    """MLFLOW_TRACKING_USERNAME/_PASSWORD/_TOKEN by secretKeyRef, as spec.mlflow.credentials names them."""
     credentials = mlflow.credentials
-    if credentials is not None:
+    if credentials is None:
+        return []
+    return [
+        _secret_env(variable, credentials.secret_name, key)
         for variable, key in (
             (contract.MLFLOW_ENV_USERNAME, credentials.username_key),
             (contract.MLFLOW_ENV_PASSWORD, credentials.password_key),
             (contract.MLFLOW_ENV_TOKEN, credentials.token_key),
-        ):
-            if key:
-                env.append(_secret_env(variable, credentials.secret_name, key))
-    return env
+        )
+        if key
+    ]
 
 
 def store_secret_env(project: FeatureStoreProject) -> list[dict[str, Any]]:

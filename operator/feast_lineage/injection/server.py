@@ -1,0 +1,136 @@
+"""The HTTPS server the API server calls for admission, in a thread and event loop of its own.
+
+Its own loop keeps admission latency independent of the operator's watch traffic. The
+certificate is read at start and re-read every ``refresh_seconds``: a renewed one is loaded
+into the same SSL context, so new connections use it without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import ssl
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from feast_lineage.injection.tls import CertificateSource, ServingMaterial, write_key_pair
+
+log = logging.getLogger(__name__)
+
+Review = Callable[[dict[str, Any]], dict[str, Any]]
+MAX_REVIEW_BYTES = 3 * 1024 * 1024
+"""An AdmissionReview of a pod is far smaller; the API server caps requests near this size."""
+
+
+class WebhookServer:
+    """Serves ``POST /<path>`` AdmissionReviews and ``GET /healthz`` over TLS."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        certificates: CertificateSource,
+        routes: dict[str, Review],
+        on_material: Callable[[ServingMaterial], None] | None = None,
+        refresh_seconds: float = 300.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.certificates = certificates
+        self.routes = routes
+        self.on_material = on_material
+        self.refresh_seconds = refresh_seconds
+        self._material: ServingMaterial | None = None
+        self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._context.minimum_version = ssl.TLSVersion.TLSv1_2
+        self._loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="injection-webhook", daemon=True)
+
+    def start(self, timeout: float = 30.0) -> None:
+        self._load()  # fails here, loudly, when there is no usable certificate
+        self._thread.start()
+        if not self._started.wait(timeout):
+            raise RuntimeError("webhook server did not start")
+        if self._failure is not None:
+            raise RuntimeError(f"webhook server failed to start: {self._failure}") from self._failure
+        log.info("injection webhook serving on https://%s:%d", self.host, self.port)
+
+    def stop(self) -> None:
+        if self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+
+    def _load(self) -> None:
+        material = self.certificates.load()
+        if material != self._material:
+            cert_path, key_path = write_key_pair(material)
+            self._context.load_cert_chain(cert_path, key_path)
+            self._material = material
+            log.info("webhook serving certificate loaded")
+        if self.on_material is not None:
+            self.on_material(material)
+
+    async def _refresh(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_seconds)
+            try:
+                await self._loop.run_in_executor(None, self._load)
+            except Exception as error:  # keep serving with the certificate already loaded
+                log.warning("could not refresh the webhook certificate: %s", error)
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        review_of = self.routes.get(request.path)
+        if review_of is None:
+            return web.Response(status=404, text="no such webhook")
+        if (request.content_length or 0) > MAX_REVIEW_BYTES:
+            return web.Response(status=413, text="AdmissionReview too large")
+        try:
+            review = json.loads(await request.read())
+        except ValueError:
+            return web.Response(status=400, text="not JSON")
+        if not isinstance(review, dict):
+            return web.Response(status=400, text="not an AdmissionReview")
+        try:
+            answer = review_of(review)
+        except Exception:
+            # Fail open, as failurePolicy Ignore would: admit unchanged, and say so in the log.
+            log.exception("admission review failed; pod admitted unchanged")
+            request_part = review.get("request") or {}
+            answer = {
+                "apiVersion": review.get("apiVersion", "admission.k8s.io/v1"),
+                "kind": "AdmissionReview",
+                "response": {"uid": request_part.get("uid", ""), "allowed": True},
+            }
+        return web.json_response(answer)
+
+    async def _healthz(self, _: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = web.Application(client_max_size=MAX_REVIEW_BYTES)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_post("/{tail:.*}", self._handle)
+        runner = web.AppRunner(app, access_log=None)
+        try:
+            self._loop.run_until_complete(runner.setup())
+            site = web.TCPSite(runner, self.host, self.port, ssl_context=self._context, reuse_address=True)
+            self._loop.run_until_complete(site.start())
+        except BaseException as error:
+            self._failure = error
+            self._started.set()
+            return
+        refresher = self._loop.create_task(self._refresh())
+        self._started.set()
+        try:
+            self._loop.run_forever()
+        finally:
+            refresher.cancel()
+            with contextlib.suppress(Exception):
+                self._loop.run_until_complete(runner.cleanup())

@@ -1,0 +1,196 @@
+"""The webhook's serving certificate: from files (cert-manager) or made by the operator in one Secret.
+
+With files, cert-manager issues and rotates the certificate and its CA injector fills the
+``caBundle``. Without, the operator keeps a CA and a serving certificate in one Secret:
+the first replica to create it wins (a create is atomic; the others read theirs), renewal
+replaces it only at the resourceVersion that was read, and every replica patches the same
+``caBundle`` from that one Secret, so replicas never fight over it.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from cryptography import x509
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from feast_lineage import certificates
+
+log = logging.getLogger(__name__)
+
+RENEW_BEFORE = datetime.timedelta(days=30)
+CA_KEY, CERT_KEY, KEY_KEY = "ca.crt", "tls.crt", "tls.key"
+
+
+@dataclass(frozen=True)
+class ServingMaterial:
+    cert_pem: bytes
+    key_pem: bytes
+    ca_pem: bytes | None
+    """The CA to publish as caBundle; None when someone else (cert-manager) publishes it."""
+
+
+class CertificateSource(Protocol):
+    def load(self) -> ServingMaterial: ...
+
+
+class FileCertificates:
+    """tls.crt / tls.key (and ca.crt, if present) in a directory, as a mounted cert-manager Secret has them."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def load(self) -> ServingMaterial:
+        return ServingMaterial(
+            (self.directory / CERT_KEY).read_bytes(),
+            (self.directory / KEY_KEY).read_bytes(),
+            None,  # cert-manager's CA injector owns the caBundle
+        )
+
+
+def _expires_soon(cert_pem: bytes, now: datetime.datetime) -> bool:
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    return cert.not_valid_after_utc - now < RENEW_BEFORE
+
+
+def _covers(cert_pem: bytes, dns_names: tuple[str, ...], ip_addresses: tuple[str, ...]) -> bool:
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    names = set(sans.get_values_for_type(x509.DNSName))
+    ips = {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
+    return set(dns_names) <= names and set(ip_addresses) <= ips
+
+
+class SecretCertificates:
+    """A CA and serving certificate the operator makes and keeps in one Secret."""
+
+    def __init__(
+        self, core: client.CoreV1Api, namespace: str, name: str, dns_names: tuple[str, ...], ips: tuple[str, ...]
+    ) -> None:
+        self.core = core
+        self.namespace = namespace
+        self.name = name
+        self.dns_names = dns_names
+        self.ips = ips
+
+    def _new_data(self) -> dict[str, str]:
+        ca = certificates.make_ca("feast-lineage-webhook-ca")
+        leaf = certificates.issue(
+            ca,
+            self.dns_names[0] if self.dns_names else "feast-lineage-webhook",
+            dns_names=self.dns_names,
+            ip_addresses=self.ips,
+            server=True,
+        )
+        return {
+            CA_KEY: base64.b64encode(ca.cert_pem).decode(),
+            CERT_KEY: base64.b64encode(leaf.cert_pem).decode(),
+            KEY_KEY: base64.b64encode(leaf.key_pem).decode(),
+        }
+
+    def _read(self) -> dict[str, Any] | None:
+        try:
+            secret = self.core.read_namespaced_secret(self.name, self.namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return {"data": dict(secret.data or {}), "resourceVersion": secret.metadata.resource_version}
+
+    def load(self) -> ServingMaterial:
+        for _ in range(3):
+            current = self._read()
+            if current is None:
+                body = {
+                    "metadata": {"name": self.name, "namespace": self.namespace},
+                    "type": "kubernetes.io/tls",
+                    "data": self._new_data(),
+                }
+                try:
+                    self.core.create_namespaced_secret(self.namespace, body)
+                    log.info("created webhook certificate Secret %s/%s", self.namespace, self.name)
+                except ApiException as error:
+                    if error.status != 409:  # another replica made it first: use theirs
+                        raise
+                continue
+            data = current["data"]
+            cert_pem = base64.b64decode(data.get(CERT_KEY, ""))
+            now = datetime.datetime.now(datetime.timezone.utc)
+            if (
+                not all(data.get(k) for k in (CA_KEY, CERT_KEY, KEY_KEY))
+                or _expires_soon(cert_pem, now)
+                or not _covers(cert_pem, self.dns_names, self.ips)
+            ):
+                body = {
+                    "metadata": {
+                        "name": self.name,
+                        "namespace": self.namespace,
+                        "resourceVersion": current["resourceVersion"],
+                    },
+                    "type": "kubernetes.io/tls",
+                    "data": self._new_data(),
+                }
+                try:
+                    self.core.replace_namespaced_secret(self.name, self.namespace, body)
+                    log.info("renewed webhook certificate Secret %s/%s", self.namespace, self.name)
+                except ApiException as error:
+                    if error.status != 409:  # renewed by another replica meanwhile: read again
+                        raise
+                continue
+            return ServingMaterial(cert_pem, base64.b64decode(data[KEY_KEY]), base64.b64decode(data[CA_KEY]))
+        raise RuntimeError(f"could not settle the webhook certificate Secret {self.namespace}/{self.name}")
+
+
+def write_key_pair(material: ServingMaterial) -> tuple[Path, Path]:
+    """Files for ``SSLContext.load_cert_chain`` (which reads only files), private to this process."""
+    directory = Path(tempfile.mkdtemp(prefix="feast-lineage-webhook-"))
+    cert_path, key_path = directory / CERT_KEY, directory / KEY_KEY
+    cert_path.write_bytes(material.cert_pem)
+    key_path.touch(mode=0o600)
+    key_path.write_bytes(material.key_pem)
+    return cert_path, key_path
+
+
+def patch_ca_bundles(
+    admission: client.AdmissionregistrationV1Api, ca_pem: bytes, mutating: tuple[str, ...], validating: tuple[str, ...]
+) -> None:
+    """Set ``caBundle`` of every webhook in the named configurations; a no-op when already set."""
+    bundle = base64.b64encode(ca_pem).decode()
+    for kinds, names in (
+        ((admission.read_mutating_webhook_configuration, admission.patch_mutating_webhook_configuration), mutating),
+        (
+            (admission.read_validating_webhook_configuration, admission.patch_validating_webhook_configuration),
+            validating,
+        ),
+    ):
+        read, patch = kinds
+        for name in names:
+            try:
+                configuration = read(name)
+            except ApiException as error:
+                if error.status == 404:
+                    log.warning("webhook configuration %s not found; its caBundle cannot be set", name)
+                    continue
+                raise
+            ops = [
+                {
+                    "op": "replace" if webhook.client_config.ca_bundle else "add",
+                    "path": f"/webhooks/{index}/clientConfig/caBundle",
+                    "value": bundle,
+                }
+                for index, webhook in enumerate(configuration.webhooks or [])
+                if webhook.client_config.ca_bundle != bundle
+            ]
+            if ops:
+                patch(name, ops)
+                log.info("set caBundle of webhook configuration %s", name)
