@@ -20,6 +20,9 @@ export KUBECONFIG="$DEV_DIR/kubeconfig"
 kubectl() { "$(state kubectl)" "$@"; }
 
 kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f -
+# The offline data, where runner and training pods read it (the project's hostPath volume).
+mkdir -p /var/lib/feast-lineage-example
+cp examples/driver-stats/feature_repo/driver_stats.parquet /var/lib/feast-lineage-example/
 kubectl apply -n "$NS" -k examples/driver-stats
 echo "waiting for the operator to apply the project (the first run imports Feast: ~30 s)..."
 kubectl wait -n "$NS" featurestoreproject/driver-stats --for=condition=Ready --timeout=300s
@@ -28,11 +31,16 @@ backfill=examples/driver-stats/materializationjob-backfill.yaml
 kubectl get -n "$NS" -f "$backfill" >/dev/null 2>&1 || kubectl create -n "$NS" -f "$backfill"
 kubectl wait -n "$NS" -f "$backfill" --for=jsonpath='{.status.phase}'=Succeeded --timeout=300s
 
+echo "training a model in a Job labelled featurelineage.io/inject: driver-stats..."
+kubectl apply -n "$NS" -k examples/driver-stats/training
+kubectl wait -n "$NS" job/driver-activity-training --for=condition=Complete --timeout=300s
+
 echo
 kubectl get -n "$NS" featurestoreprojects,materializationjobs,jobs
 echo
 echo "last apply:          $(kubectl get -n "$NS" fsp driver-stats -o jsonpath='{.status.lastApply.mlflow.runUrl}')"
 echo "backfill MLflow run: $(kubectl get -n "$NS" -f "$backfill" -o jsonpath='{.status.mlflow.runUrl}')"
+echo "training run:        $(state mlflowUrl)/#/models/driver-activity (registered model, tagged feast.feature_service)"
 echo "operator metrics:    $(state operatorMetrics)"
 echo
 echo "The cluster keeps running: export KUBECONFIG=$KUBECONFIG; stop everything with: make dev-down"

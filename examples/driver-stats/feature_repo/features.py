@@ -5,6 +5,7 @@ FeatureStoreProject. Every file sits at the top of the repo so the repo can be
 shipped as a ConfigMap (whose keys cannot contain '/').
 """
 
+import os
 from datetime import timedelta
 
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
@@ -17,10 +18,12 @@ driver = Entity(
     description="A driver of the ride-hailing fleet.",
 )
 
-# Relative paths are resolved by Feast against the repo directory.
+# Feast resolves a relative path against the working directory of whoever reads the source: the
+# runner reads it from the repo, but a training pod would not find it there. Deployments set
+# DRIVER_STATS_DATA to an absolute path on a volume that runner and training pods share.
 driver_stats_source = FileSource(
     name="driver_stats_source",
-    path="driver_stats.parquet",
+    path=os.environ.get("DRIVER_STATS_DATA", "driver_stats.parquet"),
     timestamp_field="event_timestamp",
     created_timestamp_column="created",
     description="Hourly driver statistics.",
