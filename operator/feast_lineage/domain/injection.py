@@ -57,6 +57,8 @@ class InjectionTarget:
     commit: str | None = None
     apply_run_id: str | None = None
     """MLflow run of the last apply."""
+    recorded_missed: int = 0
+    """status.injection.missedPods as last written, so a restarted operator can correct it."""
 
 
 @dataclass(frozen=True)

@@ -159,6 +159,10 @@ class PodMonitor:
             self._forget(uid)
         for pod in items:
             self.observe("ADDED", pod)
+        # A count written before a restart, for pods that are gone or were injected since: correct it.
+        for target in self.targets.all():
+            if (namespace is None or target.namespace == namespace) and target.recorded_missed:
+                self._write_missed(target.namespace, target.name)
 
     # -- deciding -----------------------------------------------------------------------------
 
@@ -220,6 +224,9 @@ class PodMonitor:
         summary = (len(names), tuple(names[:_MISSED_NAMES_SHOWN]))
         if self._written.get((namespace, project)) == summary:
             return
+        target = self.targets.get(namespace, project)
+        if target is None:
+            return  # no such project (yet): nothing to count on
         metrics.INJECTION_MISSED.labels(namespace, project).set(len(names))
         status = {"injection": {"missedPods": summary[0], "missedPodNames": list(summary[1])}}
         try:

@@ -37,6 +37,7 @@ def target_from_body(body: dict[str, Any]) -> InjectionTarget:
         revision=last_apply.get("revision") if succeeded else None,
         commit=last_apply.get("commit") if succeeded else None,
         apply_run_id=(last_apply.get("mlflow") or {}).get("runId") if succeeded else None,
+        recorded_missed=int((status.get("injection") or {}).get("missedPods") or 0),
     )
 
 
@@ -60,6 +61,10 @@ class InjectionTargets:
                 projects.pop(name, None)
                 if not projects:
                     del self._by_namespace[namespace]
+
+    def all(self) -> list[InjectionTarget]:
+        with self._lock:
+            return [target for projects in self._by_namespace.values() for target in projects.values()]
 
     def in_namespace(self, namespace: str) -> list[InjectionTarget]:
         with self._lock:
