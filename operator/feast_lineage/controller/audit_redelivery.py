@@ -56,6 +56,7 @@ def redeliver_pending(
     if not tracking_uri:
         return None
     credentials = _credentials(kube, project)
+    project_labels = metrics.ProjectLabels.of(project_body)
     remaining: list[dict[str, Any]] = []
     delivered: dict[str, dict[str, str]] = {}
     for index, raw in enumerate(pending):
@@ -78,7 +79,8 @@ def redeliver_pending(
             remaining.extend(pending[index:])
             break
         delivered[record.id] = {"experiment": run.experiment, "runId": run.run_id, "runUrl": run.run_url}
-        metrics.AUDIT_DELIVERED.labels(project.metadata.namespace).inc()
+        if project_labels is not None:
+            metrics.audit_delivered(project_labels)
     if not delivered:
         return None
     status["pendingAudit"] = remaining
