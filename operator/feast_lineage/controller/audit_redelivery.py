@@ -70,10 +70,11 @@ def redeliver_pending(
                 credentials=credentials,
             )
         except (DeliveryError, ValueError) as error:
+            meta = body.get("metadata") or {}
             log.info(
                 "audit record not delivered yet: %s",
                 error,
-                extra=object_fields(project.metadata.namespace, project.metadata.name),
+                extra=object_fields(meta.get("namespace"), meta.get("name")),
             )
             # MLflow is still unreachable: keep this one and the rest for the next attempt.
             remaining.extend(pending[index:])
