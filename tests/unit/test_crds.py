@@ -115,18 +115,32 @@ def test_names_scope_and_version(name: str, kind: str, plural: str, short: str) 
 def test_printer_columns() -> None:
     columns = {
         name: [
-            (column["name"], column["jsonPath"])
+            (column["name"], column["jsonPath"], column.get("priority", 0))
             for column in load(name)["spec"]["versions"][0]["additionalPrinterColumns"]
         ]
         for name in (FSP_FILE, MJ_FILE)
     }
+    ready = '.status.conditions[?(@.type=="Ready")]'
+    # `kubectl get` says why a resource is not Ready; `-o wide` adds the message.
     assert columns[FSP_FILE] == [
-        ("Project", ".spec.project"),
-        ("Ready", '.status.conditions[?(@.type=="Ready")].status'),
-        ("Revision", ".status.lastApply.revision"),
-        ("Age", ".metadata.creationTimestamp"),
+        ("Project", ".spec.project", 0),
+        ("Ready", f"{ready}.status", 0),
+        ("Reason", f"{ready}.reason", 0),
+        ("Revision", ".status.lastApply.revision", 0),
+        ("Age", ".metadata.creationTimestamp", 0),
+        ("Message", f"{ready}.message", 1),
     ]
-    assert [name for name, _ in columns[MJ_FILE]] == ["Project", "Mode", "Phase", "Start", "End", "MLflow Run", "Age"]
+    assert columns[MJ_FILE] == [
+        ("Project", ".spec.projectRef.name", 0),
+        ("Mode", ".spec.mode", 0),
+        ("Phase", ".status.phase", 0),
+        ("Reason", f"{ready}.reason", 0),
+        ("Start", ".status.window.start", 0),
+        ("End", ".status.window.end", 0),
+        ("MLflow Run", ".status.mlflow.runId", 1),
+        ("Age", ".metadata.creationTimestamp", 0),
+        ("Message", f"{ready}.message", 1),
+    ]
 
 
 @pytest.mark.parametrize("name", [FSP_FILE, MJ_FILE])
