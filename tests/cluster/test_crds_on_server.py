@@ -38,6 +38,11 @@ def test_kubectl_explain_shows_field_docs(kubectl: Kubectl, crds_installed: None
         assert f"  {field}\t" in spec or f"  {field} " in spec, spec
     repo = kubectl("explain", "fsp.spec.repo.git.revision").stdout
     assert "DESCRIPTION:" in repo and len(repo.split("DESCRIPTION:")[1].strip()) > 20
+    # kubectl explain prints no `default`; the descriptions carry it.
+    policy = " ".join(kubectl("explain", "fsp.spec.materialization.concurrencyPolicy").stdout.split())
+    assert 'Defaults to "Forbid".' in policy, policy
+    mode = " ".join(kubectl("explain", "mj.spec.mode").stdout.split())
+    assert 'Defaults to "Incremental".' in mode, mode
 
 
 def test_client_dry_run_validates_against_the_server(kubectl: Kubectl, crds_installed: None, namespace: str) -> None:
