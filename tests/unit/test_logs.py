@@ -54,7 +54,8 @@ def test_the_record_itself_is_left_alone() -> None:
 
 
 def run_operator_logging(log_json: bool) -> list[str]:
-    """Configure logging as `feast-lineage run` does, in a fresh interpreter, and log two lines."""
+    """Configure logging as `feast-lineage run` does, in a fresh interpreter, and log: the lines that
+    come out."""
     script = textwrap.dedent(
         f"""
         import logging
@@ -62,6 +63,7 @@ def run_operator_logging(log_json: bool) -> list[str]:
         from feast_lineage.controller.main import configure_logging
 
         configure_logging({log_json!r})
+        logging.getLogger("aiohttp.access").info("GET /healthz 200")  # every liveness probe: not logged
         logging.getLogger({LOGGER!r}).info("created %s", "a-job", extra=object_fields("team-a", "nightly", 3))
         kopf_ref = {{"namespace": "team-a", "name": "drivers"}}
         logging.getLogger("kopf.objects").warning("Timer failed", extra={{"k8s_ref": kopf_ref}})

@@ -20,6 +20,7 @@ def configure_logging(log_json: bool) -> None:
     else:
         handler.setFormatter(TextFormatter())
     logging.getLogger("feast_lineage").setLevel(logging.INFO)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # else a line per liveness probe
 
 
 def run_operator(settings: OperatorSettings, log_json: bool = False, liveness_port: int = 0) -> None:
