@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from feast_lineage.controller import metrics
+
+# Importing Feast (other tests in this process do) sets PROMETHEUS_MULTIPROC_DIR, and removing a
+# series then warns that multi-process mode cannot; the operator never imports Feast.
+pytestmark = pytest.mark.filterwarnings("ignore:Removal of labels has not been implemented:UserWarning")
 
 Sample = tuple[str, dict[str, str], float]
 
