@@ -38,6 +38,11 @@ def test_kubectl_explain_shows_field_docs(kubectl: Kubectl, crds_installed: None
         assert f"  {field}\t" in spec or f"  {field} " in spec, spec
     repo = kubectl("explain", "fsp.spec.repo.git.revision").stdout
     assert "DESCRIPTION:" in repo and len(repo.split("DESCRIPTION:")[1].strip()) > 20
+    # kubectl explain prints no `default`; the descriptions carry it.
+    policy = " ".join(kubectl("explain", "fsp.spec.materialization.concurrencyPolicy").stdout.split())
+    assert 'Defaults to "Forbid".' in policy, policy
+    mode = " ".join(kubectl("explain", "mj.spec.mode").stdout.split())
+    assert 'Defaults to "Incremental".' in mode, mode
 
 
 def test_client_dry_run_validates_against_the_server(kubectl: Kubectl, crds_installed: None, namespace: str) -> None:
@@ -89,8 +94,22 @@ def test_printer_columns(kubectl: Kubectl, crds_installed: None, namespace: str)
     kubectl("create", "-n", namespace, "-f", str(example / "featurestoreproject.yaml"))
     kubectl("create", "-n", namespace, "-f", str(example / "materializationjob-backfill.yaml"))
     projects = kubectl("get", "-n", namespace, "fsp").stdout.splitlines()
-    assert projects[0].split() == ["NAME", "PROJECT", "READY", "REVISION", "AGE"]
+    assert projects[0].split() == ["NAME", "PROJECT", "READY", "REASON", "REVISION", "AGE"]
     assert projects[1].split()[:2] == ["driver-stats", "driver_stats"]
+    wide = kubectl("get", "-n", namespace, "fsp", "-o", "wide").stdout.splitlines()
+    assert wide[0].split() == ["NAME", "PROJECT", "READY", "REASON", "REVISION", "AGE", "MESSAGE"]
     jobs = kubectl("get", "-n", namespace, "mj", "-o", "wide").stdout.splitlines()
-    assert jobs[0].split()[:5] == ["NAME", "PROJECT", "MODE", "PHASE", "START"]
+    assert jobs[0].split() == [
+        "NAME",
+        "PROJECT",
+        "MODE",
+        "PHASE",
+        "REASON",
+        "START",
+        "END",
+        "MLFLOW",
+        "RUN",
+        "AGE",
+        "MESSAGE",
+    ]
     assert jobs[1].split()[:3] == ["driver-stats-backfill-2026-11-02", "driver-stats", "Range"]

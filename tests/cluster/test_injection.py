@@ -402,9 +402,8 @@ def test_with_the_webhook_down_pods_start_and_each_miss_is_reported(
     assert sorted(injection["missedPodNames"]) == ["missed-1", "missed-2"]
     for pod in ("missed-1", "missed-2"):
         assert any(reason == "InjectionMissed" for reason, _ in _events(api, plain_project, pod))
-    assert f'feast_lineage_injection_missed_pods{{namespace="{plain_project}",project="drivers"}} 2.0' in (
-        operator.metrics()
-    )
+    series = f'namespace="{plain_project}",resource="drivers",feast_project="driver_stats"'
+    assert f"feast_lineage_injection_missed_pods{{{series}}} 2.0" in operator.metrics()
     client.CoreV1Api(api).delete_namespaced_pod("missed-1", plain_project, grace_period_seconds=0)
     wait_until(lambda: reported_count(api, plain_project) == 1, 30, "the count to follow the pods that exist")
 

@@ -74,7 +74,8 @@ def test_configmap_project_applies_and_records_the_audit_trail(
     assert tags["feast.operation"] == "apply" and tags["feast.project"] == "driver_stats"
 
     table = kubectl("get", "fsp", "-n", namespace).stdout.splitlines()
-    assert table[1].split()[:4] == ["drivers", "driver_stats", "True", last["revision"]]
+    assert table[0].split()[:5] == ["NAME", "PROJECT", "READY", "REASON", "REVISION"]
+    assert table[1].split()[:5] == ["drivers", "driver_stats", "True", "Applied", last["revision"]]
     # The client config renders auto-logging on and holds no secret.
     client_cm = core.read_namespaced_config_map(status["clientConfigMap"], namespace)
     assert "auto_log: true" in client_cm.data["feature_store.yaml"]

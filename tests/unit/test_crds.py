@@ -1,12 +1,17 @@
 """The generated CRDs: in sync with crds/, structural, and consistent with the models and the case table."""
 
 import copy
+import json
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
 
 from feast_lineage.api import FeatureStoreProject, MaterializationJob, diff_crds, generate_crds, write_crds
 from feast_lineage.api.crd import HEADER
@@ -115,18 +120,32 @@ def test_names_scope_and_version(name: str, kind: str, plural: str, short: str) 
 def test_printer_columns() -> None:
     columns = {
         name: [
-            (column["name"], column["jsonPath"])
+            (column["name"], column["jsonPath"], column.get("priority", 0))
             for column in load(name)["spec"]["versions"][0]["additionalPrinterColumns"]
         ]
         for name in (FSP_FILE, MJ_FILE)
     }
+    ready = '.status.conditions[?(@.type=="Ready")]'
+    # `kubectl get` says why a resource is not Ready; `-o wide` adds the message.
     assert columns[FSP_FILE] == [
-        ("Project", ".spec.project"),
-        ("Ready", '.status.conditions[?(@.type=="Ready")].status'),
-        ("Revision", ".status.lastApply.revision"),
-        ("Age", ".metadata.creationTimestamp"),
+        ("Project", ".spec.project", 0),
+        ("Ready", f"{ready}.status", 0),
+        ("Reason", f"{ready}.reason", 0),
+        ("Revision", ".status.lastApply.revision", 0),
+        ("Age", ".metadata.creationTimestamp", 0),
+        ("Message", f"{ready}.message", 1),
     ]
-    assert [name for name, _ in columns[MJ_FILE]] == ["Project", "Mode", "Phase", "Start", "End", "MLflow Run", "Age"]
+    assert columns[MJ_FILE] == [
+        ("Project", ".spec.projectRef.name", 0),
+        ("Mode", ".spec.mode", 0),
+        ("Phase", ".status.phase", 0),
+        ("Reason", f"{ready}.reason", 0),
+        ("Start", ".status.window.start", 0),
+        ("End", ".status.window.end", 0),
+        ("MLflow Run", ".status.mlflow.runId", 1),
+        ("Age", ".metadata.creationTimestamp", 0),
+        ("Message", f"{ready}.message", 1),
+    ]
 
 
 @pytest.mark.parametrize("name", [FSP_FILE, MJ_FILE])
@@ -277,3 +296,76 @@ def test_schema_defaults_match_model_defaults(name: str, manifest: dict[str, Any
     by_server = apply_defaults(spec_schema, copy.deepcopy(manifest["spec"]))
     by_model = without_empty(model.model_validate(manifest).to_k8s()["spec"])
     assert by_server == by_model
+
+
+def node_at(name: str, path: str) -> Schema:
+    node = root_schema(name)
+    for part in path.split("."):
+        node = node["properties"][part]
+    return node
+
+
+@pytest.mark.parametrize(
+    "name, path, default",
+    [
+        (FSP_FILE, "spec.materialization.concurrencyPolicy", "Forbid"),
+        (FSP_FILE, "spec.materialization.timeZone", "UTC"),
+        (FSP_FILE, "spec.mlflow.requestTimeoutSeconds", 10),
+        (FSP_FILE, "spec.materialization.suspend", False),
+        (MJ_FILE, "spec.mode", "Incremental"),
+    ],
+)
+def test_kubectl_explain_shows_defaults(name: str, path: str, default: object) -> None:
+    """`kubectl explain` prints descriptions but never `default`: the description says it."""
+    node = node_at(name, path)
+    assert node["default"] == default
+    assert node["description"].endswith(f"Defaults to {json.dumps(default)}.")
+
+
+def test_every_scalar_default_is_in_its_description() -> None:
+    for name, path, node in all_nodes():
+        if "default" in node and not isinstance(node["default"], (dict, list)):
+            shown = "an empty string" if node["default"] == "" else json.dumps(node["default"])
+            assert node["description"].endswith(f". Defaults to {shown}."), f"{name}: {path}"
+            assert node["description"].count("Defaults to") == 1, f"{name}: {path}"
+        elif "default" in node:
+            assert "Defaults to" not in node["description"], f"{name}: {path}"
+
+
+def _models_in(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The model inside an annotation (Optional, Annotated, list) and whether it is a list of them."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    origin = typing.get_origin(annotation)
+    for arg in typing.get_args(annotation):
+        model, listed = _models_in(arg)
+        if model is not None:
+            return model, listed or origin is list
+    return None, False
+
+
+def _spec_fields(model: type[BaseModel], schema: Schema, path: str) -> Iterator[tuple[str, FieldInfo, Schema]]:
+    for field_name, field in model.model_fields.items():
+        key = field.alias or field_name
+        node = schema["properties"][key]
+        yield f"{path}.{key}", field, node
+        sub_model, listed = _models_in(field.annotation)
+        if sub_model is not None:
+            yield from _spec_fields(sub_model, node["items"] if listed else node, f"{path}.{key}")
+
+
+@pytest.mark.parametrize("name, model", [(FSP_FILE, FeatureStoreProject), (MJ_FILE, MaterializationJob)])
+def test_every_model_default_is_in_the_schema(name: str, model: type[BaseModel]) -> None:
+    """A field with a default in the model carries it in the CRD, where the API server fills it in.
+
+    Fields that default to an empty list or map (default_factory) do not: empty and absent mean
+    the same, and their descriptions say what empty means.
+    """
+    spec_model = model.model_fields["spec"].annotation
+    assert isinstance(spec_model, type) and issubclass(spec_model, BaseModel)
+    checked = []
+    for path, field, node in _spec_fields(spec_model, root_schema(name)["properties"]["spec"], "spec"):
+        if field.default is not PydanticUndefined and field.default is not None:
+            assert node.get("default") == field.default, f"{name}: {path}"
+            checked.append(path)
+    assert checked

@@ -38,6 +38,11 @@ TYPE_META_SCHEMA: JsonSchema = {
 }
 
 AGE_COLUMN = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+READY_CONDITION = '.status.conditions[?(@.type=="Ready")]'
+# Why a resource is not Ready, in `kubectl get`; the message (file names, Jobs, Python errors) is too
+# long for the default view and shows with `-o wide`.
+REASON_COLUMN = {"name": "Reason", "type": "string", "jsonPath": f"{READY_CONDITION}.reason"}
+MESSAGE_COLUMN = {"name": "Message", "type": "string", "jsonPath": f"{READY_CONDITION}.message", "priority": 1}
 
 
 @dataclass(frozen=True)
@@ -67,9 +72,11 @@ RESOURCE_KINDS = (
         short_name=FEATURE_STORE_PROJECT_SHORT_NAME,
         printer_columns=(
             {"name": "Project", "type": "string", "jsonPath": ".spec.project"},
-            {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+            {"name": "Ready", "type": "string", "jsonPath": f"{READY_CONDITION}.status"},
+            REASON_COLUMN,
             {"name": "Revision", "type": "string", "jsonPath": ".status.lastApply.revision"},
             AGE_COLUMN,
+            MESSAGE_COLUMN,
         ),
     ),
     ResourceKind(
@@ -81,10 +88,12 @@ RESOURCE_KINDS = (
             {"name": "Project", "type": "string", "jsonPath": ".spec.projectRef.name"},
             {"name": "Mode", "type": "string", "jsonPath": ".spec.mode"},
             {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+            REASON_COLUMN,
             {"name": "Start", "type": "string", "jsonPath": ".status.window.start"},
             {"name": "End", "type": "string", "jsonPath": ".status.window.end"},
             {"name": "MLflow Run", "type": "string", "jsonPath": ".status.mlflow.runId", "priority": 1},
             AGE_COLUMN,
+            MESSAGE_COLUMN,
         ),
     ),
 )

@@ -16,11 +16,11 @@ class InjectionConfig(CamelModel):
     configured: a change here reaches pods created after it."""
 
     enabled: bool = True
-    """Inject this project's client configuration into pods that ask for it (default true)."""
+    """Inject this project's client configuration into pods that ask for it."""
     namespace_default: bool = False
-    """This project is the one pods labelled `featurelineage.io/inject: "true"` get (default false)."""
+    """This project is the one pods labelled `featurelineage.io/inject: "true"` get."""
     mount_path: Annotated[str, Field(max_length=1024, pattern=r"^/")] = "/etc/feast"
-    """Absolute directory where feature_store.yaml is mounted in the pod (default /etc/feast)."""
+    """Absolute directory where feature_store.yaml is mounted in the pod."""
     volumes: list[VolumeName] = Field(
         default_factory=list, max_length=16, json_schema_extra={"x-kubernetes-list-type": "set"}
     )

@@ -4,6 +4,7 @@ Structural means: every node has a type, no `$ref`, no `anyOf`/`oneOf` beyond
 the int-or-string form, free-form objects marked as preserving unknown fields.
 """
 
+import json
 from typing import Any
 
 from pydantic import BaseModel
@@ -77,9 +78,23 @@ def _convert(node: JsonSchema, defs: JsonSchema, path: str) -> JsonSchema:
             out[key] = value
     if node.get("type") == "object" and "properties" not in node and "additionalProperties" not in node:
         out["x-kubernetes-preserve-unknown-fields"] = True
+    if "description" in out and "default" in out:
+        out["description"] = with_default(out["description"], out["default"])
     if "type" not in out and not out.get("x-kubernetes-int-or-string"):
         raise SchemaError(f"{path}: no type")
     return _ordered(out)
+
+
+def with_default(description: str, default: Any) -> str:
+    """The description followed by the default: `kubectl explain` shows descriptions, not defaults.
+
+    An object's default (`{}`) only lets the API server fill in its fields, whose descriptions
+    carry their own defaults, so it is not mentioned.
+    """
+    if isinstance(default, (dict, list)):
+        return description
+    value = "an empty string" if default == "" else json.dumps(default)
+    return f"{description.rstrip('.')}. Defaults to {value}."
 
 
 def _flatten(node: JsonSchema, defs: JsonSchema, path: str) -> JsonSchema:

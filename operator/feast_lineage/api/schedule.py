@@ -23,17 +23,18 @@ class MaterializationSchedule(CamelModel):
     starting_deadline_seconds: Annotated[int, Field(ge=1)] | None = None
     """A tick missed by more than this many seconds is skipped; no deadline when not set."""
     concurrency_policy: Literal["Forbid", "Replace", "Allow"] = "Forbid"
-    """What to do when a tick comes while the previous job still runs."""
+    """What to do when a tick comes while a run the schedule created is still active: Forbid delays
+    the tick until that run finishes, Replace deletes that run, Allow runs both."""
     suspend: bool = False
-    """Stop creating jobs; running ones finish."""
+    """Whether the schedule stops creating runs; running ones finish."""
     feature_views: list[FeatureViewName] = Field(
         default_factory=list, max_length=100, json_schema_extra=FEATURE_VIEW_LIST
     )
     """Feature views to materialize; all of the project's when empty."""
     successful_runs_history_limit: Annotated[int, Field(ge=0)] = 3
-    """Succeeded MaterializationJobs created by the schedule that are kept."""
+    """How many succeeded MaterializationJobs created by the schedule are kept."""
     failed_runs_history_limit: Annotated[int, Field(ge=0)] = 1
-    """Failed MaterializationJobs created by the schedule that are kept."""
+    """How many failed MaterializationJobs created by the schedule are kept."""
 
     @field_validator("schedule")
     @classmethod

@@ -57,6 +57,7 @@ def redeliver_pending(
     if not tracking_uri:
         return None
     credentials = mlflow_credentials(kube, project.metadata.namespace or "", project.spec.mlflow)
+    project_labels = metrics.ProjectLabels.of(project_body)
     remaining: list[dict[str, Any]] = []
     delivered: dict[str, dict[str, str]] = {}
     for index, raw in enumerate(pending):
@@ -70,16 +71,18 @@ def redeliver_pending(
                 credentials=credentials,
             )
         except (DeliveryError, ValueError) as error:
+            meta = body.get("metadata") or {}
             log.info(
                 "audit record not delivered yet: %s",
                 error,
-                extra=object_fields(project.metadata.namespace, project.metadata.name),
+                extra=object_fields(meta.get("namespace"), meta.get("name")),
             )
             # MLflow is still unreachable: keep this one and the rest for the next attempt.
             remaining.extend(pending[index:])
             break
         delivered[record.id] = {"experiment": run.experiment, "runId": run.run_id, "runUrl": run.run_url}
-        metrics.AUDIT_DELIVERED.labels(project.metadata.namespace).inc()
+        if project_labels is not None:
+            metrics.audit_delivered(project_labels)
     if not delivered:
         return None
     status["pendingAudit"] = remaining

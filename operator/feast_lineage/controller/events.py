@@ -7,6 +7,7 @@ import logging
 from kubernetes.client.exceptions import ApiException
 
 from feast_lineage.controller.kube import Kube, Obj
+from feast_lineage.controller.logs import object_fields
 from feast_lineage.domain.conditions import READY, RECONCILING, STALLED, Transition
 from feast_lineage.timestamps import now_rfc3339
 
@@ -47,7 +48,9 @@ def emit(kube: Kube, body: Obj, event_type: str, reason: str, message: str) -> N
     try:
         kube.core.create_namespaced_event(meta["namespace"], event)
     except ApiException as error:  # an Event is worth a log line, not a failed reconcile
-        log.warning("could not record event %s: %s", reason, error.reason)
+        log.warning(
+            "could not record event %s: %s", reason, error.reason, extra=object_fields(meta["namespace"], meta["name"])
+        )
 
 
 def emit_transitions(kube: Kube, body: Obj, transitions: list[Transition]) -> None:

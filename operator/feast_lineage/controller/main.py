@@ -6,13 +6,25 @@ import logging
 
 import kopf
 
+from feast_lineage.controller.logs import LoggerNameField, TextFormatter
 from feast_lineage.controller.settings import OperatorSettings
 from feast_lineage.controller.wiring import build_registry
 
 
-def run_operator(settings: OperatorSettings, log_json: bool = False, liveness_port: int = 0) -> None:
+def configure_logging(log_json: bool) -> None:
+    """Kopf's log handler on the root logger, with the object and logger name on every line."""
     kopf.configure(verbose=False, log_format=kopf.LogFormat.JSON if log_json else kopf.LogFormat.FULL)
+    handler = logging.getLogger().handlers[-1]  # the one Kopf just added
+    if log_json:
+        handler.addFilter(LoggerNameField())
+    else:
+        handler.setFormatter(TextFormatter())
     logging.getLogger("feast_lineage").setLevel(logging.INFO)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # else a line per liveness probe
+
+
+def run_operator(settings: OperatorSettings, log_json: bool = False, liveness_port: int = 0) -> None:
+    configure_logging(log_json)
     registry = build_registry(settings)
     kopf.run(
         registry=registry,

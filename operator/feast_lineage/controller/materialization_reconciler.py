@@ -161,9 +161,9 @@ class MaterializationReconciler:
         self.kube.patch_status_changes(MATERIALIZATION_JOB_PLURAL, namespace, name, old_status, decision.status)
         emit_transitions(self.kube, body, decision.transitions)
         if decision.finished is not None and spec is not None:
-            outcome = decision.status.get("phase", "")
-            metrics.MATERIALIZATIONS.labels(namespace, spec.project_ref.name, outcome.lower()).inc()
-            self._record_on_project(namespace, spec.project_ref.name, name, decision.status)
+            result = decision.finished.result
+            duration = result.duration_seconds if result is not None else None
+            self._record_on_project(namespace, spec.project_ref.name, name, decision.status, duration)
 
     def _provenance(self, body: Obj, project: Obj | None) -> dict[str, Any]:
         meta = body["metadata"]
@@ -248,12 +248,20 @@ class MaterializationReconciler:
                 "created materialize Job %s", job_name, extra=object_fields(namespace, name, meta.get("generation"))
             )
 
-    def _record_on_project(self, namespace: str, project_name: str, run_name: str, status: Obj) -> None:
-        """The project's lastMaterialization: written only here, so no other writer undoes it."""
+    def _record_on_project(
+        self, namespace: str, project_name: str, run_name: str, status: Obj, duration_seconds: float | None
+    ) -> None:
+        """The finished run in the project's metrics and lastMaterialization (written only here, so
+        no other writer undoes it)."""
         with self.locks.hold(FEATURE_STORE_PROJECT_KIND, namespace, project_name):
             project = self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, namespace, project_name)
             if project is None:
                 return
+            # Under the project's lock and on a fresh read: a deleted project's series stay removed.
+            project_labels = metrics.ProjectLabels.of(project)
+            if project_labels is not None:
+                outcome = str(status.get("phase", "")).lower()
+                metrics.materialization_finished(project_labels, outcome, duration_seconds)
             record = {
                 "name": run_name,
                 "phase": status.get("phase"),

@@ -80,7 +80,16 @@ class ProjectReconciler:
             status = redeliver_pending(self.kube, body, body, self.settings.mlflow_tracking_uri)
             if status is not None:
                 self.kube.patch_status_changes(FEATURE_STORE_PROJECT_PLURAL, namespace, name, body["status"], status)
-                metrics.AUDIT_PENDING.labels(namespace, name).set(len(status.get("pendingAudit") or []))
+                project = metrics.ProjectLabels.of(body)
+                if project is not None:
+                    metrics.audit_pending(project, len(status.get("pendingAudit") or []))
+
+    def deleted(self, namespace: str, name: str) -> None:
+        """The project is being deleted: remove its metric series (Kubernetes removes its children)."""
+        # Under the project's lock, so that a pass still running finishes first; later passes see
+        # the deletionTimestamp and record nothing.
+        with self.locks.hold(FEATURE_STORE_PROJECT_KIND, namespace, name):
+            metrics.forget_project(namespace, name)
 
     def _reconcile(self, body: Obj) -> None:
         meta = body["metadata"]
@@ -125,13 +134,15 @@ class ProjectReconciler:
             last_apply = status.get("lastApply")
             why = trigger(LastApply.model_validate(last_apply) if last_apply else None, spec_digest, repo)
             self._create_apply_job(project, body, job_name, runner_image, repo, spec_digest, digest, why, generation)
-        if decision.finished_job is not None:
-            finished = decision.finished_job
-            outcome = "succeeded" if finished.state == "succeeded" else "failed"
-            metrics.APPLIES.labels(namespace, name, outcome).inc()
-            if finished.result is not None:
-                metrics.APPLY_DURATION.labels(namespace, name, outcome).observe(finished.result.duration_seconds)
         self._write(body, decision)
+        finished = decision.finished_job
+        project_labels = metrics.ProjectLabels.of(body)
+        if finished is not None and project_labels is not None:
+            # Counted once the status that records this Job is written, so a failed write does not
+            # count the same apply again on the next pass.
+            outcome = "succeeded" if finished.state == "succeeded" else "failed"
+            duration = finished.result.duration_seconds if finished.result is not None else None
+            metrics.apply_finished(project_labels, outcome, duration)
         self._prune_apply_jobs(namespace, name, keep=job_name)
 
     # -- writes ----------------------------------------------------------------------------------
@@ -143,7 +154,9 @@ class ProjectReconciler:
             FEATURE_STORE_PROJECT_PLURAL, meta["namespace"], meta["name"], body.get("status") or {}, new_status
         )
         emit_transitions(self.kube, body, decision.transitions)
-        metrics.AUDIT_PENDING.labels(meta["namespace"], meta["name"]).set(len(new_status.get("pendingAudit") or []))
+        project = metrics.ProjectLabels.of(body)
+        if project is not None:
+            metrics.audit_pending(project, len(new_status.get("pendingAudit") or []))
 
     def _write_config_maps(self, project: FeatureStoreProject, owner: Obj) -> None:
         name = project.metadata.name or ""

@@ -107,6 +107,12 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
     def project_changed(namespace: str | None, name: str, **_: Any) -> None:
         projects.reconcile(namespace or "", name)
 
+    # The timers below make Kopf hold every project with its finalizer, so this runs on deletion;
+    # optional: it is no reason of its own to block one.
+    @kopf.on.delete(*PROJECTS, optional=True, registry=registry)
+    def project_deleted(namespace: str | None, name: str, **_: Any) -> None:
+        projects.deleted(namespace or "", name)
+
     @kopf.timer(*PROJECTS, interval=operator.resync_seconds, registry=registry)
     def project_resync(namespace: str | None, name: str, **_: Any) -> None:
         projects.reconcile(namespace or "", name)

@@ -227,7 +227,8 @@ class PodMonitor:
         target = self.targets.get(namespace, project)
         if target is None:
             return  # no such project (yet): nothing to count on
-        metrics.INJECTION_MISSED.labels(namespace, project).set(len(names))
+        if target.spec is not None:
+            metrics.injection_missed(metrics.ProjectLabels(namespace, project, target.spec.project), len(names))
         status = {"injection": {"missedPods": summary[0], "missedPodNames": list(summary[1])}}
         try:
             self.kube.patch_status(FEATURE_STORE_PROJECT_PLURAL, namespace, project, status)
