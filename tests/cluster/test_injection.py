@@ -417,3 +417,62 @@ def _closed_port() -> int:
     from feast_lineage.devcluster.processes import free_port
 
     return free_port()
+
+
+def test_pod_security_baseline_keeps_hostpath_out_and_says_so(
+    api: client.ApiClient, kubectl: Kubectl, namespace: str, operator: OperatorProcess
+) -> None:
+    core = client.CoreV1Api(api)
+    core.patch_namespace(namespace, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "baseline"}}})
+    manifest = project_manifest("drivers", Path("/tmp/unused"), {"configMap": {"name": "repo"}})
+    manifest["spec"]["injection"] = {"volumes": ["feast-data"]}
+    Projects(api, namespace).create(manifest)
+    wait_until(lambda: Projects(api, namespace).get("drivers").get("status"), 60, "the operator to see the project")
+    # Admitted by the baseline policy, which would reject a hostPath volume.
+    kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(_pod("restricted-ns", "drivers")))
+    created = core.read_namespaced_pod("restricted-ns", namespace)
+    assert created.metadata.annotations[labels.ANNOTATION_INJECTED]
+    volumes = {v.name: v for v in created.spec.volumes}
+    assert "feast-lineage-client" in volumes and "feast-lineage-feast-data" not in volumes
+    assert "hostPath" in created.metadata.annotations[labels.ANNOTATION_INJECTION_WARNINGS]
+    wait_until(
+        lambda: any(
+            r == "InjectionIncomplete" and "hostPath" in m for r, m in _events(api, namespace, "restricted-ns")
+        ),
+        30,
+        "an InjectionIncomplete Event naming the hostPath volume",
+    )
+
+
+def test_pods_made_by_a_deployment_are_injected_with_their_owner(api: client.ApiClient, plain_project: str) -> None:
+    template = _pod("unused", "drivers")
+    template["spec"]["restartPolicy"] = "Always"
+    template["spec"]["containers"][0]["command"] = ["sleep", "600"]
+    deployment = {
+        "metadata": {"name": "scorer"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "scorer"}},
+            "template": {
+                "metadata": {
+                    "labels": {"app": "scorer", labels.LABEL_INJECT: "drivers"},
+                    "annotations": {labels.ANNOTATION_ROLE: "serving"},
+                },
+                "spec": template["spec"],
+            },
+        },
+    }
+    client.AppsV1Api(api).create_namespaced_deployment(plain_project, deployment)
+
+    def pod() -> Any:
+        items = client.CoreV1Api(api).list_namespaced_pod(plain_project, label_selector="app=scorer").items
+        return items[0] if items else None
+
+    created = wait_until(pod, 60, "the Deployment's pod")
+    assert created.metadata.annotations[labels.ANNOTATION_INJECTED_PROJECT] == "drivers"
+    env = {e.name: e.value for e in created.spec.containers[0].env}
+    assert env["FEAST_FS_YAML_FILE_PATH"] == "/etc/feast/feature_store.no-autolog.yaml"
+    context = json.loads(env["MLFLOW_RUN_CONTEXT"])
+    assert context["k8s.owner_kind"] == "ReplicaSet" and context["k8s.owner_name"].startswith("scorer-")
+    assert context["featurelineage.role"] == "serving"
+    client.AppsV1Api(api).delete_namespaced_deployment("scorer", plain_project)

@@ -186,10 +186,13 @@ def test_disabled_and_invalid_projects_are_skipped_with_a_reason() -> None:
 )
 def test_hostpath_volumes_follow_pod_security(level: str | None, kept: bool) -> None:
     decision = decide_injection(_pod(), "ml", [_target()], pod_security_level=level)
-    volumes = {v["name"] for v in _applied(_pod(), decision.patch)["spec"]["volumes"]}
+    pod = _applied(_pod(), decision.patch)
+    volumes = {v["name"] for v in pod["spec"]["volumes"]}
     assert ("feast-lineage-feast-data" in volumes) is kept
     assert "feast-lineage-claims" in volumes
     assert any("hostPath" in w for w in decision.warnings) is not kept
+    recorded = pod["metadata"]["annotations"].get(labels.ANNOTATION_INJECTION_WARNINGS, "")
+    assert ("forbids it" in recorded) is not kept
 
 
 def test_serving_pods_get_the_config_without_auto_logging() -> None:

@@ -157,9 +157,10 @@ def decide_injection(
             injected["containers"][f"{group}/{container.get('name')}"] = {"env": added_env, "mounts": added_mounts}
     patch += _append_ops("/spec/volumes", pod_spec.get("volumes"), volumes)
     digest = hashlib.sha256(json.dumps(injected, sort_keys=True).encode()).hexdigest()[:16]
-    patch += _annotation_ops(
-        annotations, {labels.ANNOTATION_INJECTED: digest, labels.ANNOTATION_INJECTED_PROJECT: target.name}
-    )
+    recorded = {labels.ANNOTATION_INJECTED: digest, labels.ANNOTATION_INJECTED_PROJECT: target.name}
+    if warnings:
+        recorded[labels.ANNOTATION_INJECTION_WARNINGS] = "; ".join(warnings)
+    patch += _annotation_ops(annotations, recorded)
     return InjectionDecision(target.name, patch, digest, warnings=warnings)
 
 

@@ -179,6 +179,9 @@ class PodMonitor:
         injected = bool(annotations.get(labels.ANNOTATION_INJECTED))
         project = annotations.get(labels.ANNOTATION_INJECTED_PROJECT)
         missed = False
+        caveats = annotations.get(labels.ANNOTATION_INJECTION_WARNINGS)
+        if injected and caveats and self._reported.add(uid):
+            emit(self.kube, pod, "Warning", "InjectionIncomplete", f"injected with caveats: {caveats}")
         if not injected:
             decision = decide_injection(pod, namespace, self.targets.in_namespace(namespace))
             project = decision.project
