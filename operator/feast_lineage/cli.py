@@ -68,6 +68,7 @@ def _dev_cluster(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from feast_lineage.controller.main import run_operator
     from feast_lineage.controller.settings import OperatorSettings, WebhookSettings
+    from feast_lineage.domain.tenancy import DEFAULT_GIT_PROTOCOLS, DEFAULT_VOLUME_TYPES, TenancyPolicy
 
     defaults = OperatorSettings.from_env()
     webhook = None
@@ -81,6 +82,13 @@ def _run(args: argparse.Namespace) -> int:
             ip_addresses=tuple(args.webhook_ip or ()),
             mutating_configurations=tuple(args.webhook_configuration or WebhookSettings.mutating_configurations),
         )
+    tenancy = TenancyPolicy(
+        runner_volume_types=frozenset(args.runner_volume_type or DEFAULT_VOLUME_TYPES),
+        runner_service_accounts=frozenset(args.runner_service_account or ()),
+        allow_tolerations=args.allow_runner_tolerations,
+        node_selector_keys=frozenset(args.runner_node_selector_key or ()),
+        git_protocols=frozenset(args.git_protocol or DEFAULT_GIT_PROTOCOLS),
+    )
     settings = OperatorSettings(
         namespaces=args.namespace or defaults.namespaces,
         runner_image=args.runner_image or defaults.runner_image,
@@ -89,6 +97,7 @@ def _run(args: argparse.Namespace) -> int:
         audit_retry_seconds=args.audit_retry_seconds or defaults.audit_retry_seconds,
         metrics_port=defaults.metrics_port if args.metrics_port is None else args.metrics_port,
         webhook=webhook,
+        tenancy=tenancy,
     )
     run_operator(settings, log_json=args.log_json, liveness_port=args.liveness_port)
     return 0
@@ -128,6 +137,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--webhook-dns-name", action="append", help="DNS name of the operator's webhook cert")
     run.add_argument("--webhook-ip", action="append", help="IP address of the operator's webhook cert")
+    policy = run.add_argument_group("what project authors may use (an administrator's choice)")
+    policy.add_argument(
+        "--runner-volume-type",
+        action="append",
+        help="volume type runner pods may use (repeatable; default configMap, secret, emptyDir, "
+        "persistentVolumeClaim; hostPath only when listed)",
+    )
+    policy.add_argument("--runner-service-account", action="append", help="ServiceAccount runner pods may use")
+    policy.add_argument("--allow-runner-tolerations", action="store_true", help="let projects set tolerations")
+    policy.add_argument("--runner-node-selector-key", action="append", help="nodeSelector key projects may set")
+    policy.add_argument(
+        "--git-protocol",
+        action="append",
+        help="Git protocol projects may use (default https, ssh, git; file only here)",
+    )
     run.add_argument(
         "--webhook-configuration",
         action="append",

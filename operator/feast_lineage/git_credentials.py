@@ -20,6 +20,7 @@ case "$1" in
   *) printf '%s\\n' "$FEAST_LINEAGE_ASKPASS_PASSWORD" ;;
 esac
 """
+DEFAULT_PROTOCOLS = ("git", "https", "ssh")
 _USERINFO = re.compile(r"(://)[^/@\s]+@")
 
 
@@ -29,9 +30,14 @@ def git_env(
     username: str | None = None,
     password: str | None = None,
     token: str | None = None,
+    protocols: Sequence[str] = DEFAULT_PROTOCOLS,
 ) -> dict[str, str]:
-    """Environment for a non-interactive git process; the askpass helper is written to ``helper_dir``."""
+    """Environment for a non-interactive git process; the askpass helper is written to ``helper_dir``.
+
+    ``GIT_ALLOW_PROTOCOL`` holds git to the protocols an administrator allowed, redirects and
+    submodules included: ``file`` would let a repo URL read the operator's own filesystem."""
     env = dict(base)
+    env["GIT_ALLOW_PROTOCOL"] = ":".join(sorted(protocols))
     env["GIT_TERMINAL_PROMPT"] = "0"
     env["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes"
     secret = token or password

@@ -45,14 +45,21 @@ def test_resolve_branch_tag_annotated_tag_and_sha(tmp_path: Path) -> None:
     _git(work, "tag", "-a", "annotated", "-m", "release")
     _git(work, "commit", "-q", "--allow-empty", "-m", "two")
     second = _git(work, "rev-parse", "HEAD")
-    url, none = f"file://{work}", GitCredentials()
-    assert resolve_commit(url, "main", none, 10) == second
-    assert resolve_commit(url, "light", none, 10) == first
-    assert resolve_commit(url, "annotated", none, 10) == first
-    assert resolve_commit(url, first, none, 10) == first
+    url, none, local = f"file://{work}", GitCredentials(), ("file",)
+    assert resolve_commit(url, "main", none, 10, local) == second
+    assert resolve_commit(url, "light", none, 10, local) == first
+    assert resolve_commit(url, "annotated", none, 10, local) == first
+    assert resolve_commit(url, first, none, 10, local) == first
     with pytest.raises(GitError) as missing:
-        resolve_commit(url, "nope", none, 10)
+        resolve_commit(url, "nope", none, 10, local)
     assert missing.value.reason == "GitRevisionNotFound"
     with pytest.raises(GitError) as unreachable:
-        resolve_commit(f"file://{tmp_path}/absent", "main", none, 10)
+        resolve_commit(f"file://{tmp_path}/absent", "main", none, 10, local)
     assert unreachable.value.reason == "GitUnreachable"
+    # What an administrator did not allow is refused before git runs, by default file:// included.
+    with pytest.raises(GitError) as refused:
+        resolve_commit(url, "main", none, 10)
+    assert refused.value.reason == "NotAllowed"
+    with pytest.raises(GitError) as option:
+        resolve_commit(url, "--upload-pack=touch /tmp/owned", none, 10, local)
+    assert option.value.reason == "InvalidSpec"

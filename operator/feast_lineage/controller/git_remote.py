@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 from feast_lineage.domain.provenance import redact_url
-from feast_lineage.git_credentials import git_env, redact
-
-_SHA = re.compile(r"^[0-9a-f]{40}$")
+from feast_lineage.domain.tenancy import check_revision, git_protocol, is_full_commit
+from feast_lineage.git_credentials import DEFAULT_PROTOCOLS, git_env, redact
 
 
 class GitError(Exception):
@@ -46,12 +45,26 @@ def _pick(lines: list[str], revision: str) -> str | None:
     return None
 
 
-def resolve_commit(url: str, revision: str, credentials: GitCredentials, timeout: float) -> str:
+def resolve_commit(
+    url: str,
+    revision: str,
+    credentials: GitCredentials,
+    timeout: float,
+    protocols: Sequence[str] = DEFAULT_PROTOCOLS,
+) -> str:
     """The commit ``revision`` (branch, tag, HEAD or full SHA) points to at ``url`` now."""
-    if _SHA.match(revision):
+    protocol = git_protocol(url)
+    if protocol not in protocols:
+        raise GitError("NotAllowed", f"Git protocol {protocol or '(none)'} is not allowed by the operator's settings")
+    problem = check_revision(revision)
+    if problem is not None:
+        raise GitError("InvalidSpec", problem)
+    if is_full_commit(revision):
         return revision
     base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
-    env = git_env(base, _helper_dir(), credentials.username, credentials.password, credentials.token)
+    env = git_env(
+        base, _helper_dir(), credentials.username, credentials.password, credentials.token, protocols=protocols
+    )
     secrets = [value for value in (credentials.password, credentials.token) if value]
     patterns = [revision, f"refs/heads/{revision}", f"refs/tags/{revision}", f"refs/tags/{revision}^{{}}"]
     try:
@@ -73,4 +86,7 @@ def resolve_commit(url: str, revision: str, credentials: GitCredentials, timeout
     commit = _pick(result.stdout.strip().splitlines(), revision)
     if commit is None:
         raise GitError("GitRevisionNotFound", f"revision {revision!r} not found in {redact_url(url)}")
+    if not is_full_commit(commit):
+        # It names the checkout the runner does: never pass on anything but an object name.
+        raise GitError("GitUnreachable", f"{redact_url(url)} answered with an invalid object name for {revision!r}")
     return commit

@@ -8,12 +8,14 @@ itself once the input is fixed.
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 
 from feast_lineage.api import FeatureStoreProject
 from feast_lineage.controller.git_remote import GitCredentials, GitError, resolve_commit
 from feast_lineage.controller.kube import Kube, read
 from feast_lineage.domain.apply_plan import RepoIdentity, configmap_fingerprint
 from feast_lineage.domain.project_state import InputProblem
+from feast_lineage.git_credentials import DEFAULT_PROTOCOLS
 
 
 class _Secrets:
@@ -60,7 +62,7 @@ def required_secrets(project: FeatureStoreProject) -> list[tuple[str, str, str]]
 
 
 def gather_inputs(
-    kube: Kube, project: FeatureStoreProject, git_timeout: float
+    kube: Kube, project: FeatureStoreProject, git_timeout: float, git_protocols: Sequence[str] = DEFAULT_PROTOCOLS
 ) -> tuple[RepoIdentity | None, InputProblem | None]:
     namespace = project.metadata.namespace or "default"
     secrets = _Secrets(kube, namespace)
@@ -93,7 +95,7 @@ def gather_inputs(
                 token=secrets.value(git.secret_ref.name, "token"),
             )
         try:
-            commit = resolve_commit(git.url, git.revision, credentials, git_timeout)
+            commit = resolve_commit(git.url, git.revision, credentials, git_timeout, git_protocols)
         except GitError as error:
             return None, InputProblem(error.reason, error.message)
         return RepoIdentity("git", git.revision, f"{git.path}@{commit}", commit), None

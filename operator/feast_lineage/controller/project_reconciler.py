@@ -36,6 +36,7 @@ from feast_lineage.domain.provenance import provenance_tags
 from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
 from feast_lineage.domain.runner_outcome import observe_job
 from feast_lineage.domain.store_config import client_config_data, render_feature_store_yaml
+from feast_lineage.domain.tenancy import policy_violations
 from feast_lineage.runner.contract import FEATURE_STORE_YAML
 from feast_lineage.timestamps import now_rfc3339
 
@@ -105,13 +106,21 @@ class ProjectReconciler:
             invalid = InputProblem("InvalidSpec", validation_message(error))
             self._write(body, decide_project(ProjectObservation(generation, status, invalid), now))
             return
+        # Admission refuses these; a spec that got past it (webhook not installed, older object) stalls here.
+        violations = policy_violations(project.spec, self.settings.tenancy)
+        if violations:
+            refused = InputProblem("NotAllowed", "; ".join(violations))
+            self._write(body, decide_project(ProjectObservation(generation, status, refused), now))
+            return
 
         owner = labels.owner_reference(FEATURE_STORE_PROJECT_KIND, name, uid)
         self._write_config_maps(project, owner)
         status["runnerConfigMap"] = runner_config_map_name(name)
         status["clientConfigMap"] = client_config_map_name(name)
 
-        repo, problem = gather_inputs(self.kube, project, self.settings.git_timeout_seconds)
+        repo, problem = gather_inputs(
+            self.kube, project, self.settings.git_timeout_seconds, sorted(self.settings.tenancy.git_protocols)
+        )
         if repo is None:
             self._write(body, decide_project(ProjectObservation(generation, status, problem), now))
             return
@@ -236,6 +245,7 @@ class ProjectReconciler:
             backoff_limit=project.spec.runner.backoff_limit,
             tracking_uri=project.spec.mlflow.tracking_uri or self.settings.mlflow_tracking_uri,
             active_deadline_seconds=project.spec.runner.active_deadline_seconds,
+            git_protocols=tuple(sorted(self.settings.tenancy.git_protocols)),
         )
         manifest = render_runner_job(project, request)
         if create(self.kube.batch.create_namespaced_job, namespace, manifest):

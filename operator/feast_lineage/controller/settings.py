@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 from feast_lineage import __version__
+from feast_lineage.domain.tenancy import TenancyPolicy
 
 DEFAULT_RUNNER_IMAGE = f"feast-lineage-operator:{__version__}"
 
@@ -25,6 +26,8 @@ class WebhookSettings:
     ip_addresses: tuple[str, ...] = ()
     mutating_configurations: tuple[str, ...] = ("feast-lineage-injection",)
     """MutatingWebhookConfigurations whose caBundle the operator sets from its own CA."""
+    validating_configurations: tuple[str, ...] = ("feast-lineage-validation",)
+    """ValidatingWebhookConfigurations whose caBundle the operator sets from its own CA."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,9 @@ class OperatorSettings:
     audit_retry_seconds: float = 30.0
     """How often audit records that MLflow could not take are offered to it again."""
     webhook: WebhookSettings | None = None
-    """The training-pod injection webhook; not served when None."""
+    """The training-pod injection webhook and the validating webhook; not served when None."""
+    tenancy: TenancyPolicy = field(default_factory=TenancyPolicy)
+    """What project authors may use at all (runner volume types, ServiceAccounts, Git protocols...)."""
 
     @classmethod
     def from_env(cls) -> OperatorSettings:

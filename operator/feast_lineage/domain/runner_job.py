@@ -44,6 +44,8 @@ class RunnerJobRequest:
     """The project's tracking URI, or the operator's default for projects without one."""
     active_deadline_seconds: int | None = None
     extra_env: list[dict[str, Any]] = field(default_factory=list)
+    git_protocols: tuple[str, ...] = ("git", "https", "ssh")
+    """Protocols the runner's git may use (the administrator's allow-list)."""
 
 
 def _secret_env(name: str, secret: str, key: str, optional: bool = False) -> dict[str, Any]:
@@ -94,7 +96,7 @@ def store_secret_env(project: FeatureStoreProject) -> list[dict[str, Any]]:
 
 
 def _repo_env_and_volumes(
-    project: FeatureStoreProject, repo: RepoIdentity
+    project: FeatureStoreProject, repo: RepoIdentity, git_protocols: tuple[str, ...]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     source = project.spec.repo
     env = [_value_env(contract.ENV_REPO_KIND, repo.kind)]
@@ -110,6 +112,7 @@ def _repo_env_and_volumes(
             _value_env(contract.ENV_GIT_URL, git.url),
             _value_env(contract.ENV_GIT_REVISION, git.revision),
             _value_env(contract.ENV_GIT_PATH, git.path),
+            _value_env(contract.ENV_GIT_ALLOW_PROTOCOL, ":".join(git_protocols)),
         ]
         if repo.commit:
             env.append(_value_env(contract.ENV_GIT_COMMIT, repo.commit))
@@ -129,7 +132,7 @@ def render_runner_job(project: FeatureStoreProject, request: RunnerJobRequest) -
     spec = project.spec
     runner = spec.runner
     mlflow = spec.mlflow
-    repo_env, repo_volumes, repo_mounts = _repo_env_and_volumes(project, request.repo)
+    repo_env, repo_volumes, repo_mounts = _repo_env_and_volumes(project, request.repo, request.git_protocols)
     env = [
         _value_env(contract.ENV_OPERATION, request.operation),
         _value_env(contract.ENV_CONFIG_PATH, f"{contract.CONFIG_MOUNT}/{contract.FEATURE_STORE_YAML}"),

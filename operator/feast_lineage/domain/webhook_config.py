@@ -11,6 +11,8 @@ from typing import Any
 from feast_lineage.domain.labels import LABEL_INJECT
 
 INJECTION_CONFIGURATION = "feast-lineage-injection"
+VALIDATION_CONFIGURATION = "feast-lineage-validation"
+VALIDATION_WEBHOOK = "resources.validate.featurelineage.io"
 INJECTION_WEBHOOK = "pods.inject.featurelineage.io"
 SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
 
@@ -57,6 +59,50 @@ def injection_webhook_configuration(
                         "apiGroups": [""],
                         "apiVersions": ["v1"],
                         "resources": ["pods"],
+                        "scope": "Namespaced",
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def validation_webhook_configuration(
+    client_config: dict[str, Any],
+    operator_username: str,
+    *,
+    name: str = VALIDATION_CONFIGURATION,
+    timeout_seconds: int = 10,
+) -> dict[str, Any]:
+    """The ValidatingWebhookConfiguration guarding both kinds: creates and spec changes by anyone
+    but the operator itself; deletions never depend on it."""
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "feast-lineage"}},
+        "webhooks": [
+            {
+                "name": VALIDATION_WEBHOOK,
+                "admissionReviewVersions": ["v1"],
+                "clientConfig": client_config,
+                # Fail closed: it guards privilege, so an outage must not let a request through.
+                "failurePolicy": "Fail",
+                "timeoutSeconds": timeout_seconds,
+                "sideEffects": "None",
+                "matchPolicy": "Equivalent",
+                "matchConditions": [
+                    {"name": "not-the-operator", "expression": f"request.userInfo.username != '{operator_username}'"},
+                    {
+                        "name": "spec-created-or-changed",
+                        "expression": "request.operation == 'CREATE' || object.spec != oldObject.spec",
+                    },
+                ],
+                "rules": [
+                    {
+                        "operations": ["CREATE", "UPDATE"],
+                        "apiGroups": ["featurelineage.io"],
+                        "apiVersions": ["*"],
+                        "resources": ["featurestoreprojects", "materializationjobs"],
                         "scope": "Namespaced",
                     }
                 ],

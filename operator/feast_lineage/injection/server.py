@@ -14,6 +14,7 @@ import logging
 import ssl
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiohttp import web
@@ -49,6 +50,7 @@ class WebhookServer:
         self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._context.minimum_version = ssl.TLSVersion.TLSv1_2
         self._loop = asyncio.new_event_loop()
+        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="admission")
         self._started = threading.Event()
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="injection-webhook", daemon=True)
@@ -97,16 +99,13 @@ class WebhookServer:
         if not isinstance(review, dict):
             return web.Response(status=400, text="not an AdmissionReview")
         try:
-            answer = review_of(review)
+            # Off the event loop: a review may ask the API server (SubjectAccessReviews).
+            answer = await asyncio.get_running_loop().run_in_executor(self._executor, review_of, review)
         except Exception:
-            # Fail open, as failurePolicy Ignore would: admit unchanged, and say so in the log.
-            log.exception("admission review failed; pod admitted unchanged")
-            request_part = review.get("request") or {}
-            answer = {
-                "apiVersion": review.get("apiVersion", "admission.k8s.io/v1"),
-                "kind": "AdmissionReview",
-                "response": {"uid": request_part.get("uid", ""), "allowed": True},
-            }
+            # A 500: the API server applies the configuration's failurePolicy (Ignore for pods,
+            # Fail for the resources whose privileges the validating webhook guards).
+            log.exception("admission review failed")
+            return web.Response(status=500, text="admission review failed")
         return web.json_response(answer)
 
     async def _healthz(self, _: web.Request) -> web.Response:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 from kubernetes import client
 
 from feast_lineage.api import FEATURE_STORE_PROJECT_PLURAL, GROUP, VERSION
 from feast_lineage.controller.kube import Kube, read
 from feast_lineage.controller.settings import OperatorSettings, WebhookSettings
+from feast_lineage.domain.tenancy import AccessCheck
 from feast_lineage.injection.admission import NamespaceLevels, PodInjection
 from feast_lineage.injection.pod_monitor import PodMonitor
 from feast_lineage.injection.server import WebhookServer
@@ -22,10 +24,12 @@ from feast_lineage.injection.tls import (
     ServingMaterial,
     patch_ca_bundles,
 )
+from feast_lineage.tenancy.admission import ResourceValidation, subject_access_review
 
 log = logging.getLogger(__name__)
 
 MUTATE_PODS_PATH = "/mutate-pods"
+VALIDATE_RESOURCES_PATH = "/validate-resources"
 
 
 def _certificates(kube: Kube, webhook: WebhookSettings) -> CertificateSource:
@@ -69,14 +73,28 @@ class InjectionService:
 
         def publish_ca(material: ServingMaterial) -> None:
             if material.ca_pem is not None:
-                patch_ca_bundles(admission, material.ca_pem, self.webhook.mutating_configurations, ())
+                patch_ca_bundles(
+                    admission,
+                    material.ca_pem,
+                    self.webhook.mutating_configurations,
+                    self.webhook.validating_configurations,
+                )
+
+        authorization = client.AuthorizationV1Api(kube.api)
+
+        def authorize(user: dict[str, Any], check: AccessCheck) -> bool:
+            review = authorization.create_subject_access_review(subject_access_review(user, check))
+            return bool(review.status.allowed)
 
         self.pods = PodInjection(targets, NamespaceLevels(namespace_labels), settings.mlflow_tracking_uri)
         self.server = WebhookServer(
             self.webhook.host,
             self.webhook.port,
             _certificates(kube, self.webhook),
-            {MUTATE_PODS_PATH: self.pods.review},
+            {
+                MUTATE_PODS_PATH: self.pods.review,
+                VALIDATE_RESOURCES_PATH: ResourceValidation(authorize, settings.tenancy).review,
+            },
             on_material=publish_ca,
         )
         self.monitor = PodMonitor(kube, targets, settings.namespaces, settings.mlflow_tracking_uri)

@@ -23,11 +23,12 @@ def checkout(git: GitSettings, destination: Path, helper_dir: Path) -> str:
     run("init", "-q")
     run("remote", "add", "origin", git.url)
     wanted = git.commit or git.revision or "HEAD"
-    shallow = run("fetch", "-q", "--depth", "1", "origin", wanted, check=False)
+    # --end-of-options: a revision is never read as an option, whatever it looks like.
+    shallow = run("fetch", "-q", "--depth", "1", "--end-of-options", "origin", wanted, check=False)
     if shallow.returncode != 0:
         # Servers that refuse fetching an unadvertised SHA still serve the revision it was resolved from.
         ref = git.revision if git.commit else wanted
-        full = run("fetch", "-q", "--tags", "origin", ref or "HEAD", check=False)
+        full = run("fetch", "-q", "--tags", "--end-of-options", "origin", ref or "HEAD", check=False)
         if full.returncode != 0:
             raise OperationFailed(
                 f"git fetch of {wanted} from {redact(git.url)} failed: {run.last_line(full, shallow)}"
@@ -42,7 +43,7 @@ def checkout(git: GitSettings, destination: Path, helper_dir: Path) -> str:
 
 
 def _git_env(git: GitSettings, helper_dir: Path) -> dict[str, str]:
-    env = git_env(os.environ, helper_dir, git.username, git.password, git.token)
+    env = git_env(os.environ, helper_dir, git.username, git.password, git.token, protocols=git.protocols)
     env.setdefault("HOME", str(helper_dir))
     # Without a user config, git would read the image's; keep the checkout reproducible.
     env["GIT_CONFIG_NOSYSTEM"] = "1"

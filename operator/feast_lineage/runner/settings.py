@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ class GitSettings:
     username: str | None = field(default=None, repr=False)
     password: str | None = field(default=None, repr=False)
     token: str | None = field(default=None, repr=False)
+    protocols: tuple[str, ...] = ("git", "https", "ssh")
 
 
 @dataclass(frozen=True)
@@ -98,12 +100,22 @@ def _required(env: Mapping[str, str], name: str) -> str:
     return value
 
 
+def _commit(value: str | None) -> str | None:
+    """The commit the operator resolved: a full SHA-1 or SHA-256 object name, or nothing."""
+    if not value:
+        return None
+    if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", value):
+        raise BadInput(f"environment variable {contract.ENV_GIT_COMMIT} is not a full commit object name")
+    return value
+
+
 def _git(env: Mapping[str, str]) -> GitSettings:
     return GitSettings(
         url=_required(env, contract.ENV_GIT_URL),
         revision=env.get(contract.ENV_GIT_REVISION) or None,
-        commit=env.get(contract.ENV_GIT_COMMIT) or None,
+        commit=_commit(env.get(contract.ENV_GIT_COMMIT)),
         path=env.get(contract.ENV_GIT_PATH) or ".",
+        protocols=tuple(p for p in env.get(contract.ENV_GIT_ALLOW_PROTOCOL, "git:https:ssh").split(":") if p),
         username=env.get(contract.ENV_GIT_USERNAME) or None,
         password=env.get(contract.ENV_GIT_PASSWORD) or None,
         token=env.get(contract.ENV_GIT_TOKEN) or None,

@@ -1,0 +1,219 @@
+"""The tenant boundary, pure: the administrator's policy and what a user must be able to do alone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from feast_lineage.api import FeatureStoreProject, FeatureStoreProjectSpec
+from feast_lineage.domain.apply_plan import RepoIdentity
+from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
+from feast_lineage.domain.tenancy import (
+    AccessCheck,
+    TenancyPolicy,
+    check_revision,
+    is_full_commit,
+    policy_violations,
+    required_access,
+)
+from feast_lineage.domain.webhook_config import validation_webhook_configuration
+from feast_lineage.tenancy.admission import ResourceValidation, subject_access_review
+
+
+def _spec(**overrides: Any) -> FeatureStoreProjectSpec:
+    spec: dict[str, Any] = {
+        "project": "drivers",
+        "repo": {"configMap": {"name": "repo"}},
+        "featureStore": {
+            "registry": {"path": "/data/registry.db"},
+            "onlineStore": {"type": "redis", "settings": {"connection_string": "${REDIS_URL}"}},
+            "secretEnv": [{"name": "REDIS_URL", "secretKeyRef": {"name": "redis", "key": "url"}}],
+        },
+    }
+    spec.update(overrides)
+    return FeatureStoreProjectSpec.model_validate(spec)
+
+
+def test_a_plain_project_is_allowed() -> None:
+    assert policy_violations(_spec(), TenancyPolicy()) == []
+
+
+@pytest.mark.parametrize(
+    ("runner", "expected"),
+    [
+        ({"volumes": [{"name": "h", "hostPath": {"path": "/"}}]}, "volume type hostPath is not allowed"),
+        ({"serviceAccountName": "deployer"}, "serviceAccountName 'deployer' is not allowed"),
+        ({"tolerations": [{"operator": "Exists"}]}, "tolerations are not allowed"),
+        ({"nodeSelector": {"gpu": "yes"}}, "nodeSelector key 'gpu' is not allowed"),
+        ({"env": [{"name": "PYTHONPATH", "value": "/evil"}]}, "PYTHONPATH: the name is reserved"),
+        ({"env": [{"name": "FEAST_LINEAGE_AUDIT_ID", "value": "x"}]}, "FEAST_LINEAGE_AUDIT_ID: the name is reserved"),
+        ({"env": [{"name": "GIT_SSH_COMMAND", "value": "x"}]}, "GIT_SSH_COMMAND: the name is reserved"),
+    ],
+)
+def test_runner_settings_outside_the_policy_are_refused(runner: dict[str, Any], expected: str) -> None:
+    (problem,) = policy_violations(_spec(runner=runner), TenancyPolicy())
+    assert expected in problem
+
+
+def test_an_administrator_can_allow_them() -> None:
+    runner = {
+        "volumes": [{"name": "h", "hostPath": {"path": "/"}}],
+        "serviceAccountName": "deployer",
+        "tolerations": [{"operator": "Exists"}],
+        "nodeSelector": {"gpu": "yes"},
+    }
+    policy = TenancyPolicy(
+        runner_volume_types=frozenset({"hostPath"}),
+        runner_service_accounts=frozenset({"deployer"}),
+        allow_tolerations=True,
+        node_selector_keys=frozenset({"gpu"}),
+    )
+    assert policy_violations(_spec(runner=runner), policy) == []
+
+
+def test_secret_env_cannot_shadow_reserved_names() -> None:
+    store = {
+        "registry": {"path": "/data/registry.db"},
+        "secretEnv": [{"name": "MLFLOW_TRACKING_URI", "secretKeyRef": {"name": "s", "key": "k"}}],
+    }
+    (problem,) = policy_violations(_spec(featureStore=store), TenancyPolicy())
+    assert "secretEnv MLFLOW_TRACKING_URI" in problem
+
+
+def test_only_declared_names_are_expanded() -> None:
+    store = {"registry": {"path": "/data/${HOME}/registry.db"}, "onlineStore": {"type": "$STORE_TYPE"}}
+    problems = policy_violations(_spec(featureStore=store), TenancyPolicy())
+    assert any("spec.featureStore.registry.path: ${HOME}" in p for p in problems)
+    assert any("spec.featureStore.onlineStore.type: $STORE_TYPE" in p for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("git", "expected"),
+    [
+        ({"url": "file:///etc"}, "protocol file is not allowed"),
+        ({"url": "https://git.example/r.git", "revision": "--upload-pack=x"}, "must not start with '-'"),
+        ({"url": "https://git.example/r.git", "revision": "main..evil"}, "not a branch, tag or commit"),
+        ({"url": "http://git.example/r.git", "secretRef": {"name": "git"}}, "only sent over https or ssh"),
+        ({"url": "https://u:p@git.example/r.git"}, "must not carry a password"),
+    ],
+)
+def test_git_sources_outside_the_policy_are_refused(git: dict[str, Any], expected: str) -> None:
+    problems = policy_violations(_spec(repo={"git": git}), TenancyPolicy())
+    assert any(expected in p for p in problems), problems
+
+
+def test_credentials_go_to_loopback_over_http_but_nowhere_else() -> None:
+    loopback = {"git": {"url": "http://127.0.0.1:9418/r.git", "secretRef": {"name": "git"}}}
+    assert policy_violations(_spec(repo=loopback), TenancyPolicy(git_protocols=frozenset({"http"}))) == []
+    mlflow = {"trackingUri": "http://mlflow.example:5000", "credentials": {"secretName": "m", "tokenKey": "t"}}
+    (problem,) = policy_violations(_spec(mlflow=mlflow), TenancyPolicy())
+    assert "only sent over https" in problem
+    userinfo = {"trackingUri": "https://user:pw@mlflow.example"}
+    (problem,) = policy_violations(_spec(mlflow=userinfo), TenancyPolicy())
+    assert "must not carry user info" in problem
+
+
+def test_revisions_and_commits() -> None:
+    assert check_revision("release/2026-11") is None and check_revision("v1.2.3") is None
+    assert is_full_commit("a" * 40) and is_full_commit("b" * 64)
+    assert not is_full_commit("a" * 39) and not is_full_commit("--upload-pack=x")
+
+
+def test_required_access_names_every_secret_and_the_runner_account() -> None:
+    spec = _spec(
+        repo={"git": {"url": "https://git.example/r.git", "secretRef": {"name": "git-creds"}}},
+        mlflow={"credentials": {"secretName": "mlflow-auth", "tokenKey": "t"}},
+        runner={"serviceAccountName": "feast-runner"},
+    )
+    described = [check.describe() for check in required_access(spec, "ml")]
+    assert described[0].startswith("create pods in namespace ml")
+    assert any('get secrets "redis"' in d and "secretEnv REDIS_URL" in d for d in described)
+    assert any('get secrets "git-creds"' in d for d in described)
+    assert any('get secrets "mlflow-auth"' in d for d in described)
+    assert any('create serviceaccounts/token "feast-runner"' in d for d in described)
+    assert [c.resource for c in required_access(None, "ml")] == ["pods"]
+
+
+def _request(user: str, spec: dict[str, Any], operation: str = "CREATE", old: dict[str, Any] | None = None) -> Any:
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "request": {
+            "uid": "u-1",
+            "kind": {"group": "featurelineage.io", "version": "v1alpha1", "kind": "FeatureStoreProject"},
+            "namespace": "ml",
+            "operation": operation,
+            "userInfo": {"username": user, "groups": ["team"]},
+            "object": {"spec": spec},
+            "oldObject": {"spec": old} if old is not None else None,
+        },
+    }
+
+
+def test_validation_denies_naming_what_the_user_lacks() -> None:
+    asked: list[tuple[str, AccessCheck]] = []
+
+    def authorize(user: dict[str, Any], check: AccessCheck) -> bool:
+        asked.append((user["username"], check))
+        return check.resource != "secrets"
+
+    validation = ResourceValidation(authorize, TenancyPolicy())
+    spec = _spec().model_dump(mode="json", by_alias=True, exclude_none=True)
+    response = validation.review(_request("alice", spec))["response"]
+    assert response["allowed"] is False
+    assert 'user "alice" may not get secrets "redis" in namespace ml' in response["status"]["message"]
+    assert {user for user, _ in asked} == {"alice"}
+    unchanged = validation.review(_request("alice", spec, "UPDATE", old=spec))["response"]
+    assert unchanged["allowed"] is True, "a metadata-only update asks nothing"
+
+
+def test_subject_access_review_carries_the_users_identity() -> None:
+    check = AccessCheck("get", "secrets", "ml", name="redis")
+    body = subject_access_review({"username": "alice", "groups": ["team"], "uid": "7", "extra": {"k": ["v"]}}, check)
+    assert body["spec"]["user"] == "alice" and body["spec"]["groups"] == ["team"] and body["spec"]["uid"] == "7"
+    assert body["spec"]["resourceAttributes"] == {
+        "namespace": "ml",
+        "verb": "get",
+        "group": "",
+        "resource": "secrets",
+        "name": "redis",
+    }
+
+
+def test_validation_webhook_fails_closed_and_skips_the_operator() -> None:
+    (webhook,) = validation_webhook_configuration({"url": "https://127.0.0.1/x"}, "system:serviceaccount:o:op")[
+        "webhooks"
+    ]
+    assert webhook["failurePolicy"] == "Fail"
+    assert "system:serviceaccount:o:op" in webhook["matchConditions"][0]["expression"]
+    assert webhook["rules"][0]["operations"] == ["CREATE", "UPDATE"]
+
+
+def test_runner_jobs_carry_the_allowed_git_protocols() -> None:
+    project = FeatureStoreProject.model_validate(
+        {
+            "metadata": {"name": "drivers", "namespace": "ml", "uid": "u"},
+            "spec": _spec(repo={"git": {"url": "https://git.example/r.git"}}).model_dump(
+                mode="json", by_alias=True, exclude_none=True
+            ),
+        }
+    )
+    request = RunnerJobRequest(
+        operation="apply",
+        job_name="drivers-apply-1",
+        runner_image="runner:1",
+        runner_config_map="drivers-runner-config",
+        repo=RepoIdentity("git", "main", "x", "a" * 40),
+        provenance={},
+        audit_id="a",
+        labels={},
+        annotations={},
+        owner={},
+        backoff_limit=0,
+        git_protocols=("https",),
+    )
+    env = {
+        e["name"]: e.get("value")
+        for e in render_runner_job(project, request)["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["FEAST_LINEAGE_GIT_ALLOW_PROTOCOL"] == "https"
