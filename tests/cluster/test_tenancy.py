@@ -1,0 +1,169 @@
+"""The tenant boundary as users meet it: real users with limited RBAC, the real API server, the operator's webhook."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from feast_lineage.devcluster.cluster import DevCluster
+from tests.cluster.projects import Projects, project_manifest
+from tests.cluster.users import grant, user_api
+from tests.cluster_helpers import OperatorProcess
+
+pytestmark = pytest.mark.cluster
+
+GROUP, VERSION = "featurelineage.io", "v1alpha1"
+AUTHOR_RESOURCES = {
+    "apiGroups": [GROUP],
+    "resources": ["featurestoreprojects", "materializationjobs"],
+    "verbs": ["create", "get", "list", "update", "patch"],
+}
+CREATE_PODS = {"apiGroups": [""], "resources": ["pods"], "verbs": ["create"]}
+READ_SHARED_SECRET = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"], "resourceNames": ["shared"]}
+
+
+@pytest.fixture
+def users(
+    api: client.ApiClient, dev_cluster: DevCluster, namespace: str, operator: OperatorProcess, tmp_path: Path
+) -> dict[str, client.ApiClient]:
+    """alice may author projects, create pods and read Secret "shared" (not "hidden");
+    bob may author projects but not create pods."""
+    core = client.CoreV1Api(api)
+    for secret in ("shared", "hidden"):
+        core.create_namespaced_secret(namespace, {"metadata": {"name": secret}, "stringData": {"url": "sqlite://x"}})
+    grant(api, namespace, "alice", [AUTHOR_RESOURCES, CREATE_PODS, READ_SHARED_SECRET])
+    grant(api, namespace, "bob", [AUTHOR_RESOURCES])
+    return {
+        "alice": user_api(dev_cluster, "alice", ("data-team",), tmp_path / "users"),
+        "bob": user_api(dev_cluster, "bob", ("data-team",), tmp_path / "users"),
+    }
+
+
+def _manifest(**spec: Any) -> dict[str, Any]:
+    manifest = project_manifest("drivers", Path("/tmp/unused"), {"configMap": {"name": "repo"}})
+    manifest["spec"]["runner"] = {}
+    for key, value in spec.items():
+        manifest["spec"][key] = copy.deepcopy(value)
+    return manifest
+
+
+def _create_as(user_api_client: client.ApiClient, namespace: str, manifest: dict[str, Any]) -> ApiException | None:
+    plural = "featurestoreprojects" if manifest["kind"] == "FeatureStoreProject" else "materializationjobs"
+    try:
+        client.CustomObjectsApi(user_api_client).create_namespaced_custom_object(
+            GROUP, VERSION, namespace, plural, manifest
+        )
+    except ApiException as error:
+        return error
+    return None
+
+
+def _message(error: ApiException) -> str:
+    return str(json.loads(error.body)["message"])
+
+
+def _secret_env(secret: str) -> dict[str, Any]:
+    return {
+        "registry": {"path": "/feast-data/registry.db"},
+        "onlineStore": {"type": "sqlite", "settings": {"path": "${DB}"}},
+        "secretEnv": [{"name": "DB", "secretKeyRef": {"name": secret, "key": "url"}}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("spec", "what"),
+    [
+        ({"featureStore": _secret_env("hidden")}, "spec.featureStore.secretEnv DB"),
+        ({"repo": {"git": {"url": "https://git.example/r.git", "secretRef": {"name": "hidden"}}}}, "git.secretRef"),
+        ({"mlflow": {"credentials": {"secretName": "hidden", "tokenKey": "url"}}}, "spec.mlflow.credentials"),
+    ],
+)
+def test_a_project_may_not_reference_a_secret_its_author_cannot_read(
+    users: dict[str, client.ApiClient], namespace: str, spec: dict[str, Any], what: str
+) -> None:
+    denied = _create_as(users["alice"], namespace, _manifest(**spec))
+    assert denied is not None and denied.status == 403, denied
+    assert f'user "alice" may not get secrets "hidden" in namespace {namespace}' in _message(denied)
+    assert what in _message(denied)
+
+
+def test_an_author_with_the_rights_creates_the_same_project(
+    api: client.ApiClient, users: dict[str, client.ApiClient], namespace: str
+) -> None:
+    assert _create_as(users["alice"], namespace, _manifest(featureStore=_secret_env("shared"))) is None
+    assert Projects(api, namespace).get("drivers")["spec"]["featureStore"]["secretEnv"][0]["name"] == "DB"
+
+
+def test_an_author_who_may_not_create_pods_cannot_create_projects_or_runs(
+    users: dict[str, client.ApiClient], namespace: str
+) -> None:
+    denied = _create_as(users["bob"], namespace, _manifest())
+    assert denied is not None and denied.status == 403
+    assert f'user "bob" may not create pods in namespace {namespace}' in _message(denied)
+    run = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "MaterializationJob",
+        "metadata": {"name": "run"},
+        "spec": {"projectRef": {"name": "drivers"}},
+    }
+    denied_run = _create_as(users["bob"], namespace, run)
+    assert denied_run is not None and 'user "bob" may not create pods' in _message(denied_run)
+    assert _create_as(users["alice"], namespace, run) is None
+
+
+@pytest.mark.parametrize(
+    ("runner", "expected"),
+    [
+        ({"serviceAccountName": "deployer"}, "serviceAccountName 'deployer' is not allowed"),
+        ({"volumes": [{"name": "n", "nfs": {"server": "nfs.example", "path": "/"}}]}, "volume type nfs"),
+        ({"tolerations": [{"operator": "Exists"}]}, "tolerations are not allowed"),
+        ({"env": [{"name": "PYTHONPATH", "value": "/tmp/evil"}]}, "PYTHONPATH: the name is reserved"),
+    ],
+)
+def test_what_the_administrator_did_not_allow_is_refused(
+    users: dict[str, client.ApiClient], namespace: str, runner: dict[str, Any], expected: str
+) -> None:
+    denied = _create_as(users["alice"], namespace, _manifest(runner=runner))
+    assert denied is not None and denied.status == 403
+    assert expected in _message(denied)
+
+
+def test_option_like_revisions_are_refused(users: dict[str, client.ApiClient], namespace: str) -> None:
+    repo = {"git": {"url": "https://git.example/r.git", "revision": "--upload-pack=touch /tmp/owned"}}
+    denied = _create_as(users["alice"], namespace, _manifest(repo=repo))
+    assert denied is not None and "must not start with '-'" in _message(denied)
+
+
+def test_a_spec_change_is_checked_like_a_create(users: dict[str, client.ApiClient], namespace: str) -> None:
+    assert _create_as(users["alice"], namespace, _manifest()) is None
+    custom = client.CustomObjectsApi(users["alice"])
+    with pytest.raises(ApiException) as denied:
+        custom.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            "featurestoreprojects",
+            "drivers",
+            {"spec": {"featureStore": _secret_env("hidden")}},
+        )
+    assert 'may not get secrets "hidden"' in _message(denied.value)
+    # Labels and annotations ask nothing of the operator: they never reach the webhook.
+    custom.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, "featurestoreprojects", "drivers", {"metadata": {"labels": {"team": "a"}}}
+    )
+
+
+def test_what_gets_past_admission_stalls(api: client.ApiClient, namespace: str, operator: OperatorProcess) -> None:
+    # The administrator's own requests skip the webhook here (it is the operator's identity on this
+    # cluster); the reconciler refuses the same spec.
+    projects = Projects(api, namespace)
+    projects.create(_manifest(runner={"env": [{"name": "FEAST_LINEAGE_AUDIT_ID", "value": "forged"}]}))
+    stalled = projects.wait_condition("drivers", "Stalled", reason="NotAllowed", timeout=60)
+    condition = next(c for c in stalled["status"]["conditions"] if c["type"] == "Stalled")
+    assert "FEAST_LINEAGE_AUDIT_ID: the name is reserved" in condition["message"]
