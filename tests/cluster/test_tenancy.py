@@ -167,3 +167,29 @@ def test_what_gets_past_admission_stalls(api: client.ApiClient, namespace: str, 
     stalled = projects.wait_condition("drivers", "Stalled", reason="NotAllowed", timeout=60)
     condition = next(c for c in stalled["status"]["conditions"] if c["type"] == "Stalled")
     assert "FEAST_LINEAGE_AUDIT_ID: the name is reserved" in condition["message"]
+
+
+def test_a_run_cannot_claim_to_come_from_the_schedule(
+    api: client.ApiClient, users: dict[str, client.ApiClient], namespace: str
+) -> None:
+    forged: dict[str, Any] = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "MaterializationJob",
+        "metadata": {
+            "name": "forged",
+            "annotations": {"featurelineage.io/scheduled-time": "2026-11-27T03:00:00Z"},
+            "labels": {"featurelineage.io/created-by": "schedule"},
+        },
+        "spec": {"projectRef": {"name": "drivers"}},
+    }
+    denied = _create_as(users["alice"], namespace, forged)
+    assert denied is not None and "set only by the operator's schedule" in _message(denied)
+    honest = copy.deepcopy(forged)
+    honest["metadata"]["annotations"] = {}
+    assert _create_as(users["alice"], namespace, honest) is None
+    patch = {"metadata": {"annotations": {"featurelineage.io/scheduled-time": "2026-11-27T03:00:00Z"}}}
+    with pytest.raises(ApiException) as later:
+        client.CustomObjectsApi(users["alice"]).patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, "materializationjobs", "forged", patch
+        )
+    assert "set only by the operator's schedule" in _message(later.value)

@@ -217,3 +217,27 @@ def test_runner_jobs_carry_the_allowed_git_protocols() -> None:
         for e in render_runner_job(project, request)["spec"]["template"]["spec"]["containers"][0]["env"]
     }
     assert env["FEAST_LINEAGE_GIT_ALLOW_PROTOCOL"] == "https"
+
+
+def test_only_the_schedule_marks_runs_as_scheduled() -> None:
+    validation = ResourceValidation(lambda user, check: True, TenancyPolicy())
+    run: dict[str, Any] = {
+        "metadata": {"annotations": {"featurelineage.io/scheduled-time": "2026-11-27T03:00:00Z"}},
+        "spec": {"projectRef": {"name": "drivers"}},
+    }
+    request = {
+        "uid": "u",
+        "kind": {"kind": "MaterializationJob"},
+        "namespace": "ml",
+        "operation": "CREATE",
+        "userInfo": {"username": "alice"},
+        "object": run,
+    }
+    assert "set only by the operator's schedule" in validation.problems(request)[0]
+    owned = {
+        "metadata": {
+            "ownerReferences": [{"kind": "FeatureStoreProject", "name": "drivers", "uid": "1", "controller": True}]
+        }
+    }
+    assert validation.problems({**request, "object": {**owned, "spec": run["spec"]}})
+    assert validation.problems({**request, "object": {"metadata": {}, "spec": run["spec"]}}) == []

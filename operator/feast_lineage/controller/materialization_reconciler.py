@@ -169,7 +169,13 @@ class MaterializationReconciler:
         meta = body["metadata"]
         scheduled = (meta.get("annotations") or {}).get(labels.ANNOTATION_SCHEDULED_TIME)
         provenance: dict[str, Any] = {
-            "triggeredBy": triggered_by(meta, created_by_schedule=scheduled is not None),
+            # Both marks, which only the schedule sets (admission refuses them from anyone else).
+            "triggeredBy": triggered_by(
+                meta,
+                created_by_schedule=scheduled is not None
+                and project is not None
+                and labels.controller_owner_uid(meta, FEATURE_STORE_PROJECT_KIND) == project["metadata"]["uid"],
+            ),
             "manager": creating_manager(meta),
             "scheduledTime": scheduled,
         }

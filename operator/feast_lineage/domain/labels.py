@@ -82,3 +82,11 @@ def controller_owner(obj: dict[str, Any], kind: str) -> str | None:
         if ref.get("controller") and ref.get("kind") == kind and ref.get("apiVersion") == API_VERSION:
             return str(ref["name"])
     return None
+
+
+def controller_owner_uid(metadata: dict[str, Any], kind: str) -> str | None:
+    """UID of the object's controller owner of ``kind`` in this API group, if any."""
+    for ref in metadata.get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("kind") == kind and ref.get("apiVersion") == API_VERSION:
+            return str(ref.get("uid"))
+    return None

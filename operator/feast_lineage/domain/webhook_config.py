@@ -93,8 +93,10 @@ def validation_webhook_configuration(
                 "matchConditions": [
                     {"name": "not-the-operator", "expression": f"request.userInfo.username != '{operator_username}'"},
                     {
+                        # Runs carry provenance in their metadata too: every change of a run is checked.
                         "name": "spec-created-or-changed",
-                        "expression": "request.operation == 'CREATE' || object.spec != oldObject.spec",
+                        "expression": "request.operation == 'CREATE' || request.resource.resource == "
+                        "'materializationjobs' || object.spec != oldObject.spec",
                     },
                 ],
                 "rules": [

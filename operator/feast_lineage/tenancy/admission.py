@@ -20,6 +20,7 @@ from feast_lineage.api import (
     FeatureStoreProjectSpec,
     validation_message,
 )
+from feast_lineage.domain.labels import ANNOTATION_SCHEDULED_TIME
 from feast_lineage.domain.tenancy import AccessCheck, TenancyPolicy, policy_violations, required_access
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,28 @@ def subject_access_review(user: dict[str, Any], check: AccessCheck) -> dict[str,
     return {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}
 
 
+def _schedule_marks(obj: dict[str, Any]) -> tuple[str | None, list[Any]]:
+    meta = obj.get("metadata") or {}
+    owners = [
+        (ref.get("kind"), ref.get("name"), ref.get("uid"))
+        for ref in meta.get("ownerReferences") or []
+        if ref.get("controller") and ref.get("kind") == FEATURE_STORE_PROJECT_KIND
+    ]
+    return (meta.get("annotations") or {}).get(ANNOTATION_SCHEDULED_TIME), owners
+
+
+def _forged_provenance(kind: str | None, new: dict[str, Any], old: dict[str, Any]) -> list[str]:
+    """Only the operator's schedule makes a run "triggeredBy: schedule": its scheduled-time
+    annotation and its project as controller owner. Anyone else (the operator never reaches this
+    webhook) may not set or change either."""
+    if _schedule_marks(new) == _schedule_marks(old if old else {}):
+        return []
+    return [
+        f"{kind}: the {ANNOTATION_SCHEDULED_TIME} annotation and a FeatureStoreProject controller owner "
+        "are set only by the operator's schedule"
+    ]
+
+
 class ResourceValidation:
     def __init__(self, authorize: Authorize, policy: TenancyPolicy) -> None:
         self.authorize = authorize
@@ -57,10 +80,10 @@ class ResourceValidation:
         namespace = str(request.get("namespace") or "")
         new = request.get("object") or {}
         old = request.get("oldObject") or {}
+        found = _forged_provenance(kind, new, old) if kind == MATERIALIZATION_JOB_KIND else []
         if request.get("operation") == "UPDATE" and new.get("spec") == old.get("spec"):
-            return []  # metadata and status changes ask nothing new of the operator
+            return found  # otherwise, metadata changes ask nothing new of the operator
         user = request.get("userInfo") or {}
-        found: list[str] = []
         spec: FeatureStoreProjectSpec | None = None
         if kind == FEATURE_STORE_PROJECT_KIND:
             try:
