@@ -193,3 +193,21 @@ def test_a_run_cannot_claim_to_come_from_the_schedule(
             GROUP, VERSION, namespace, "materializationjobs", "forged", patch
         )
     assert "set only by the operator's schedule" in _message(later.value)
+
+
+def test_a_configmap_the_project_does_not_own_is_never_overwritten(
+    api: client.ApiClient, namespace: str, operator: OperatorProcess
+) -> None:
+    core = client.CoreV1Api(api)
+    foreign = {"metadata": {"name": "drivers-runner-config"}, "data": {"feature_store.yaml": "someone else's"}}
+    core.create_namespaced_config_map(namespace, foreign)
+    projects = Projects(api, namespace)
+    projects.create(_manifest())
+    stalled = projects.wait_condition("drivers", "Stalled", reason="Conflict", timeout=60)
+    condition = next(c for c in stalled["status"]["conditions"] if c["type"] == "Stalled")
+    assert (
+        'ConfigMap "drivers-runner-config" exists and is not controlled by this FeatureStoreProject'
+        in (condition["message"])
+    )
+    kept = core.read_namespaced_config_map("drivers-runner-config", namespace)
+    assert kept.data == {"feature_store.yaml": "someone else's"} and not kept.metadata.owner_references

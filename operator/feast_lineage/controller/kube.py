@@ -45,6 +45,18 @@ def create(call: Callable[..., Any], *args: Any) -> bool:
     return True
 
 
+class OwnershipConflict(Exception):
+    """An object the operator would use or change has the right name but is not its own."""
+
+
+def controlled_by(obj: Obj, uid: str) -> bool:
+    """Whether ``obj``'s controller owner reference names ``uid``: names and labels can be forged, UIDs not."""
+    return any(
+        ref.get("controller") and ref.get("uid") == uid
+        for ref in (obj.get("metadata") or {}).get("ownerReferences") or []
+    )
+
+
 class Kube:
     """The API groups the operator uses, sharing one client."""
 
@@ -78,12 +90,34 @@ class Kube:
         response = call(*args, _preload_content=False, **kwargs)
         return list(json.loads(response.data).get("items", []))
 
+    def owned_job(self, name: str, namespace: str, owner_uid: str, owner: str) -> Obj | None:
+        """The Job ``name`` if it exists and ``owner_uid`` controls it; :class:`OwnershipConflict` if another does."""
+        job = read(self.batch.read_namespaced_job, name, namespace)
+        if job is not None and not controlled_by(job, owner_uid):
+            raise OwnershipConflict(f'Job "{name}" exists and is not controlled by {owner}; delete or rename it')
+        return job
+
+    def job_pods(self, job: Obj) -> list[Obj]:
+        """The pods the Job controls: a pod someone labelled job-name=<job> is not one of them."""
+        meta = job["metadata"]
+        pods = self.list_json(
+            self.core.list_namespaced_pod, meta["namespace"], label_selector=f"job-name={meta['name']}"
+        )
+        return [pod for pod in pods if controlled_by(pod, meta["uid"])]
+
     def apply_config_map(self, manifest: Obj) -> bool:
-        """Create or update a ConfigMap the operator owns; True when it changed."""
+        """Create or update a ConfigMap the operator owns; True when it changed. One that exists
+        without the manifest's controller owner is never touched: :class:`OwnershipConflict`."""
         meta = manifest["metadata"]
         current = read(self.core.read_namespaced_config_map, meta["name"], meta["namespace"])
         if current is None:
             return create(self.core.create_namespaced_config_map, meta["namespace"], manifest)
+        owner_uid = next(ref["uid"] for ref in meta["ownerReferences"] if ref.get("controller"))
+        if not controlled_by(current, owner_uid):
+            raise OwnershipConflict(
+                f'ConfigMap "{meta["name"]}" exists and is not controlled by this FeatureStoreProject; '
+                "delete or rename it"
+            )
         if current.get("data") == manifest.get("data") and (current["metadata"].get("labels") or {}) == meta.get(
             "labels", {}
         ):

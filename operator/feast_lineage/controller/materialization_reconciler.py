@@ -21,7 +21,7 @@ from feast_lineage.api import (
 from feast_lineage.controller import metrics
 from feast_lineage.controller.audit_redelivery import redeliver_pending
 from feast_lineage.controller.events import emit_transitions
-from feast_lineage.controller.kube import Kube, Obj, create, read
+from feast_lineage.controller.kube import Kube, Obj, OwnershipConflict, create
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.logs import object_fields
 from feast_lineage.controller.project_reconciler import runner_config_map_name
@@ -128,13 +128,14 @@ class MaterializationReconciler:
         peers: list[Peer] = []
         if spec is not None:
             project = self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, namespace, spec.project_ref.name)
-            job = read(self.kube.batch.read_namespaced_job, job_name, namespace)
+            try:
+                job = self.kube.owned_job(job_name, namespace, meta["uid"], f"MaterializationJob {name}")
+            except OwnershipConflict as conflict:
+                job, invalid = None, str(conflict)
+                spec = None
             if job is not None:
-                pods = self.kube.list_json(
-                    self.kube.core.list_namespaced_pod, namespace, label_selector=f"job-name={job_name}"
-                )
-                job_observation = observe_job(job, pods)
-            elif project is not None:
+                job_observation = observe_job(job, self.kube.job_pods(job))
+            elif project is not None and spec is not None:
                 peers = to_peers(peer_summaries, project)
         status = dict(old_status)
         status.setdefault("jobName", job_name)

@@ -24,7 +24,7 @@ from feast_lineage.api import (
 from feast_lineage.controller import metrics
 from feast_lineage.controller.audit_redelivery import redeliver_pending
 from feast_lineage.controller.events import emit_transitions
-from feast_lineage.controller.kube import Kube, Obj, create, read
+from feast_lineage.controller.kube import Kube, Obj, OwnershipConflict, create
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.logs import object_fields
 from feast_lineage.controller.project_inputs import gather_inputs
@@ -114,7 +114,14 @@ class ProjectReconciler:
             return
 
         owner = labels.owner_reference(FEATURE_STORE_PROJECT_KIND, name, uid)
-        self._write_config_maps(project, owner)
+        try:
+            self._write_config_maps(project, owner)
+        except OwnershipConflict as conflict:
+            self._write(
+                body,
+                decide_project(ProjectObservation(generation, status, InputProblem("Conflict", str(conflict))), now),
+            )
+            return
         status["runnerConfigMap"] = runner_config_map_name(name)
         status["clientConfigMap"] = client_config_map_name(name)
 
@@ -129,13 +136,15 @@ class ProjectReconciler:
         spec_digest = spec_hash(project, runner_image)
         digest = apply_hash(spec_digest, repo)
         job_name = apply_job_name(name, digest)
-        job = read(self.kube.batch.read_namespaced_job, job_name, namespace)
-        observed = None
-        if job is not None:
-            pods = self.kube.list_json(
-                self.kube.core.list_namespaced_pod, namespace, label_selector=f"job-name={job_name}"
+        try:
+            job = self.kube.owned_job(job_name, namespace, uid, f"FeatureStoreProject {name}")
+        except OwnershipConflict as conflict:
+            self._write(
+                body,
+                decide_project(ProjectObservation(generation, status, InputProblem("Conflict", str(conflict))), now),
             )
-            observed = observe_job(job, pods)
+            return
+        observed = observe_job(job, self.kube.job_pods(job)) if job is not None else None
         observation = ProjectObservation(generation, status, None, repo, digest, job_name, observed)
         decision = decide_project(observation, now)
 

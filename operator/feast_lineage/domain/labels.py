@@ -71,7 +71,7 @@ def child_name(owner: str, suffix: str) -> str:
     name = f"{owner}-{suffix}"
     if len(name) <= _MAX_NAME:
         return name
-    digest = hashlib.sha256(owner.encode()).hexdigest()[:6]
+    digest = hashlib.sha256(owner.encode()).hexdigest()[:10]  # 40 bits: collisions negligible
     keep = _MAX_NAME - len(suffix) - len(digest) - 2
     return f"{owner[:keep].rstrip('-.')}-{digest}-{suffix}"
 
