@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 
+from feast_lineage.devcluster.processes import free_port
 from tests.cluster.projects import EXAMPLE_REPO, Projects, example_files, project_manifest, repo_configmap
 from tests.cluster_helpers import OperatorProcess, wait_until
 
@@ -26,9 +29,44 @@ def _git(cwd: Path, *args: str) -> str:
     ).stdout.strip()
 
 
+@pytest.fixture
+def git_server(tmp_path: Path) -> Iterator[str]:
+    """A real `git daemon` on loopback serving the bare repositories under tmp_path/served: git://."""
+    root = tmp_path / "served"
+    root.mkdir()
+    port = free_port()
+    daemon = subprocess.Popen(
+        [
+            "git",
+            "daemon",
+            "--reuseaddr",
+            "--export-all",
+            f"--base-path={root}",
+            "--listen=127.0.0.1",
+            f"--port={port}",
+            str(root),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"git://127.0.0.1:{port}"
+
+    def serving() -> bool:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+
+    try:
+        wait_until(serving, 10, "git daemon to listen")
+        yield url
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10)
+
+
 def _git_repo(tmp_path: Path) -> tuple[Path, Path]:
-    """A bare repository (the server, reached by file://) and a work tree that pushes to it."""
-    bare, work = tmp_path / "server.git", tmp_path / "work"
+    """A bare repository (served by the git_server fixture) and a work tree that pushes to it."""
+    (tmp_path / "served").mkdir(exist_ok=True)
+    bare, work = tmp_path / "served" / "server.git", tmp_path / "work"
     _git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
     _git(tmp_path, "clone", "-q", str(bare), str(work))
     shutil.copytree(EXAMPLE_REPO, work / "features", ignore=shutil.ignore_patterns("__pycache__"))
@@ -39,12 +77,12 @@ def _git_repo(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_git_project_records_the_commit_and_reapplies_when_the_branch_moves(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path
+    api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path, git_server: str
 ) -> None:
-    bare, work = _git_repo(tmp_path)
+    _, work = _git_repo(tmp_path)
     first_commit = _git(work, "rev-parse", "HEAD")
     projects = Projects(api, namespace)
-    repo = {"git": {"url": f"file://{bare}", "revision": "main", "path": "features"}}
+    repo = {"git": {"url": f"{git_server}/server.git", "revision": "main", "path": "features"}}
     projects.create(project_manifest("drivers", tmp_path / "data", repo))
     last = projects.wait_condition("drivers", "Ready", timeout=180)["status"]["lastApply"]
     assert (last["revision"], last["commit"]) == ("main", first_commit)
@@ -156,22 +194,22 @@ def test_missing_secret_stalls_until_it_exists(
 
 
 def test_unknown_git_revision_and_unreachable_server_stall_then_recover(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path
+    api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path, git_server: str
 ) -> None:
-    bare, _ = _git_repo(tmp_path)
+    _git_repo(tmp_path)
     projects = Projects(api, namespace)
-    repo = {"git": {"url": f"file://{bare}", "revision": "release-9", "path": "features"}}
+    repo = {"git": {"url": f"{git_server}/server.git", "revision": "release-9", "path": "features"}}
     projects.create(project_manifest("drivers", tmp_path / "data", repo))
     missing_revision = projects.wait_condition("drivers", "Stalled", "True", "GitRevisionNotFound")
     message = next(c["message"] for c in missing_revision["status"]["conditions"] if c["type"] == "Stalled")
-    assert message == f"revision 'release-9' not found in file://{bare}"
+    assert message == f"revision 'release-9' not found in {git_server}/server.git"
     assert projects.apply_jobs("drivers") == []
-    unreachable = {**repo["git"], "url": f"file://{tmp_path}/gone.git", "revision": "main"}
+    unreachable = {**repo["git"], "url": f"git://127.0.0.1:{free_port()}/gone.git", "revision": "main"}
     projects.patch_spec("drivers", {"repo": {"git": unreachable}})
     _stalls_then_recovers(
         projects,
         "drivers",
         "GitUnreachable",
-        "does not appear to be a git repository",
+        "unable to connect",
         lambda: projects.patch_spec("drivers", {"repo": {"git": {**repo["git"], "revision": "main"}}}),
     )

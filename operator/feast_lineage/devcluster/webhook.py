@@ -13,11 +13,10 @@ from feast_lineage.injection.service import MUTATE_PODS_PATH, VALIDATE_RESOURCES
 OPERATOR_NAMESPACE = "feast-lineage-system"
 CERT_SECRET = "feast-lineage-webhook-cert"
 DEMO_POLICY_ARGS = [
-    # The embedded cluster keeps Feast's files on hostPath volumes and tests read Git over file://:
-    # an administrator's choice for a demo, never the default.
+    # The embedded cluster keeps Feast's files on hostPath volumes: an administrator's choice for a
+    # demo, never the default.
     *("--runner-volume-type", "configMap", "--runner-volume-type", "secret", "--runner-volume-type", "emptyDir"),
     *("--runner-volume-type", "persistentVolumeClaim", "--runner-volume-type", "hostPath"),
-    *("--git-protocol", "https", "--git-protocol", "ssh", "--git-protocol", "git", "--git-protocol", "file"),
 ]
 
 
