@@ -81,6 +81,9 @@ def _run(args: argparse.Namespace) -> int:
             dns_names=tuple(args.webhook_dns_name or ()),
             ip_addresses=tuple(args.webhook_ip or ()),
             mutating_configurations=tuple(args.webhook_configuration or WebhookSettings.mutating_configurations),
+            validating_configurations=tuple(
+                args.validating_webhook_configuration or WebhookSettings.validating_configurations
+            ),
         )
     tenancy = TenancyPolicy(
         runner_volume_types=frozenset(args.runner_volume_type or DEFAULT_VOLUME_TYPES),
@@ -150,12 +153,18 @@ def build_parser() -> argparse.ArgumentParser:
     policy.add_argument(
         "--git-protocol",
         action="append",
-        help="Git protocol projects may use (default https, ssh, git; file only here)",
+        help="Git protocol projects may use (repeatable; default https, ssh, git)",
     )
     run.add_argument(
         "--webhook-configuration",
         action="append",
-        help="MutatingWebhookConfiguration whose caBundle the operator sets (default feast-lineage-injection)",
+        help="MutatingWebhookConfiguration whose caBundle the operator sets "
+        "(default feast-lineage-injection and feast-lineage-provenance)",
+    )
+    run.add_argument(
+        "--validating-webhook-configuration",
+        action="append",
+        help="ValidatingWebhookConfiguration whose caBundle the operator sets (default feast-lineage-validation)",
     )
     run.set_defaults(handler=_run)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,9 @@ from kubernetes.client.exceptions import ApiException
 
 from feast_lineage.devcluster.cluster import DevCluster
 from tests.cluster.projects import Projects, project_manifest
+from tests.cluster.test_materialization import Runs
 from tests.cluster.users import grant, user_api
-from tests.cluster_helpers import OperatorProcess
+from tests.cluster_helpers import OperatorProcess, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -211,3 +213,63 @@ def test_a_configmap_the_project_does_not_own_is_never_overwritten(
     )
     kept = core.read_namespaced_config_map("drivers-runner-config", namespace)
     assert kept.data == {"feature_store.yaml": "someone else's"} and not kept.metadata.owner_references
+
+
+def test_the_creator_is_who_the_api_server_authenticated(
+    api: client.ApiClient,
+    dev_cluster: DevCluster,
+    users: dict[str, client.ApiClient],
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    run: dict[str, Any] = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "MaterializationJob",
+        "metadata": {"name": "by-alice", "annotations": {"featurelineage.io/creator": "someone-else"}},
+        "spec": {"projectRef": {"name": "drivers"}},
+    }
+    # A forged creator annotation is replaced at admission, whoever the client says it is.
+    assert _create_as(users["alice"], namespace, run) is None
+    # A forged field manager changes nothing either: kubectl as carol, claiming to be "argocd-controller".
+    grant(api, namespace, "carol", [AUTHOR_RESOURCES, CREATE_PODS])
+    user_api(dev_cluster, "carol", ("data-team",), tmp_path / "users")
+    carol = tmp_path / "users" / "carol.kubeconfig"
+    other = copy.deepcopy(run)
+    other["metadata"] = {"name": "by-carol"}
+    result = subprocess.run(
+        [
+            str(dev_cluster.binaries.kubectl),
+            f"--kubeconfig={carol}",
+            "create",
+            "-n",
+            namespace,
+            "--field-manager=argocd-controller",
+            "-f",
+            "-",
+        ],
+        input=json.dumps(other),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    runs = Runs(api, namespace)
+    for name, user in (("by-alice", "alice"), ("by-carol", "carol")):
+
+        def recorded(name: str = name) -> dict[str, Any] | None:
+            provenance = runs.status(name).get("provenance")
+            return dict(provenance) if provenance else None
+
+        provenance = wait_until(recorded, 60, f"provenance of {name}")
+        assert (provenance["creator"], provenance["creatorSource"]) == (user, "admission"), provenance
+    assert runs.status("by-carol")["provenance"]["manager"] == "argocd-controller", "the manager is self-reported"
+    with pytest.raises(ApiException) as changed:
+        client.CustomObjectsApi(users["alice"]).patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            "materializationjobs",
+            "by-alice",
+            {"metadata": {"annotations": {"featurelineage.io/creator": "mallory"}}},
+        )
+    assert "cannot change" in _message(changed.value)

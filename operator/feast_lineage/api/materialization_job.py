@@ -91,7 +91,12 @@ class Provenance(StatusModel):
     git_repository: str | None = None
     """Git repository the object was synced from."""
     manager: str | None = None
-    """Field manager or GitOps application that created the object."""
+    """Field manager or GitOps application that created the object (self-reported by the client)."""
+    creator: str | None = None
+    """Who created the object: the user as the API server authenticated them, recorded at admission;
+    the field manager when the object was created without the operator's webhooks."""
+    creator_source: Literal["admission", "managedFields"] | None = None
+    """admission: authenticated; managedFields: self-reported by the client, anyone can name any manager."""
     scheduled_time: Timestamp | None = None
     """Schedule tick the object was created for."""
 

@@ -55,6 +55,15 @@ def creating_manager(metadata: Obj) -> str | None:
     return str(entries[0]["manager"]) if entries else None
 
 
+def creator(metadata: Obj) -> dict[str, str]:
+    """Who created the object: authenticated at admission when the webhook recorded it, else self-reported."""
+    recorded = (metadata.get("annotations") or {}).get(labels.ANNOTATION_CREATOR)
+    if recorded:
+        return {"creator": str(recorded), "creatorSource": "admission"}
+    manager = creating_manager(metadata)
+    return {"creator": manager, "creatorSource": "managedFields"} if manager else {}
+
+
 def peer_summary(name: str, meta: Obj, spec: Obj, status: Obj) -> Obj:
     """What the index keeps of each run: enough to tell which runs share feature views."""
     return {
@@ -178,6 +187,7 @@ class MaterializationReconciler:
                 and labels.controller_owner_uid(meta, FEATURE_STORE_PROJECT_KIND) == project["metadata"]["uid"],
             ),
             "manager": creating_manager(meta),
+            **creator(meta),
             "scheduledTime": scheduled,
         }
         if project is not None:
@@ -227,6 +237,7 @@ class MaterializationReconciler:
             extra={
                 "k8s.project": project.metadata.name or "",
                 **({"k8s.manager": provenance["manager"]} if provenance.get("manager") else {}),
+                **({"k8s.creator": provenance["creator"]} if provenance.get("creatorSource") == "admission" else {}),
             },
         )
         job_labels = {

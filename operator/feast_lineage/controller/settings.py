@@ -24,7 +24,7 @@ class WebhookSettings:
     dns_names: tuple[str, ...] = ()
     """Names of the serving certificate the operator makes (the webhook Service's DNS names)."""
     ip_addresses: tuple[str, ...] = ()
-    mutating_configurations: tuple[str, ...] = ("feast-lineage-injection",)
+    mutating_configurations: tuple[str, ...] = ("feast-lineage-injection", "feast-lineage-provenance")
     """MutatingWebhookConfigurations whose caBundle the operator sets from its own CA."""
     validating_configurations: tuple[str, ...] = ("feast-lineage-validation",)
     """ValidatingWebhookConfigurations whose caBundle the operator sets from its own CA."""

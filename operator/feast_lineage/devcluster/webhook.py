@@ -7,8 +7,12 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from feast_lineage.domain.webhook_config import injection_webhook_configuration, validation_webhook_configuration
-from feast_lineage.injection.service import MUTATE_PODS_PATH, VALIDATE_RESOURCES_PATH
+from feast_lineage.domain.webhook_config import (
+    injection_webhook_configuration,
+    provenance_webhook_configuration,
+    validation_webhook_configuration,
+)
+from feast_lineage.injection.service import MUTATE_PODS_PATH, MUTATE_RESOURCES_PATH, VALIDATE_RESOURCES_PATH
 
 OPERATOR_NAMESPACE = "feast-lineage-system"
 CERT_SECRET = "feast-lineage-webhook-cert"
@@ -50,6 +54,12 @@ def register_injection_webhook(
         admission.create_mutating_webhook_configuration,
         admission.replace_mutating_webhook_configuration,
         injection_webhook_configuration({"url": base + MUTATE_PODS_PATH}),
+    )
+    _create_or_replace(
+        admission.read_mutating_webhook_configuration,
+        admission.create_mutating_webhook_configuration,
+        admission.replace_mutating_webhook_configuration,
+        provenance_webhook_configuration({"url": base + MUTATE_RESOURCES_PATH}),
     )
     _create_or_replace(
         admission.read_validating_webhook_configuration,

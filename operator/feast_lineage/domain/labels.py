@@ -27,6 +27,10 @@ ANNOTATION_GENERATION = f"{GROUP}/generation"
 ANNOTATION_AUDIT_ID = f"{GROUP}/audit-id"
 ANNOTATION_SCHEDULED_TIME = f"{GROUP}/scheduled-time"
 
+ANNOTATION_CREATOR = f"{GROUP}/creator"
+"""On FeatureStoreProjects and MaterializationJobs: the user who created it, as the API server
+authenticated them, written at admission (a user-set value is replaced, a change refused)."""
+
 LABEL_INJECT = f"{GROUP}/inject"
 """On a pod: the FeatureStoreProject whose client configuration it asks for, or "true" for the default."""
 ANNOTATION_INJECTED = f"{GROUP}/injected"

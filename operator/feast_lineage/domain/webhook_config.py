@@ -13,6 +13,14 @@ from feast_lineage.domain.labels import LABEL_INJECT
 INJECTION_CONFIGURATION = "feast-lineage-injection"
 VALIDATION_CONFIGURATION = "feast-lineage-validation"
 VALIDATION_WEBHOOK = "resources.validate.featurelineage.io"
+PROVENANCE_CONFIGURATION = "feast-lineage-provenance"
+PROVENANCE_WEBHOOK = "creator.featurelineage.io"
+_RESOURCE_RULE = {
+    "apiGroups": ["featurelineage.io"],
+    "apiVersions": ["*"],
+    "resources": ["featurestoreprojects", "materializationjobs"],
+    "scope": "Namespaced",
+}
 INJECTION_WEBHOOK = "pods.inject.featurelineage.io"
 SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
 
@@ -93,21 +101,42 @@ def validation_webhook_configuration(
                 "matchConditions": [
                     {"name": "not-the-operator", "expression": f"request.userInfo.username != '{operator_username}'"},
                     {
-                        # Runs carry provenance in their metadata too: every change of a run is checked.
-                        "name": "spec-created-or-changed",
+                        # Provenance lives in metadata too (creator, a run's schedule marks): creates,
+                        # spec changes, every change of a run and annotation changes are checked.
+                        "name": "spec-or-provenance-may-change",
                         "expression": "request.operation == 'CREATE' || request.resource.resource == "
-                        "'materializationjobs' || object.spec != oldObject.spec",
+                        "'materializationjobs' || object.spec != oldObject.spec || "
+                        "('annotations' in object.metadata ? object.metadata.annotations : {}) != "
+                        "('annotations' in oldObject.metadata ? oldObject.metadata.annotations : {})",
                     },
                 ],
-                "rules": [
-                    {
-                        "operations": ["CREATE", "UPDATE"],
-                        "apiGroups": ["featurelineage.io"],
-                        "apiVersions": ["*"],
-                        "resources": ["featurestoreprojects", "materializationjobs"],
-                        "scope": "Namespaced",
-                    }
-                ],
+                "rules": [{"operations": ["CREATE", "UPDATE"], **_RESOURCE_RULE}],
+            }
+        ],
+    }
+
+
+def provenance_webhook_configuration(
+    client_config: dict[str, Any], *, name: str = PROVENANCE_CONFIGURATION, timeout_seconds: int = 5
+) -> dict[str, Any]:
+    """The MutatingWebhookConfiguration that records who created each resource. It fails open: the
+    validating webhook (which fails closed) refuses a creator the request could have forged, and
+    the operator reports a creator it did not record as self-reported."""
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "feast-lineage"}},
+        "webhooks": [
+            {
+                "name": PROVENANCE_WEBHOOK,
+                "admissionReviewVersions": ["v1"],
+                "clientConfig": client_config,
+                "failurePolicy": "Ignore",
+                "timeoutSeconds": timeout_seconds,
+                "sideEffects": "None",
+                "reinvocationPolicy": "Never",
+                "matchPolicy": "Equivalent",
+                "rules": [{"operations": ["CREATE"], **_RESOURCE_RULE}],
             }
         ],
     }

@@ -24,12 +24,13 @@ from feast_lineage.injection.tls import (
     ServingMaterial,
     patch_ca_bundles,
 )
-from feast_lineage.tenancy.admission import ResourceValidation, subject_access_review
+from feast_lineage.tenancy.admission import ResourceValidation, record_creator, subject_access_review
 
 log = logging.getLogger(__name__)
 
 MUTATE_PODS_PATH = "/mutate-pods"
 VALIDATE_RESOURCES_PATH = "/validate-resources"
+MUTATE_RESOURCES_PATH = "/mutate-resources"
 
 
 def _certificates(kube: Kube, webhook: WebhookSettings) -> CertificateSource:
@@ -94,6 +95,7 @@ class InjectionService:
             {
                 MUTATE_PODS_PATH: self.pods.review,
                 VALIDATE_RESOURCES_PATH: ResourceValidation(authorize, settings.tenancy).review,
+                MUTATE_RESOURCES_PATH: record_creator,
             },
             on_material=publish_ca,
         )

@@ -8,6 +8,8 @@ names what is missing. It fails closed (failurePolicy Fail): it guards privilege
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +22,7 @@ from feast_lineage.api import (
     FeatureStoreProjectSpec,
     validation_message,
 )
-from feast_lineage.domain.labels import ANNOTATION_SCHEDULED_TIME
+from feast_lineage.domain.labels import ANNOTATION_CREATOR, ANNOTATION_SCHEDULED_TIME
 from feast_lineage.domain.tenancy import AccessCheck, TenancyPolicy, policy_violations, required_access
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,45 @@ def _forged_provenance(kind: str | None, new: dict[str, Any], old: dict[str, Any
     ]
 
 
+def _forged_creator(request: dict[str, Any], new: dict[str, Any], old: dict[str, Any]) -> list[str]:
+    """The creator annotation is the authenticated user on create, and never changes after."""
+
+    def recorded(obj: dict[str, Any]) -> str | None:
+        return ((obj.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_CREATOR)
+
+    username = (request.get("userInfo") or {}).get("username")
+    if request.get("operation") == "CREATE":
+        value = recorded(new)
+        if value is not None and value != username:
+            return [f"the {ANNOTATION_CREATOR} annotation is recorded at admission: it must name you ({username})"]
+        return []
+    if recorded(new) != recorded(old):
+        return [f"the {ANNOTATION_CREATOR} annotation records who created the object and cannot change"]
+    return []
+
+
+def record_creator(review: dict[str, Any]) -> dict[str, Any]:
+    """Mutating: the creator annotation set to the requesting user, whatever the request said."""
+    request = review.get("request") or {}
+    response: dict[str, Any] = {"uid": request.get("uid", ""), "allowed": True}
+    username = (request.get("userInfo") or {}).get("username")
+    if request.get("operation") == "CREATE" and username:
+        annotations = ((request.get("object") or {}).get("metadata") or {}).get("annotations")
+        key = ANNOTATION_CREATOR.replace("~", "~0").replace("/", "~1")
+        patch = (
+            [{"op": "add", "path": f"/metadata/annotations/{key}", "value": username}]
+            if annotations
+            else [{"op": "add", "path": "/metadata/annotations", "value": {ANNOTATION_CREATOR: username}}]
+        )
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(json.dumps(patch).encode()).decode()
+    return {
+        "apiVersion": review.get("apiVersion", "admission.k8s.io/v1"),
+        "kind": "AdmissionReview",
+        "response": response,
+    }
+
+
 class ResourceValidation:
     def __init__(self, authorize: Authorize, policy: TenancyPolicy) -> None:
         self.authorize = authorize
@@ -81,6 +122,7 @@ class ResourceValidation:
         new = request.get("object") or {}
         old = request.get("oldObject") or {}
         found = _forged_provenance(kind, new, old) if kind == MATERIALIZATION_JOB_KIND else []
+        found += _forged_creator(request, new, old)
         if request.get("operation") == "UPDATE" and new.get("spec") == old.get("spec"):
             return found  # otherwise, metadata changes ask nothing new of the operator
         user = request.get("userInfo") or {}
