@@ -19,6 +19,7 @@ import pytest
 import yaml
 from kubernetes import client
 from mlflow.tracking import MlflowClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from feast_lineage import certificates
 from feast_lineage.devcluster.mlflow_server import MlflowServer
@@ -402,8 +403,14 @@ def test_with_the_webhook_down_pods_start_and_each_miss_is_reported(
     assert sorted(injection["missedPodNames"]) == ["missed-1", "missed-2"]
     for pod in ("missed-1", "missed-2"):
         assert any(reason == "InjectionMissed" for reason, _ in _events(api, plain_project, pod))
-    series = f'namespace="{plain_project}",resource="drivers",feast_project="driver_stats"'
-    assert f"feast_lineage_injection_missed_pods{{{series}}} 2.0" in operator.metrics()
+    wanted = {"namespace": plain_project, "resource": "drivers", "feast_project": "driver_stats"}
+    samples = [
+        sample.value
+        for family in text_string_to_metric_families(operator.metrics())
+        for sample in family.samples
+        if sample.name == "feast_lineage_injection_missed_pods" and sample.labels == wanted
+    ]
+    assert samples == [2.0]
     client.CoreV1Api(api).delete_namespaced_pod("missed-1", plain_project, grace_period_seconds=0)
     wait_until(lambda: reported_count(api, plain_project) == 1, 30, "the count to follow the pods that exist")
 
