@@ -20,10 +20,12 @@ export KUBECONFIG="$DEV_DIR/kubeconfig"
 kubectl() { "$(state kubectl)" "$@"; }
 
 kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f -
-# The offline data, where runner and training pods read it (the project's hostPath volume).
-mkdir -p /var/lib/feast-lineage-example
-cp examples/driver-stats/feature_repo/driver_stats.parquet /var/lib/feast-lineage-example/
-kubectl apply -n "$NS" -k examples/driver-stats
+# The project's files (registry, online store, offline data) live on a hostPath under the
+# cluster's directory, which each `dev-cluster up` empties: a new cluster starts from nothing.
+DATA="$DEV_DIR/example-data"
+mkdir -p "$DATA"
+cp examples/driver-stats/feature_repo/driver_stats.parquet "$DATA/"
+kubectl kustomize examples/driver-stats | sed "s#/var/lib/feast-lineage-example#$DATA#" | kubectl apply -n "$NS" -f -
 echo "waiting for the operator to apply the project (the first run imports Feast: ~30 s)..."
 kubectl wait -n "$NS" featurestoreproject/driver-stats --for=condition=Ready --timeout=300s
 

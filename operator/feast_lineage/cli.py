@@ -106,6 +106,21 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rerun(args: argparse.Namespace) -> int:
+    from kubernetes.client.exceptions import ApiException
+
+    from feast_lineage.rerun import rerun
+
+    name = args.run.split("/", 1)[1] if "/" in args.run else args.run
+    try:
+        created = rerun(args.namespace, name, args.name)
+    except ApiException as error:
+        print(f"cannot re-run {name}: {error.status} {error.reason}", file=sys.stderr)
+        return 1
+    print(f"materializationjob.featurelineage.io/{created} created (re-run of {name})")
+    return 0
+
+
 def _runner(args: argparse.Namespace) -> int:
     # Imported here: the runner pulls in Feast, which the other commands must not pay for.
     from feast_lineage.runner.entrypoint import run_operation
@@ -167,6 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="ValidatingWebhookConfiguration whose caBundle the operator sets (default feast-lineage-validation)",
     )
     run.set_defaults(handler=_run)
+
+    again = commands.add_parser("rerun", help="run a MaterializationJob again, as a new object linked to it")
+    again.add_argument("run", help="NAME or mj/NAME")
+    again.add_argument("-n", "--namespace", default="default")
+    again.add_argument("--name", help="name of the new run (default <name>-rerun-<n>)")
+    again.set_defaults(handler=_rerun)
 
     runner = commands.add_parser("runner", help="run a Feast operation inside a runner Job pod")
     runner.add_argument("operation", choices=["apply", "materialize"])

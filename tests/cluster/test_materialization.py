@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -84,8 +87,13 @@ def _online_conv_rate(data: Path, tmp_path: Path, driver_id: int) -> object:
     return rows["conv_rate"][0]
 
 
-def test_range_then_incremental_materialize_with_provenance(
-    api: client.ApiClient, namespace: str, applied: Path, mlflow_server: MlflowServer, tmp_path: Path
+def test_range_then_incremental_materialize_with_provenance_and_a_rerun(
+    api: client.ApiClient,
+    namespace: str,
+    applied: Path,
+    mlflow_server: MlflowServer,
+    tmp_path: Path,
+    operator: OperatorProcess,
 ) -> None:
     runs = Runs(api, namespace)
     runs.create("backfill", mode="Range", startTime="2026-11-02T00:00:00Z", endTime="2026-11-05T00:00:00Z")
@@ -126,6 +134,23 @@ def test_range_then_incremental_materialize_with_provenance(
     assert MlflowClient(mlflow_server.url).get_run(incremental["mlflow"]["runId"]).data.tags["feast.operation"] == (
         "materialize_incremental"
     )
+
+    # The documented re-run: a new object over exactly the window the first run had, linked to it.
+    rerun = subprocess.run(
+        [str(Path(sys.executable).parent / "feast-lineage"), "rerun", "mj/catch-up", "-n", namespace],
+        env={**os.environ, "KUBECONFIG": str(operator.kubeconfig)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    assert "catch-up-rerun-1 created (re-run of catch-up)" in rerun.stdout
+    again = runs.wait_phase("catch-up-rerun-1", "Succeeded", "Failed")
+    assert again["phase"] == "Succeeded", again
+    assert again["window"] == incremental["window"] and again["provenance"]["rerunOf"] == "catch-up"
+    assert runs.get("catch-up-rerun-1")["spec"]["mode"] == "Range"
+    tags = MlflowClient(mlflow_server.url).get_run(again["mlflow"]["runId"]).data.tags
+    assert tags["featurelineage.rerun_of"] == "catch-up"
 
 
 def test_failed_materialization_reports_the_reason_and_logs_a_failed_run(

@@ -213,3 +213,21 @@ def test_unknown_git_revision_and_unreachable_server_stall_then_recover(
         "unable to connect",
         lambda: projects.patch_spec("drivers", {"repo": {"git": {**repo["git"], "revision": "main"}}}),
     )
+
+
+def test_a_store_that_would_die_with_the_runner_stalls_and_recovers(
+    api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    client.CoreV1Api(api).create_namespaced_config_map(namespace, repo_configmap("repo", example_files()))
+    projects = Projects(api, namespace)
+    manifest = project_manifest("drivers", tmp_path / "data", {"configMap": {"name": "repo"}})
+    on_volume = manifest["spec"]["featureStore"]
+    projects.create({**manifest, "spec": {**manifest["spec"], "featureStore": {"registry": on_volume["registry"]}}})
+    _stalls_then_recovers(
+        projects,
+        "drivers",
+        "EphemeralStore",
+        "onlineStore is not set: Feast's default is a sqlite file in the runner's throwaway workspace",
+        lambda: projects.patch_spec("drivers", {"featureStore": on_volume}),
+    )
+    assert len(projects.apply_jobs("drivers")) == 1, "nothing was applied while the store would not persist"

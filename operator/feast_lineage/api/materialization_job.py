@@ -99,6 +99,8 @@ class Provenance(StatusModel):
     """admission: authenticated; managedFields: self-reported by the client, anyone can name any manager."""
     scheduled_time: Timestamp | None = None
     """Schedule tick the object was created for."""
+    rerun_of: str | None = None
+    """The MaterializationJob this one runs again (`feast-lineage rerun`)."""
 
 
 class MaterializationJobStatus(StatusModel):

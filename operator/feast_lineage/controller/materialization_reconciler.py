@@ -189,6 +189,7 @@ class MaterializationReconciler:
             "manager": creating_manager(meta),
             **creator(meta),
             "scheduledTime": scheduled,
+            "rerunOf": (meta.get("annotations") or {}).get(labels.ANNOTATION_RERUN_OF),
         }
         if project is not None:
             git = (project.get("spec") or {}).get("repo", {}).get("git")
@@ -238,6 +239,7 @@ class MaterializationReconciler:
                 "k8s.project": project.metadata.name or "",
                 **({"k8s.manager": provenance["manager"]} if provenance.get("manager") else {}),
                 **({"k8s.creator": provenance["creator"]} if provenance.get("creatorSource") == "admission" else {}),
+                **({"featurelineage.rerun_of": provenance["rerunOf"]} if provenance.get("rerunOf") else {}),
             },
         )
         job_labels = {

@@ -36,6 +36,7 @@ from feast_lineage.domain.provenance import provenance_tags
 from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
 from feast_lineage.domain.runner_outcome import observe_job
 from feast_lineage.domain.store_config import client_config_data, render_feature_store_yaml
+from feast_lineage.domain.store_paths import ephemeral_store_paths
 from feast_lineage.domain.tenancy import policy_violations
 from feast_lineage.runner.contract import FEATURE_STORE_YAML
 from feast_lineage.timestamps import now_rfc3339
@@ -125,6 +126,11 @@ class ProjectReconciler:
         status["runnerConfigMap"] = runner_config_map_name(name)
         status["clientConfigMap"] = client_config_map_name(name)
 
+        ephemeral = ephemeral_store_paths(project.spec)
+        if ephemeral:
+            stores = InputProblem("EphemeralStore", "; ".join(ephemeral))
+            self._write(body, decide_project(ProjectObservation(generation, status, stores), now))
+            return
         repo, problem = gather_inputs(
             self.kube, project, self.settings.git_timeout_seconds, sorted(self.settings.tenancy.git_protocols)
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import urllib.request
@@ -23,6 +24,7 @@ from feast_lineage.devcluster.processes import ManagedProcess, free_port, stop_p
 
 NODE_NAME = "local-node"
 STATE_FILE = "state.json"
+EXAMPLE_DATA = "example-data"
 
 
 @dataclass
@@ -150,6 +152,8 @@ def start_dev_cluster(
 ) -> DevCluster:
     """Build what is missing, then start everything; stops what started if any part fails."""
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+    # The example keeps Feast's files here: a new cluster must not find an old registry.
+    shutil.rmtree(directory / EXAMPLE_DATA, ignore_errors=True)
     binaries = ensure_binaries()
     plane = start_control_plane(binaries, directory)
     started: list[ControlPlane | ManagedProcess] = [plane]

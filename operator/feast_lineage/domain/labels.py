@@ -27,6 +27,8 @@ ANNOTATION_GENERATION = f"{GROUP}/generation"
 ANNOTATION_AUDIT_ID = f"{GROUP}/audit-id"
 ANNOTATION_SCHEDULED_TIME = f"{GROUP}/scheduled-time"
 
+ANNOTATION_RERUN_OF = f"{GROUP}/rerun-of"
+"""On a MaterializationJob: the run it runs again (``feast-lineage rerun``)."""
 ANNOTATION_CREATOR = f"{GROUP}/creator"
 """On FeatureStoreProjects and MaterializationJobs: the user who created it, as the API server
 authenticated them, written at admission (a user-set value is replaced, a change refused)."""
