@@ -266,7 +266,13 @@ def test_a_git_source_checks_out_the_given_commit(world: RunnerWorld, tmp_path: 
         contract.ENV_GIT_URL: bare.as_uri(),
         contract.ENV_GIT_REVISION: "main",
         contract.ENV_GIT_PATH: "feature_repo",
+        # As an operator would set it when an administrator allows file:// (here: a local bare repo).
+        contract.ENV_GIT_ALLOW_PROTOCOL: "file",
     }
+    refused_code, refused, _ = world.run(
+        "apply", **{**git_env, contract.ENV_GIT_ALLOW_PROTOCOL: "https"}, **{contract.ENV_GIT_COMMIT: first}
+    )
+    assert refused_code != 0 and "transport 'file' not allowed" in refused["error"]
     code, result, env = world.run("apply", **git_env, **{contract.ENV_GIT_COMMIT: first})
     assert code == 0, result
     assert result["gitCommit"] == first
