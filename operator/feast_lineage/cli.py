@@ -145,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--no-mlflow", action="store_true", help="do not start an MLflow server")
     dev.add_argument("--with-operator", action="store_true", help="also install the CRDs and run the operator")
     dev.set_defaults(handler=_dev_cluster)
+
+    from feast_lineage.lineage.command import add_parser as add_lineage_parser
+
+    add_lineage_parser(commands)
     return parser
 
 
