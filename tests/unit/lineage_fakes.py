@@ -152,15 +152,15 @@ def training_tags(namespace: str = NS, **extra: str) -> dict[str, str]:
     }
 
 
-_CONDITION = re.compile(r"^(tags\.`(?P<tag>[^`]+)`|(?P<attr>run_id))\s+(?P<op>=|LIKE|IN)\s+(?P<value>.+)$")
+_CONDITION = re.compile(r"^(tags\.`(?P<tag>[^`]+)`|(?P<attr>run_id|name))\s+(?P<op>=|LIKE|IN)\s+(?P<value>.+)$")
 
 
-def _matches(filter_string: str, tags: Mapping[str, str], run_id: str | None = None) -> bool:
+def _matches(filter_string: str, tags: Mapping[str, str], attributes: Mapping[str, str | None] | None = None) -> bool:
     """The part of MLflow's filter grammar the lineage queries use: AND of =, LIKE and IN."""
     for condition in filter_string.split(" AND "):
         found = _CONDITION.match(condition.strip())
         assert found, f"filter the fake does not understand: {condition!r}"
-        actual = tags.get(found["tag"]) if found["tag"] else run_id
+        actual = tags.get(found["tag"]) if found["tag"] else (attributes or {}).get(found["attr"])
         value = found["value"].strip()
         if found["op"] == "IN":
             options = [item.strip().strip("'") for item in value.strip("()").split(",")]
@@ -237,7 +237,9 @@ class FakeMlflow:
 
     def search_model_versions(self, filter_string: str, max_versions: int = 10000) -> list[ModelVersion]:
         self._call(f"search_model_versions {filter_string}")
-        return [v for v in self.versions if _matches(filter_string, v.tags, v.run_id)][:max_versions]
+        return [v for v in self.versions if _matches(filter_string, v.tags, {"run_id": v.run_id, "name": v.name})][
+            :max_versions
+        ]
 
     def artifacts(self, run_id: str) -> list[str]:
         self._call("artifacts")

@@ -391,6 +391,15 @@ def test_a_model_without_cluster_access_is_answered_with_a_warning() -> None:
     assert sum("cluster not read" in warning for warning in answer.warnings) == 1
 
 
+def test_the_latest_version_is_the_highest() -> None:
+    versions = [rest_version("m", number, "train1", "2026-11-27T11:02:00Z") for number in ("2", "10", "9")]
+    mlflow = FakeMlflow(runs=story_runs(), versions=versions)
+    answer = queries.model_lineage("m", "latest", None, mlflow, None).answer
+    assert isinstance(answer, TrainingLineage) and answer.model is not None and answer.model.version == "10"
+    with pytest.raises(queries.NotFound):
+        queries.model_lineage("other", "latest", None, mlflow, None)
+
+
 def test_unknown_model_versions_and_runs_are_not_found() -> None:
     with pytest.raises(queries.NotFound, match="driver-activity/9"):
         queries.model_lineage("driver-activity", "9", None, story_mlflow(), None)
@@ -496,6 +505,7 @@ def test_history_table_names_revision_changes_and_window() -> None:
         ("m/3", ("m", "3", None)),
         ("models:/m/3", ("m", "3", None)),
         ("team/m/12", ("team/m", "12", None)),
+        ("m/latest", ("m", "latest", None)),
         ("m@prod", ("m", None, "prod")),
         ("models:/m@prod", ("m", None, "prod")),
     ],
@@ -504,7 +514,7 @@ def test_model_references(text: str, parsed: tuple[str, str | None, str | None])
     assert command.parse_model_ref(text) == parsed
 
 
-@pytest.mark.parametrize("text", ["m", "m/latest", "@x", "m@", "/3"])
+@pytest.mark.parametrize("text", ["m", "m/newest", "@x", "m@", "/3"])
 def test_bad_model_references(text: str) -> None:
     with pytest.raises(command.UsageError):
         command.parse_model_ref(text)

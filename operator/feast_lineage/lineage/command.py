@@ -71,7 +71,9 @@ def add_parser(commands: Any) -> None:
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    model.add_argument("model", metavar="NAME/VERSION|NAME@ALIAS", help="also models:/NAME/VERSION")
+    model.add_argument(
+        "model", metavar="NAME/VERSION|NAME@ALIAS", help="also NAME/latest (the highest version) and models:/..."
+    )
     run = questions.add_parser(
         "run",
         parents=[common],
@@ -103,7 +105,8 @@ def add_parser(commands: Any) -> None:
 
 
 def parse_model_ref(text: str) -> tuple[str, str | None, str | None]:
-    """``NAME/VERSION``, ``NAME@ALIAS`` or either with ``models:/`` in front, as (name, version, alias)."""
+    """``NAME/VERSION``, ``NAME/latest``, ``NAME@ALIAS``, or any of them with ``models:/`` in front,
+    as (name, version, alias)."""
     ref = text.removeprefix("models:/")
     if "@" in ref:
         name, alias = ref.rsplit("@", 1)
@@ -111,9 +114,9 @@ def parse_model_ref(text: str) -> tuple[str, str | None, str | None]:
             return name, None, alias
     elif "/" in ref:
         name, version = ref.rsplit("/", 1)
-        if name and version.isdigit():
+        if name and (version.isdigit() or version == "latest"):
             return name, version, None
-    raise UsageError(f"{text!r}: name a model version as NAME/VERSION or NAME@ALIAS")
+    raise UsageError(f"{text!r}: name a model version as NAME/VERSION, NAME/latest or NAME@ALIAS")
 
 
 def tracking_uri_of_projects(projects: Sequence[dict[str, Any]]) -> set[str]:

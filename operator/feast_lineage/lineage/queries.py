@@ -194,7 +194,13 @@ def model_lineage(
     cluster: Cluster | None,
     cluster_problem: str | None = None,
 ) -> Result:
-    found = mlflow.model_version_by_alias(name, alias) if alias else mlflow.model_version(name, version or "")
+    if alias:
+        found = mlflow.model_version_by_alias(name, alias)
+    elif version == "latest":
+        versions = mlflow.search_model_versions(f"name = {quote(name)}")
+        found = max(versions, key=lambda v: int(v.version) if v.version.isdigit() else -1, default=None)
+    else:
+        found = mlflow.model_version(name, version or "")
     if found is None:
         raise NotFound(
             f"model version {name}@{alias} not found" if alias else f"model version {name}/{version} not found"
