@@ -18,11 +18,10 @@ from pathlib import Path
 from kubernetes import client, config
 
 from feast_lineage.devcluster.binaries import Binaries, ensure_binaries
-from feast_lineage.devcluster.controlplane import ControlPlane, start_control_plane
+from feast_lineage.devcluster.controlplane import NODE_NAME, ControlPlane, start_control_plane
 from feast_lineage.devcluster.mlflow_server import MlflowServer, start_mlflow
 from feast_lineage.devcluster.processes import ManagedProcess, StartupError, free_port, stop_pid
 
-NODE_NAME = "local-node"
 STATE_FILE = "state.json"
 
 
@@ -85,6 +84,13 @@ def node_process(kubeconfig: Path, directory: Path, max_running_pods: int = 0) -
             NODE_NAME,
             "--max-running-pods",
             str(max_running_pods),
+            # Container logs over HTTPS, with the certificates start_control_plane wrote.
+            "--serving-cert",
+            str(directory / "pki" / "node.crt"),
+            "--serving-key",
+            str(directory / "pki" / "node.key"),
+            "--client-ca",
+            str(directory / "pki" / "ca.crt"),
         ],
         directory / "logs" / "local-node.log",
         env=env,
