@@ -236,7 +236,7 @@ def test_job_outcomes() -> None:
 
 
 def test_one_entry_per_apply_with_what_each_source_knows() -> None:
-    applies, materializations = assemble.project_operations(
+    applies, materializations, left_out = assemble.project_operations(
         NS,
         "drivers",
         project_obj=project_obj(last_apply=LAST_APPLY),
@@ -252,6 +252,7 @@ def test_one_entry_per_apply_with_what_each_source_knows() -> None:
         base_url=BASE_URL,
     )
     assert [a.audit_id for a in applies] == ["a2-audit", "a1-audit"]  # newest first; team-b's left out
+    assert left_out == 0
     latest = applies[0]
     assert latest.sources == ["status", "mlflow", "job"]
     assert latest.revision == "configmap/repo@bbbb"  # from status: a ConfigMap revision is no run tag
@@ -280,7 +281,7 @@ def test_a_record_still_pending_in_status_is_part_of_the_history() -> None:
         "t1": 1795780005000,
         "tg": {"feast.operation": "apply", "featurelineage.error": "boom", "featurelineage.outcome": "failed"},
     }
-    applies, _ = assemble.project_operations(
+    applies, _, _ = assemble.project_operations(
         NS,
         "drivers",
         project_obj=project_obj(pending=[pending]),
@@ -308,6 +309,23 @@ def test_history_is_newest_first_and_limited() -> None:
     assert history.project.feast_project == "driver_stats" and history.project.in_cluster is True
     full = queries.project_history(NS, "drivers", story_mlflow(), story_cluster()).answer
     assert isinstance(full, ProjectHistory) and len(full.entries) == 5
+
+
+def test_runs_of_an_earlier_project_of_the_same_name_are_left_out() -> None:
+    recreated = project_obj()
+    recreated["metadata"].update(uid="p-2", creationTimestamp="2026-11-27T11:00:00Z")
+    runs = [
+        *story_runs(),
+        # After the new project's creation, but by the old project's uid.
+        apply_run("apply0", "a0-audit", "2026-11-27T11:40:00Z", "2026-11-27T11:40:05Z", **{"k8s.uid": "p-1"}),
+        apply_run("apply3", "a3-audit", "2026-11-27T11:50:00Z", "2026-11-27T11:50:05Z", **{"k8s.uid": "p-2"}),
+    ]
+    result = queries.project_history(NS, "drivers", FakeMlflow(runs=runs), FakeCluster([recreated]))
+    history = result.answer
+    assert isinstance(history, ProjectHistory) and not result.incomplete
+    # apply1, mat1, mat3 came before the project existed; apply0 is the old project's by its uid.
+    assert [e.audit_id for e in history.entries] == ["m2-audit", "a3-audit", "a2-audit"]
+    assert any("4 operation run(s)" in warning and "earlier" in warning for warning in history.warnings)
 
 
 def test_history_of_a_project_gone_from_the_cluster_comes_from_mlflow() -> None:

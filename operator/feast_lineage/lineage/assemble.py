@@ -94,6 +94,23 @@ def _is_materialization_of(run: Run, namespace: str, name: str) -> bool:
     )
 
 
+EARLIER_PROJECT_SLACK = datetime.timedelta(seconds=60)
+"""Clock difference allowed between the API server and the pods that log runs."""
+
+
+def earlier_project(run: Run, project_obj: Obj | None) -> bool:
+    """Whether ``run`` belongs to an earlier project of the same name (deleted, then created again):
+    an apply by its resource uid, a materialization by starting before the project existed."""
+    meta = (project_obj or {}).get("metadata") or {}
+    if not meta:
+        return False
+    uid = run.tag(records.TAG_UID)
+    if run.tag(ops_tags.OPERATION) == "apply" and uid and meta.get("uid"):
+        return uid != str(meta["uid"])
+    created = records.from_rfc3339(meta.get("creationTimestamp"))
+    return created is not None and run.start is not None and run.start < created - EARLIER_PROJECT_SLACK
+
+
 def project_operations(
     namespace: str,
     name: str,
@@ -103,8 +120,12 @@ def project_operations(
     materialization_objs: Sequence[Obj],
     ops_runs: Sequence[Run],
     base_url: str | None,
-) -> tuple[list[ApplyEntry], list[MaterializationEntry]]:
-    """Every apply and materialization of one project that any source knows, merged, newest first."""
+) -> tuple[list[ApplyEntry], list[MaterializationEntry], int]:
+    """Every apply and materialization of one project that any source knows, merged, newest first;
+    and how many runs of an earlier project of the same name were left out."""
+    own_runs = [run for run in ops_runs if not earlier_project(run, project_obj)]
+    left_out = len(ops_runs) - len(own_runs)
+    ops_runs = own_runs
     applies: list[ApplyEntry] = []
     last_apply = ((project_obj or {}).get("status") or {}).get("lastApply")
     if last_apply:
@@ -128,7 +149,7 @@ def project_operations(
     merged_materializations = [
         entry for entry in newest_first(merge_entries(materializations)) if isinstance(entry, MaterializationEntry)
     ]
-    return merged_applies, merged_materializations
+    return merged_applies, merged_materializations, left_out
 
 
 def project_ref(namespace: str, name: str, project_obj: Obj | None, cluster_read: bool) -> ProjectRef:

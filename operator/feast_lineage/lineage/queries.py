@@ -147,7 +147,7 @@ def _project_facts(
         named = next((run.tag(ops_tags.PROJECT) for run in ops_runs if run.tag(ops_tags.PROJECT)), None)
         project = project.model_copy(update={"feast_project": named})
     base_url = mlflow.base_url if mlflow is not None else None
-    applies, materializations = assemble.project_operations(
+    applies, materializations, left_out = assemble.project_operations(
         namespace,
         name,
         project_obj=project_obj,
@@ -156,6 +156,11 @@ def _project_facts(
         ops_runs=ops_runs,
         base_url=base_url,
     )
+    if left_out:
+        notes.note(
+            f"{left_out} operation run(s) in MLflow belong to an earlier FeatureStoreProject "
+            f"{namespace}/{name} (deleted and created again) and are left out"
+        )
     return _ProjectFacts(
         project, project_obj, applies, materializations, bool(project_obj or applies or materializations)
     )

@@ -42,6 +42,7 @@ TAG_KIND = "k8s.kind"
 TAG_NAME = "k8s.name"
 TAG_OPS_PROJECT = "k8s.project"
 TAG_GENERATION = "k8s.generation"
+TAG_UID = "k8s.uid"
 TAG_TRIGGER = "featurelineage.trigger"
 TAG_GIT_REVISION = "git.revision"
 # Tags Feast puts on a run inside which features were retrieved, and on registered versions.
