@@ -78,10 +78,20 @@ def story(
     manifest = project_manifest("drivers", data, {"configMap": {"name": "repo"}})
     manifest["spec"]["runner"]["env"] = [{"name": "DRIVER_STATS_DATA", "value": "/feast-data/driver_stats.parquet"}]
     manifest["spec"]["injection"] = {"volumes": ["feast-data"]}
-    manifest["spec"]["mlflow"]["autoLogEntityDf"] = True
+    manifest["spec"]["mlflow"].update(autoLogEntityDf=True, requestTimeoutSeconds=10, maxRetries=1)
     projects = Projects(api, namespace)
     projects.create(manifest)
-    first_apply = projects.wait_condition("drivers", "Ready", timeout=180)["status"]["lastApply"]
+    projects.wait_condition("drivers", "Ready", timeout=180)
+
+    def recorded(previous: str | None = None) -> dict[str, Any] | None:
+        """The last apply once it is Ready and in MLflow (a busy server may take a redelivery)."""
+        status = projects.get("drivers").get("status") or {}
+        last = status.get("lastApply") or {}
+        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions") or [])
+        fresh = last.get("auditId") != previous
+        return dict(last) if ready and fresh and (last.get("mlflow") or {}).get("runId") else None
+
+    first_apply = wait_until(recorded, 120, "the first apply recorded in MLflow")
 
     backfill = {
         "apiVersion": f"{GROUP}/{VERSION}",
@@ -127,13 +137,7 @@ def story(
     assert changed != files["features.py"]
     core.replace_namespaced_config_map("repo", namespace, repo_configmap("repo", {**files, "features.py": changed}))
 
-    def reapplied() -> dict[str, Any] | None:
-        status = projects.get("drivers").get("status") or {}
-        last = status.get("lastApply") or {}
-        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions") or [])
-        return dict(last) if ready and last.get("auditId") != first_apply["auditId"] else None
-
-    second_apply = wait_until(reapplied, 180, "the second apply")
+    second_apply = wait_until(lambda: recorded(first_apply["auditId"]), 180, "the second apply recorded in MLflow")
 
     # A namesake elsewhere: a run in another namespace read the same feature service and was registered.
     decoy_model = f"decoy-{uuid.uuid4().hex[:6]}"
