@@ -99,7 +99,12 @@ if ! seen=$(wait_for project_state "Ready" "Stalled"); then
   [ -n "$apply_job" ] && STEP_LOG="$(job_logs "$apply_job"); operator: $DEV_DIR/logs/operator.log"
   fail "the project is not Ready ($seen): $(condition Ready reason) $(condition Ready message)"
 fi
-echo "applied $(kubectl get -n "$NS" fsp "$PROJECT" -o jsonpath='{.status.lastApply.revision}')"
+# The training pod is tagged with the apply's MLflow run: wait until MLflow has it (the operator
+# redelivers a record MLflow could not take at once).
+apply_run() { kubectl get -n "$NS" fsp "$PROJECT" -o jsonpath='{.status.lastApply.mlflow.runId}'; }
+wait_for 'apply_run | grep -q . && echo recorded' "recorded" "" >/dev/null \
+  || echo "note: the apply is not in MLflow yet (status.pendingAudit holds it until MLflow takes it)"
+echo "applied $(kubectl get -n "$NS" fsp "$PROJECT" -o jsonpath='{.status.lastApply.revision}'), MLflow run $(apply_run)"
 
 # -- backfill --------------------------------------------------------------------------------------
 step "backfill a week of features (a MaterializationJob)" "$(job_logs "$BACKFILL-materialize")"
@@ -113,7 +118,10 @@ kubectl get -n "$NS" mj "$BACKFILL" >/dev/null 2>&1 || kubectl create -n "$NS" -
 if ! seen=$(wait_for phase "Succeeded" "Failed"); then
   fail "the backfill did not succeed ($seen): $(kubectl get -n "$NS" mj "$BACKFILL" -o jsonpath='{.status.reason}: {.status.message}')"
 fi
-echo "materialized $(kubectl get -n "$NS" mj "$BACKFILL" -o jsonpath='[{.status.window.start}, {.status.window.end})')"
+backfill_run() { kubectl get -n "$NS" mj "$BACKFILL" -o jsonpath='{.status.mlflow.runId}'; }
+wait_for 'backfill_run | grep -q . && echo recorded' "recorded" "" >/dev/null \
+  || echo "note: the backfill is not in MLflow yet (status.pendingAudit holds it until MLflow takes it)"
+echo "materialized $(kubectl get -n "$NS" mj "$BACKFILL" -o jsonpath='[{.status.window.start}, {.status.window.end})'), MLflow run $(backfill_run)"
 
 # -- training --------------------------------------------------------------------------------------
 step "train a model in a Job labelled featurelineage.io/inject: $PROJECT" "$(job_logs "$TRAINING_JOB")"
