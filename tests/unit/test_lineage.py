@@ -407,6 +407,10 @@ def test_a_model_without_cluster_access_is_answered_with_a_warning() -> None:
     assert answer.pod is not None and answer.pod.pod_phase is None
     assert answer.project is not None and answer.project.in_cluster is None
     assert sum("cluster not read" in warning for warning in answer.warnings) == 1
+    text = render(answer, "table")
+    assert "POD               team-a/train-abcde, container train" in text and "no longer" not in text
+    gone = queries.run_lineage("train1", story_mlflow(), FakeCluster([project_obj()])).answer
+    assert "team-a/train-abcde (no longer in the cluster)" in render(gone, "table")
 
 
 def test_the_latest_version_is_the_highest() -> None:

@@ -137,7 +137,8 @@ def training_text(answer: TrainingLineage) -> str:
         )
     if answer.pod is not None:
         pod = answer.pod
-        phase = f" ({pod.pod_phase})" if pod.pod_phase else " (no longer in the cluster)"
+        cluster_read = answer.project is not None and answer.project.in_cluster is not None
+        phase = f" ({pod.pod_phase})" if pod.pod_phase else " (no longer in the cluster)" if cluster_read else ""
         pairs.append(
             (
                 "POD",
