@@ -7,6 +7,7 @@ export NO_PROXY := 127.0.0.1,localhost
 .PHONY: install test example lint binaries crds dev-up dev-down clean
 
 $(BIN)/.installed: pyproject.toml
+	@echo "==> environment: $(VENV) with this package, Feast and MLflow (about 2 minutes the first time)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'

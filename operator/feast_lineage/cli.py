@@ -51,8 +51,19 @@ def _dev_cluster(args: argparse.Namespace) -> int:
     if (directory / cluster.STATE_FILE).exists():
         print(f"already up; run `feast-lineage dev-cluster down --dir {directory}` first", file=sys.stderr)
         return 1
-    dev = cluster.start_dev_cluster(directory, with_mlflow=not args.no_mlflow, with_operator=args.with_operator)
-    print(f"control plane ready in {dev.control_plane.start_seconds:.1f}s")
+    from feast_lineage.devcluster.binaries import BuildError
+    from feast_lineage.devcluster.processes import StartupError
+
+    try:
+        dev = cluster.start_dev_cluster(
+            directory,
+            with_mlflow=not args.no_mlflow,
+            with_operator=args.with_operator,
+            progress=lambda message: print(message, flush=True),
+        )
+    except (BuildError, StartupError) as error:
+        print(f"dev-cluster up failed: {error}", file=sys.stderr)
+        return 1
     print(f"export KUBECONFIG={dev.kubeconfig}")
     # kubectl and helm at the versions the cluster was built with.
     print(f"export PATH={dev.binaries.kubectl.parent}:{dev.binaries.helm.parent}:$PATH")
@@ -199,6 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--no-mlflow", action="store_true", help="do not start an MLflow server")
     dev.add_argument("--with-operator", action="store_true", help="also install the CRDs and run the operator")
     dev.set_defaults(handler=_dev_cluster)
+
+    from feast_lineage.lineage.command import add_parser as add_lineage_parser
+
+    add_lineage_parser(commands)
     return parser
 
 

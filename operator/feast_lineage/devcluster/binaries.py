@@ -16,8 +16,10 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +67,7 @@ def ensure_binaries(log: bool = True) -> Binaries:
         helm=helm_dir / "helm",
     )
     if not wanted.etcd.exists():
-        _timed(log, f"etcd {ETCD_VERSION}", lambda: _build_etcd(etcd_dir))
+        _timed(log, f"etcd {ETCD_VERSION}", "etcd", lambda work: _build_etcd(etcd_dir, work))
     k8s_missing = [
         path.name
         for path in (wanted.kube_apiserver, wanted.kube_controller_manager, wanted.kubectl)
@@ -75,20 +77,70 @@ def ensure_binaries(log: bool = True) -> Binaries:
         _timed(
             log,
             f"{', '.join(k8s_missing)} {KUBERNETES_VERSION}",
-            lambda: _build_kubernetes(k8s_dir, k8s_missing),
+            "kubernetes",
+            lambda work: _build_kubernetes(k8s_dir, k8s_missing, work),
         )
     if not wanted.helm.exists():
-        _timed(log, f"helm {HELM_VERSION}", lambda: _build_helm(helm_dir))
+        _timed(log, f"helm {HELM_VERSION}", "helm", lambda work: _build_helm(helm_dir, work))
     return wanted
 
 
-def _timed(log: bool, what: str, build: Callable[[], None]) -> None:
+PROGRESS_SECONDS = 20.0
+"""How often a build in progress says how far it got."""
+_PACKAGE_LINE = re.compile(r"^[A-Za-z0-9._~+-]+(/[A-Za-z0-9._~+-]+)*$")
+
+
+def build_progress(log_text: str) -> str:
+    """How far a build got, from its log: ``go get`` lists each module it downloads, and
+    ``go build -v`` each package it compiles."""
+    downloaded = compiled = 0
+    for line in log_text.splitlines():
+        if line.startswith("go: downloading "):
+            downloaded += 1
+        elif _PACKAGE_LINE.match(line):
+            compiled += 1
+    if compiled:
+        return f"{compiled} packages compiled"
+    if downloaded:
+        return f"{downloaded} modules downloaded"
+    return "resolving modules"
+
+
+@contextmanager
+def _reporting(what: str, log_path: Path, started: float, interval: float) -> Iterator[None]:
+    """Prints how far the build got every ``interval`` seconds, so a first build is never silent."""
+    done = threading.Event()
+
+    def report() -> None:
+        while not done.wait(interval):
+            try:
+                so_far = build_progress(log_path.read_text(errors="replace"))
+            except OSError:
+                so_far = "starting"
+            print(f"  ... {what}: {time.monotonic() - started:.0f}s, {so_far}", flush=True)
+
+    thread = threading.Thread(target=report, name="build-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(timeout=1)
+
+
+def _timed(log: bool, what: str, name: str, build: Callable[[Path], None]) -> None:
+    work = _fresh_work_dir(name)
     started = time.monotonic()
-    if log:
-        print(f"building {what} from Go modules (cached afterwards)...", flush=True)
-    build()
-    if log:
-        print(f"built {what} in {time.monotonic() - started:.0f}s", flush=True)
+    if not log:
+        build(work)
+        return
+    print(
+        f"building {what} from Go modules: minutes the first time, cached afterwards (log {work / 'build.log'})",
+        flush=True,
+    )
+    with _reporting(what, work / "build.log", started, PROGRESS_SECONDS):
+        build(work)
+    print(f"built {what} in {time.monotonic() - started:.0f}s", flush=True)
 
 
 def _go_env(**extra: str) -> dict[str, str]:
@@ -166,8 +218,7 @@ def _install(built: Path, target_dir: Path) -> None:
         os.replace(staging, target_dir / binary.name)
 
 
-def _build_kubernetes(target_dir: Path, names: list[str]) -> None:
-    work = _fresh_work_dir("kubernetes")
+def _build_kubernetes(target_dir: Path, names: list[str], work: Path) -> None:
     log_path = work / "build.log"
     upstream = _module_gomod("k8s.io/kubernetes", KUBERNETES_VERSION, work, log_path)
     minor = KUBERNETES_VERSION.lstrip("v").split(".")[1]
@@ -194,13 +245,13 @@ def _build_kubernetes(target_dir: Path, names: list[str]) -> None:
     out = work / "out"
     out.mkdir()
     ldflags = "-s -w " + " ".join(stamps)
-    _run_go(["build", "-trimpath", "-ldflags", ldflags, "-o", str(out) + "/", *commands], work, log_path)
+    # -v names each package as it is compiled: the progress reports count them.
+    _run_go(["build", "-v", "-trimpath", "-ldflags", ldflags, "-o", str(out) + "/", *commands], work, log_path)
     _install(out, target_dir)
     shutil.rmtree(work, ignore_errors=True)
 
 
-def _build_etcd(target_dir: Path) -> None:
-    work = _fresh_work_dir("etcd")
+def _build_etcd(target_dir: Path, work: Path) -> None:
     log_path = work / "build.log"
     upstream = _module_gomod("go.etcd.io/etcd/server/v3", ETCD_VERSION, work, log_path)
     (work / "go.mod").write_text(
@@ -210,7 +261,7 @@ def _build_etcd(target_dir: Path) -> None:
     out = work / "out"
     out.mkdir()
     _run_go(
-        ["build", "-trimpath", "-ldflags", "-s -w", "-o", str(out / "etcd"), "go.etcd.io/etcd/server/v3"],
+        ["build", "-v", "-trimpath", "-ldflags", "-s -w", "-o", str(out / "etcd"), "go.etcd.io/etcd/server/v3"],
         work,
         log_path,
     )
@@ -218,13 +269,12 @@ def _build_etcd(target_dir: Path) -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
-def _build_helm(target_dir: Path) -> None:
-    work = _fresh_work_dir("helm")
+def _build_helm(target_dir: Path, work: Path) -> None:
     log_path = work / "build.log"
     out = work / "out"
     out.mkdir()
     _run_go(
-        ["install", "-trimpath", "-ldflags", "-s -w", f"helm.sh/helm/v3/cmd/helm@{HELM_VERSION}"],
+        ["install", "-v", "-trimpath", "-ldflags", "-s -w", f"helm.sh/helm/v3/cmd/helm@{HELM_VERSION}"],
         work,
         log_path,
         GOBIN=str(out),

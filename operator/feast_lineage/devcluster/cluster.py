@@ -12,17 +12,17 @@ import shutil
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from kubernetes import client, config
 
 from feast_lineage.devcluster.binaries import Binaries, ensure_binaries
-from feast_lineage.devcluster.controlplane import ControlPlane, start_control_plane
+from feast_lineage.devcluster.controlplane import NODE_NAME, ControlPlane, start_control_plane
 from feast_lineage.devcluster.mlflow_server import MlflowServer, start_mlflow
-from feast_lineage.devcluster.processes import ManagedProcess, free_port, stop_pid
+from feast_lineage.devcluster.processes import ManagedProcess, StartupError, free_port, stop_pid
 
-NODE_NAME = "local-node"
 STATE_FILE = "state.json"
 EXAMPLE_DATA = "example-data"
 
@@ -86,6 +86,13 @@ def node_process(kubeconfig: Path, directory: Path, max_running_pods: int = 0) -
             NODE_NAME,
             "--max-running-pods",
             str(max_running_pods),
+            # Container logs over HTTPS, with the certificates start_control_plane wrote.
+            "--serving-cert",
+            str(directory / "pki" / "node.crt"),
+            "--serving-key",
+            str(directory / "pki" / "node.key"),
+            "--client-ca",
+            str(directory / "pki" / "ca.crt"),
         ],
         directory / "logs" / "local-node.log",
         env=env,
@@ -103,20 +110,13 @@ def install_crds(binaries: Binaries, kubeconfig: Path) -> None:
 
     kubectl = [str(binaries.kubectl), f"--kubeconfig={kubeconfig}"]
     manifests = "\n---\n".join(generate_crds().values())
-    subprocess.run(
-        [*kubectl, "apply", "--server-side", "--force-conflicts", "-f", "-"],
-        input=manifests,
-        text=True,
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        [*kubectl, "wait", "--for=condition=Established", "--timeout=60s", "-f", "-"],
-        input=manifests,
-        text=True,
-        check=True,
-        capture_output=True,
-    )
+    for action in (
+        ["apply", "--server-side", "--force-conflicts", "-f", "-"],
+        ["wait", "--for=condition=Established", "--timeout=60s", "-f", "-"],
+    ):
+        done = subprocess.run([*kubectl, *action], input=manifests, text=True, capture_output=True)
+        if done.returncode != 0:
+            raise StartupError(f"kubectl {action[0]} of the CRDs failed: {done.stderr.strip()}")
 
 
 def operator_process(kubeconfig: Path, directory: Path, mlflow_url: str | None) -> tuple[ManagedProcess, int]:
@@ -148,27 +148,43 @@ def _http_ok(url: str) -> bool:
 
 
 def start_dev_cluster(
-    directory: Path, with_mlflow: bool = True, max_running_pods: int = 0, with_operator: bool = False
+    directory: Path,
+    with_mlflow: bool = True,
+    max_running_pods: int = 0,
+    with_operator: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> DevCluster:
-    """Build what is missing, then start everything; stops what started if any part fails."""
+    """Build what is missing, then start everything; stops what started if any part fails.
+
+    ``progress`` is told each step as it starts and ends (``dev-cluster up`` prints them).
+    """
+    say = progress or (lambda message: None)
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
     # The example keeps Feast's files here: a new cluster must not find an old registry.
     shutil.rmtree(directory / EXAMPLE_DATA, ignore_errors=True)
     binaries = ensure_binaries()
+    say(f"starting etcd, kube-apiserver and kube-controller-manager (logs in {directory / 'logs'})")
     plane = start_control_plane(binaries, directory)
+    say(f"control plane ready in {plane.start_seconds:.1f}s")
     started: list[ControlPlane | ManagedProcess] = [plane]
     try:
         node = node_process(plane.kubeconfig, directory, max_running_pods)
         started.append(node)
         api = config.new_client_from_config(config_file=str(plane.kubeconfig))
-        node.wait_ready(lambda: _node_ready(api), 30, "registered as a Ready Node")
-        mlflow = start_mlflow(directory / "mlflow") if with_mlflow else None
-        if mlflow is not None:
+        waited = node.wait_ready(lambda: _node_ready(api), 30, "registered as a Ready Node")
+        say(f"local node ready in {waited:.1f}s")
+        mlflow = None
+        if with_mlflow:
+            say("starting the MLflow tracking server")
+            mlflow = start_mlflow(directory / "mlflow")
             started.append(mlflow.process)
+            say(f"MLflow ready in {mlflow.start_seconds:.1f}s at {mlflow.url}")
         operator, metrics_port = None, None
         if with_operator:
+            say("installing the CRDs and starting the operator")
             install_crds(binaries, plane.kubeconfig)
             operator, metrics_port = operator_process(plane.kubeconfig, directory, mlflow.url if mlflow else None)
+            say("operator ready")
     except BaseException:
         for component in reversed(started):
             component.stop()

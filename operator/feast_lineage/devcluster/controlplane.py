@@ -23,6 +23,9 @@ from feast_lineage.devcluster.binaries import Binaries
 from feast_lineage.devcluster.processes import ManagedProcess, StartupError, free_port
 
 SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"
+NODE_NAME = "local-node"
+KUBELET_CLIENT_NAME = "kube-apiserver-kubelet-client"
+"""The API server's identity towards nodes (what the local node lets read container logs)."""
 
 
 @dataclass
@@ -69,6 +72,19 @@ def _write_pki(pki: Path) -> None:
     )
     certificates.issue(ca, "system:kube-controller-manager", client=True).write(
         pki / "controller-manager.crt", pki / "controller-manager.key"
+    )
+    # The local node serves container logs as a kubelet does: the API server checks the node's
+    # serving certificate against the CA, and the node checks the API server's client certificate.
+    certificates.issue(
+        ca,
+        f"system:node:{NODE_NAME}",
+        organizations=("system:nodes",),
+        dns_names=(NODE_NAME,),
+        ip_addresses=("127.0.0.1",),
+        server=True,
+    ).write(pki / "node.crt", pki / "node.key")
+    certificates.issue(ca, KUBELET_CLIENT_NAME, client=True).write(
+        pki / "apiserver-kubelet-client.crt", pki / "apiserver-kubelet-client.key"
     )
     private, public = certificates.make_rsa_key_pair()
     (pki / "sa.key").write_bytes(private)
@@ -163,6 +179,11 @@ def start_control_plane(binaries: Binaries, directory: Path, timeout: float = 12
                 f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
                 "--allow-privileged=true",
                 "--endpoint-reconciler-type=none",
+                # `kubectl logs`: reach the node's endpoint on its InternalIP, over verified TLS both ways.
+                f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+                f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+                f"--kubelet-certificate-authority={pki / 'ca.crt'}",
+                "--kubelet-preferred-address-types=InternalIP",
                 "--v=1",
             ],
             logs / "kube-apiserver.log",

@@ -7,7 +7,8 @@ container gets its own mount namespace with the pod's volumes at their mount
 paths, the pod's environment, its working directory and a service-account token
 from the TokenRequest API, so RBAC applies to what it does. Status flows back as
 a kubelet reports it: Running, then Succeeded or Failed with exit code, reason
-and termination message. Pod output is kept under the node's state directory.
+and termination message. Pod output is kept under the node's state directory and served over
+HTTPS as a kubelet serves it, so ``kubectl logs`` works (:mod:`.node_logs`).
 
 Run as ``python -m feast_lineage.devcluster.node --kubeconfig K --state-dir D``.
 """
@@ -32,6 +33,7 @@ from urllib.parse import urlparse
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
+from feast_lineage.devcluster import node_logs
 from feast_lineage.devcluster.pod_files import Mount, Pod, PodConfigError, PodFiles, expand
 from feast_lineage.timestamps import now_rfc3339
 
@@ -204,8 +206,11 @@ class PodRun(threading.Thread):
         spec_path.write_text(json.dumps(init_spec))
         spec_path.chmod(0o600)
         started = _now()
+        header = f"--- {started} {' '.join(argv)}\n".encode()
+        header_offset = output.stat().st_size if output.exists() else 0
+        node_logs.record_start(output, header_offset, header_offset + len(header))
         with output.open("ab") as out:
-            out.write(f"--- {started} {' '.join(argv)}\n".encode())
+            out.write(header)
             out.flush()
             process = subprocess.Popen(
                 [
@@ -384,6 +389,17 @@ class LocalNode:
         self.apiserver_port = urlparse(api.configuration.host).port or 443
         self.runs: dict[str, PodRun] = {}
         self.deleting: set[str] = set()
+        self.kubelet_port: int | None = None
+        """Where container logs are served (``status.daemonEndpoints``), when they are."""
+
+    def is_running(self, namespace: str, pod: str, container: str) -> bool:
+        """Whether that container of that pod has a live process on this node now."""
+        for run in list(self.runs.values()):
+            if run.namespace == namespace and run.pod_name == pod:
+                with run._lock:
+                    if container in run._processes:
+                        return True
+        return False
 
     def register(self) -> None:
         body = {
@@ -431,7 +447,7 @@ class LocalNode:
                 "lastTransitionTime": now,
             }
         )
-        status = {
+        status: dict[str, Any] = {
             "capacity": capacity,
             "allocatable": capacity,
             "conditions": conditions,
@@ -443,6 +459,8 @@ class LocalNode:
                 "containerRuntimeVersion": "local://processes",
             },
         }
+        if self.kubelet_port:
+            status["daemonEndpoints"] = {"kubeletEndpoint": {"Port": self.kubelet_port}}
         self.core.patch_node_status(self.name, {"status": status})
 
     def event(self, pod: Pod, reason: str, message: str, kind: str) -> None:
@@ -592,12 +610,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--state-dir", required=True, type=Path)
     parser.add_argument("--name", default="local-node")
     parser.add_argument("--max-running-pods", type=int, default=0, help="pods run at once; 0 = no limit")
+    parser.add_argument("--serving-cert", type=Path, help="certificate of the HTTPS endpoint serving container logs")
+    parser.add_argument("--serving-key", type=Path, help="its key")
+    parser.add_argument("--client-ca", type=Path, help="CA of the API server's kubelet client certificate")
+    parser.add_argument("--kubelet-port", type=int, default=0, help="port of that endpoint; 0 = a free one")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if shutil.which("unshare") is None:
         sys.exit("the local node needs `unshare` (util-linux) to give each container its own mounts")
     api = config.new_client_from_config(config_file=args.kubeconfig)
     node = LocalNode(api, args.name, args.state_dir, args.max_running_pods)
+    if args.serving_cert and args.serving_key and args.client_ca:
+        server = node_logs.LogServer(
+            args.state_dir / "pods",
+            node.is_running,
+            cert=args.serving_cert,
+            key=args.serving_key,
+            client_ca=args.client_ca,
+            host=NODE_IP,
+            port=args.kubelet_port,
+        )
+        server.start()
+        node.kubelet_port = server.port
+        log.info("serving container logs on https://%s:%d", NODE_IP, server.port)
     node.run_forever()
 
 
