@@ -7,8 +7,10 @@ Shared by the operator (``git ls-remote`` to resolve a revision) and the runner
 from __future__ import annotations
 
 import re
+import shlex
 import stat
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 TOKEN_USERNAME = "x-access-token"
@@ -21,6 +23,35 @@ case "$1" in
 esac
 """
 DEFAULT_PROTOCOLS = ("git", "https", "ssh")
+
+
+@dataclass(frozen=True)
+class GitTrust:
+    """Files that tell git whom to trust and how to prove who it is (all optional)."""
+
+    ca_bundle: Path | None = None
+    """PEM CAs for https (GIT_SSL_CAINFO)."""
+    known_hosts: Path | None = None
+    """The only host keys ssh accepts."""
+    ssh_key: Path | None = None
+    """Private key for ssh."""
+
+    @classmethod
+    def write(cls, directory: Path, ca_bundle: str | None, known_hosts: str | None, ssh_key: str | None) -> GitTrust:
+        """The files for contents read from ConfigMaps and Secrets (the operator's side)."""
+        directory.mkdir(parents=True, exist_ok=True)
+
+        def put(name: str, content: str | None) -> Path | None:
+            if content is None:
+                return None
+            path = directory / name
+            path.touch(mode=0o600)
+            path.write_text(content if content.endswith("\n") else content + "\n")
+            return path
+
+        return cls(put("ca.crt", ca_bundle), put("known_hosts", known_hosts), put("ssh-privatekey", ssh_key))
+
+
 _USERINFO = re.compile(r"(://)[^/@\s]+@")
 
 
@@ -31,6 +62,7 @@ def git_env(
     password: str | None = None,
     token: str | None = None,
     protocols: Sequence[str] = DEFAULT_PROTOCOLS,
+    trust: GitTrust | None = None,
 ) -> dict[str, str]:
     """Environment for a non-interactive git process; the askpass helper is written to ``helper_dir``.
 
@@ -39,7 +71,15 @@ def git_env(
     env = dict(base)
     env["GIT_ALLOW_PROTOCOL"] = ":".join(sorted(protocols))
     env["GIT_TERMINAL_PROMPT"] = "0"
-    env["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes"
+    trust = trust or GitTrust()
+    ssh = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"]
+    if trust.known_hosts:
+        ssh += ["-o", f"UserKnownHostsFile={trust.known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null"]
+    if trust.ssh_key:
+        ssh += ["-i", str(trust.ssh_key), "-o", "IdentitiesOnly=yes"]
+    env["GIT_SSH_COMMAND"] = " ".join(shlex.quote(part) for part in ssh)
+    if trust.ca_bundle:
+        env["GIT_SSL_CAINFO"] = str(trust.ca_bundle)
     secret = token or password
     if secret:
         helper_dir.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 from kubernetes import client
 
 from feast_lineage.devcluster.processes import free_port
+from tests.cluster.git_https import https_git_server
 from tests.cluster.projects import EXAMPLE_REPO, Projects, example_files, project_manifest, repo_configmap
 from tests.cluster_helpers import OperatorProcess, wait_until
 
@@ -231,3 +233,52 @@ def test_a_store_that_would_die_with_the_runner_stalls_and_recovers(
         lambda: projects.patch_spec("drivers", {"featureStore": on_volume}),
     )
     assert len(projects.apply_jobs("drivers")) == 1, "nothing was applied while the store would not persist"
+
+
+def test_https_git_with_credentials_and_a_private_ca(
+    api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    _, work = _git_repo(tmp_path)
+    commit = _git(work, "rev-parse", "HEAD")
+    password = "s3cret-git-pass"
+    with https_git_server(tmp_path / "served", tmp_path, "reader", password) as server:
+        core = client.CoreV1Api(api)
+        core.create_namespaced_secret(
+            namespace, {"metadata": {"name": "git-creds"}, "stringData": {"username": "reader", "password": password}}
+        )
+        core.create_namespaced_config_map(
+            namespace, {"metadata": {"name": "git-ca"}, "data": {"ca.crt": server.ca_pem}}
+        )
+        projects = Projects(api, namespace)
+        git = {
+            "url": f"{server.url}/server.git",
+            "revision": "main",
+            "path": "features",
+            "secretRef": {"name": "git-creds"},
+            "caBundleRef": {"name": "git-ca", "key": "ca.crt"},
+        }
+        projects.create(project_manifest("drivers", tmp_path / "data", {"git": git}))
+        # The operator resolved the commit and the runner checked it out, both over TLS with the credentials.
+        last = projects.wait_condition("drivers", "Ready", timeout=180)["status"]["lastApply"]
+        assert (last["commit"], last["outcome"]) == (commit, "Succeeded")
+
+        core.patch_namespaced_secret("git-creds", namespace, {"stringData": {"password": "wrong-pass-x"}})
+        projects.patch_spec("drivers", {"repo": {"git": {**git, "revision": "refs/heads/main"}}})
+        refused = projects.wait_condition("drivers", "Stalled", "True", "GitUnreachable", timeout=60)
+        message = next(c["message"] for c in refused["status"]["conditions"] if c["type"] == "Stalled")
+        assert "Authentication failed" in message or "401" in message, message
+        assert "wrong-pass-x" not in json.dumps(refused) and password not in json.dumps(refused)
+
+        # Without the CA, the server's certificate is not trusted: nothing is sent to it.
+        core.patch_namespaced_secret("git-creds", namespace, {"stringData": {"password": password}})
+        untrusted = {k: v for k, v in git.items() if k != "caBundleRef"}
+        projects.patch_spec("drivers", {"repo": {"git": {**untrusted, "caBundleRef": None}}})
+
+        def untrusted_server() -> str | None:
+            stalled = projects.condition("drivers", "Stalled") or {}
+            text = str(stalled.get("message", ""))
+            return text if stalled.get("reason") == "GitUnreachable" and "certificate" in text.lower() else None
+
+        assert "server certificate verification failed" in wait_until(
+            untrusted_server, 60, "a message on the certificate"
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from feast_lineage.domain.tenancy import (
     required_access,
 )
 from feast_lineage.domain.webhook_config import validation_webhook_configuration
+from feast_lineage.git_credentials import GitTrust, git_env
 from feast_lineage.tenancy.admission import ResourceValidation, subject_access_review
 
 
@@ -241,3 +243,21 @@ def test_only_the_schedule_marks_runs_as_scheduled() -> None:
     }
     assert validation.problems({**request, "object": {**owned, "spec": run["spec"]}})
     assert validation.problems({**request, "object": {"metadata": {}, "spec": run["spec"]}}) == []
+
+
+def test_ssh_needs_the_projects_known_hosts() -> None:
+    (problem,) = policy_violations(_spec(repo={"git": {"url": "git@git.example:team/r.git"}}), TenancyPolicy())
+    assert "knownHostsRef is required for ssh" in problem
+    pinned = {"url": "ssh://git@git.example/team/r.git", "knownHostsRef": {"name": "hosts", "key": "known_hosts"}}
+    assert policy_violations(_spec(repo={"git": pinned}), TenancyPolicy()) == []
+
+
+def test_git_trusts_only_what_the_project_names(tmp_path: Path) -> None:
+    trust = GitTrust.write(tmp_path, "CA PEM", "git.example ssh-ed25519 AAAA", "KEY")
+    env = git_env({}, tmp_path / "askpass", trust=trust)
+    assert env["GIT_SSL_CAINFO"] == str(tmp_path / "ca.crt")
+    ssh = env["GIT_SSH_COMMAND"]
+    assert "StrictHostKeyChecking=yes" in ssh and f"UserKnownHostsFile={tmp_path / 'known_hosts'}" in ssh
+    assert "GlobalKnownHostsFile=/dev/null" in ssh and f"-i {tmp_path / 'ssh-privatekey'}" in ssh
+    assert (tmp_path / "ssh-privatekey").stat().st_mode & 0o077 == 0, "the key is private"
+    assert "StrictHostKeyChecking=yes" in git_env({}, tmp_path / "askpass")["GIT_SSH_COMMAND"]

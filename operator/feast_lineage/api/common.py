@@ -90,6 +90,15 @@ class SecretKeyRef(CamelModel):
     """Key inside the Secret."""
 
 
+class ConfigMapKeyRef(CamelModel):
+    """Reference to one key of a ConfigMap in the same namespace."""
+
+    name: ObjectName
+    """Name of the ConfigMap."""
+    key: Annotated[str, Field(min_length=1, max_length=253, pattern=SECRET_KEY_PATTERN)]
+    """Key inside the ConfigMap."""
+
+
 class Condition(StatusModel):
     """One aspect of the object's current state, in the shape of metav1.Condition."""
 

@@ -6,7 +6,7 @@ from pydantic import ConfigDict, Field, model_validator
 from typing_extensions import Self
 
 from .cel import CelRule, validations
-from .common import CamelModel, LocalObjectReference
+from .common import CamelModel, ConfigMapKeyRef, LocalObjectReference
 
 REPO_EXACTLY_ONE = CelRule(
     rule="[has(self.configMap), has(self.git), has(self.image)].filter(x, x).size() == 1",
@@ -33,7 +33,12 @@ class GitRepo(CamelModel):
     path: Annotated[str, Field(min_length=1, max_length=1024)] = "."
     """Directory of the feature repo inside the Git tree, relative to its root."""
     secret_ref: LocalObjectReference | None = None
-    """Secret with `username` and `password`, or `token`, keys for a private repository."""
+    """Secret with `username` and `password`, or `token`, keys for a private repository over https,
+    or `ssh-privatekey` for ssh."""
+    ca_bundle_ref: ConfigMapKeyRef | None = None
+    """CA certificates (PEM) an https server's certificate is verified against, besides the system's."""
+    known_hosts_ref: ConfigMapKeyRef | None = None
+    """known_hosts lines of the ssh server: required for ssh URLs, whose host keys are always verified."""
 
     @model_validator(mode="after")
     def _relative_path(self) -> Self:

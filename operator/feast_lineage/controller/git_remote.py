@@ -6,13 +6,13 @@ import os
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
 from feast_lineage.domain.provenance import redact_url
 from feast_lineage.domain.tenancy import check_revision, git_protocol, is_full_commit
-from feast_lineage.git_credentials import DEFAULT_PROTOCOLS, git_env, redact
+from feast_lineage.git_credentials import DEFAULT_PROTOCOLS, GitTrust, git_env, redact
 
 
 class GitError(Exception):
@@ -24,9 +24,14 @@ class GitError(Exception):
 
 @dataclass(frozen=True)
 class GitCredentials:
-    username: str | None = None
-    password: str | None = None
-    token: str | None = None
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+    ssh_key: str | None = field(default=None, repr=False)
+    ca_bundle: str | None = None
+    """PEM CAs for https, from repo.git.caBundleRef."""
+    known_hosts: str | None = None
+    """From repo.git.knownHostsRef."""
 
 
 @cache
@@ -62,22 +67,33 @@ def resolve_commit(
     if is_full_commit(revision):
         return revision
     base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
-    env = git_env(
-        base, _helper_dir(), credentials.username, credentials.password, credentials.token, protocols=protocols
-    )
     secrets = [value for value in (credentials.password, credentials.token) if value]
     patterns = [revision, f"refs/heads/{revision}", f"refs/tags/{revision}", f"refs/tags/{revision}^{{}}"]
-    try:
-        result = subprocess.run(
-            ["git", "ls-remote", "--", url, *patterns],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
+    # Trust files of this call only: reconciles of other projects run at the same time.
+    with tempfile.TemporaryDirectory(prefix="feast-lineage-git-trust-") as scratch:
+        trust = GitTrust.write(Path(scratch), credentials.ca_bundle, credentials.known_hosts, credentials.ssh_key)
+        env = git_env(
+            base,
+            _helper_dir(),
+            credentials.username,
+            credentials.password,
+            credentials.token,
+            protocols=protocols,
+            trust=trust,
         )
-    except subprocess.TimeoutExpired as error:
-        raise GitError("GitUnreachable", f"git ls-remote {redact_url(url)} timed out after {timeout:.0f}s") from error
+        try:
+            result = subprocess.run(
+                ["git", "ls-remote", "--", url, *patterns],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+            )
+        except subprocess.TimeoutExpired as error:
+            raise GitError(
+                "GitUnreachable", f"git ls-remote {redact_url(url)} timed out after {timeout:.0f}s"
+            ) from error
     if result.returncode != 0:
         lines = [line.strip() for line in result.stderr.strip().splitlines() if line.strip()]
         fatal = [line for line in lines if line.startswith(("fatal:", "error:"))]

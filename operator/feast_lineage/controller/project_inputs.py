@@ -16,6 +16,7 @@ from feast_lineage.controller.kube import Kube, read
 from feast_lineage.domain.apply_plan import RepoIdentity, configmap_fingerprint
 from feast_lineage.domain.project_state import InputProblem
 from feast_lineage.git_credentials import DEFAULT_PROTOCOLS
+from feast_lineage.runner.contract import GIT_SSH_KEY as SSH_KEY
 
 
 class _Secrets:
@@ -82,7 +83,20 @@ def gather_inputs(
         return RepoIdentity("configMap", f"configmap/{source.config_map.name}@{fingerprint[:12]}", fingerprint), None
     if source.git is not None:
         git = source.git
-        credentials = GitCredentials()
+        trusted: dict[str, str | None] = {}
+        for field_name, ref in (("ca_bundle", git.ca_bundle_ref), ("known_hosts", git.known_hosts_ref)):
+            if ref is None:
+                continue
+            config_map = read(kube.core.read_namespaced_config_map, ref.name, namespace)
+            value = ((config_map or {}).get("data") or {}).get(ref.key)
+            if value is None:
+                where = "repo.git.caBundleRef" if field_name == "ca_bundle" else "repo.git.knownHostsRef"
+                return None, InputProblem(
+                    "ConfigMapNotFound",
+                    f'ConfigMap "{ref.name}" with key "{ref.key}" ({where}) not found in namespace {namespace}',
+                )
+            trusted[field_name] = value
+        credentials = GitCredentials(**trusted)
         if git.secret_ref is not None:
             if secrets.data(git.secret_ref.name) is None:
                 return None, InputProblem(
@@ -93,6 +107,8 @@ def gather_inputs(
                 username=secrets.value(git.secret_ref.name, "username"),
                 password=secrets.value(git.secret_ref.name, "password"),
                 token=secrets.value(git.secret_ref.name, "token"),
+                ssh_key=secrets.value(git.secret_ref.name, SSH_KEY),
+                **trusted,
             )
         try:
             commit = resolve_commit(git.url, git.revision, credentials, git_timeout, git_protocols)

@@ -14,6 +14,7 @@ from typing import Any
 
 from feast_lineage.api import FeatureStoreProject, MlflowConfig
 from feast_lineage.domain.apply_plan import RepoIdentity
+from feast_lineage.domain.tenancy import git_protocol
 from feast_lineage.runner import contract
 
 _RESTRICTED_CONTAINER = {
@@ -116,6 +117,28 @@ def _repo_env_and_volumes(
         ]
         if repo.commit:
             env.append(_value_env(contract.ENV_GIT_COMMIT, repo.commit))
+        # Trust material as files: a projected volume of the CA and known_hosts ConfigMap keys and
+        # the Secret's ssh key (optional: https Secrets have none), read-only and private.
+        sources: list[dict[str, Any]] = []
+        for ref, path in (
+            (git.ca_bundle_ref, contract.GIT_CA_FILE),
+            (git.known_hosts_ref, contract.GIT_KNOWN_HOSTS_FILE),
+        ):
+            if ref is not None:
+                sources.append({"configMap": {"name": ref.name, "items": [{"key": ref.key, "path": path}]}})
+        if git.secret_ref is not None and git_protocol(git.url) == "ssh":
+            sources.append(
+                {
+                    "secret": {
+                        "name": git.secret_ref.name,
+                        "items": [{"key": contract.GIT_SSH_KEY, "path": contract.GIT_SSH_KEY, "mode": 0o400}],
+                        "optional": True,
+                    }
+                }
+            )
+        if sources:
+            volumes.append({"name": "git-trust", "projected": {"sources": sources, "defaultMode": 0o440}})
+            mounts.append({"name": "git-trust", "mountPath": contract.GIT_TRUST_MOUNT, "readOnly": True})
         if git.secret_ref is not None:
             secret = git.secret_ref.name
             env += [

@@ -184,6 +184,8 @@ def _check_git(spec: FeatureStoreProjectSpec, policy: TenancyPolicy, found: _Fin
         and not is_loopback_host(urllib.parse.urlsplit(git.url).hostname)
     ):
         found.add("spec.repo.git: credentials (secretRef) are only sent over https or ssh, not http")
+    if protocol == "ssh" and git.known_hosts_ref is None:
+        found.add("spec.repo.git.knownHostsRef is required for ssh: host keys are verified, never skipped")
     if urllib.parse.urlsplit(git.url).password:
         found.add("spec.repo.git.url must not carry a password; use secretRef")
 

@@ -38,6 +38,12 @@ ENV_GIT_USERNAME = "FEAST_LINEAGE_GIT_USERNAME"  # from the git Secret, by secre
 ENV_GIT_PASSWORD = "FEAST_LINEAGE_GIT_PASSWORD"
 ENV_GIT_TOKEN = "FEAST_LINEAGE_GIT_TOKEN"
 ENV_GIT_ALLOW_PROTOCOL = "FEAST_LINEAGE_GIT_ALLOW_PROTOCOL"  # colon-separated, as GIT_ALLOW_PROTOCOL
+GIT_TRUST_MOUNT = "/etc/feast-lineage/git"
+"""repo.git.caBundleRef (ca.crt), knownHostsRef (known_hosts) and the ssh key (ssh-privatekey) are mounted here."""
+GIT_CA_FILE = "ca.crt"
+GIT_KNOWN_HOSTS_FILE = "known_hosts"
+GIT_SSH_KEY = "ssh-privatekey"
+"""Key of repo.git.secretRef holding an ssh private key (the kubernetes.io/ssh-auth convention)."""
 ENV_PROVENANCE = "FEAST_LINEAGE_PROVENANCE"  # JSON object of MLflow tags rendered by the operator
 ENV_AUDIT_ID = "FEAST_LINEAGE_AUDIT_ID"  # unique per operation: makes MLflow delivery exactly-once
 ENV_LOG_OPERATIONS = "FEAST_LINEAGE_LOG_OPERATIONS"  # "true" | "false"

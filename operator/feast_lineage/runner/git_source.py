@@ -7,7 +7,8 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from feast_lineage.git_credentials import git_env, redact
+from feast_lineage.git_credentials import GitTrust, git_env, redact
+from feast_lineage.runner import contract
 from feast_lineage.runner.errors import OperationFailed
 from feast_lineage.runner.settings import GitSettings
 
@@ -43,7 +44,15 @@ def checkout(git: GitSettings, destination: Path, helper_dir: Path) -> str:
 
 
 def _git_env(git: GitSettings, helper_dir: Path) -> dict[str, str]:
-    env = git_env(os.environ, helper_dir, git.username, git.password, git.token, protocols=git.protocols)
+    mounted = Path(contract.GIT_TRUST_MOUNT)
+
+    def present(name: str) -> Path | None:
+        return mounted / name if (mounted / name).is_file() else None
+
+    trust = GitTrust(
+        present(contract.GIT_CA_FILE), present(contract.GIT_KNOWN_HOSTS_FILE), present(contract.GIT_SSH_KEY)
+    )
+    env = git_env(os.environ, helper_dir, git.username, git.password, git.token, protocols=git.protocols, trust=trust)
     env.setdefault("HOME", str(helper_dir))
     # Without a user config, git would read the image's; keep the checkout reproducible.
     env["GIT_CONFIG_NOSYSTEM"] = "1"
