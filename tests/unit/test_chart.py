@@ -184,7 +184,6 @@ def test_namespaced_mode_grants_nothing_namespaced_cluster_wide() -> None:
     objects = render("watchNamespaces={team-a,team-b}")
     cluster_role = one(objects, "ClusterRole", FULLNAME)
     assert {r for rule in cluster_role["rules"] for r in rule["resources"]} == {
-        "customresourcedefinitions",
         "mutatingwebhookconfigurations",
         "namespaces",
         "subjectaccessreviews",

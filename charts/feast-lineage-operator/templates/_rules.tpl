@@ -45,10 +45,13 @@
   verbs: ["create"]
 {{- end }}
 {{- define "feast-lineage-operator.rules.cluster" }}
-# Kopf finds its two kinds at start and notices when their CRDs are installed or upgraded later.
+{{- if not .Values.watchNamespaces }}
+# Watching every namespace, Kopf notices when its CRDs are installed or upgraded after it started (in
+# namespaced mode it does not look: restart it after installing them).
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
   verbs: ["list", "watch"]
+{{- end }}
 {{- if and .Values.webhook.enabled (not .Values.webhook.certManager.enabled) }}
 # With a certificate of its own, the operator sets the caBundle of its webhook configuration, and of
 # no other.

@@ -24,6 +24,7 @@ RULES_TEMPLATE = "templates/_rules.tpl"
 HELM_CONDITIONS = {
     Feature.WEBHOOK: ".Values.webhook.enabled",
     Feature.OPERATOR_CERTIFICATES: "and .Values.webhook.enabled (not .Values.webhook.certManager.enabled)",
+    Feature.CLUSTER_WIDE: "not .Values.watchNamespaces",
 }
 HELM_NAMES = {
     Names.WEBHOOK_CONFIGURATION: f'include "{CHART_NAME}.webhookConfigurationName" .',

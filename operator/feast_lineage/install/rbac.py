@@ -38,6 +38,8 @@ class Feature(enum.Enum):
     """The injection webhook is served."""
     OPERATOR_CERTIFICATES = "operatorCertificates"
     """The webhook is served with a certificate the operator makes itself (not cert-manager's)."""
+    CLUSTER_WIDE = "clusterWide"
+    """The operator watches every namespace."""
 
 
 @dataclass(frozen=True)
@@ -113,10 +115,12 @@ WATCHED_RULES = (
 
 CLUSTER_RULES = (
     Rule(
-        "Kopf finds its two kinds at start and notices when their CRDs are installed or upgraded later.",
+        "Watching every namespace, Kopf notices when its CRDs are installed or upgraded after it started "
+        "(in namespaced mode it does not look: restart it after installing them).",
         ("apiextensions.k8s.io",),
         ("customresourcedefinitions",),
         ("list", "watch"),
+        when=Feature.CLUSTER_WIDE,
     ),
     Rule(
         "With a certificate of its own, the operator sets the caBundle of its webhook configuration, and of no other.",
@@ -217,6 +221,8 @@ def _enabled(feature: Feature | None, params: RbacParams) -> bool:
         return True
     if feature is Feature.WEBHOOK:
         return params.webhook
+    if feature is Feature.CLUSTER_WIDE:
+        return not params.watch_namespaces
     return params.webhook and params.operator_certificates
 
 
