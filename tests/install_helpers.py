@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import subprocess
 from collections.abc import Iterable
@@ -109,6 +108,42 @@ def token_kubeconfig(
     return path
 
 
-def ca_bundle_of(admin_kubeconfig: Path) -> bytes:
-    admin = yaml.safe_load(admin_kubeconfig.read_text())
-    return base64.b64decode(admin["clusters"][0]["cluster"]["certificate-authority-data"])
+class ChartRbacInstall:
+    """What the chart gives the operator, applied by an administrator: its namespace, ServiceAccount,
+    RBAC, runner ServiceAccounts and webhook configuration. The operator itself then runs as a local
+    process with the arguments of the chart's Deployment and a token of that ServiceAccount (the local
+    node cannot give a pod an address the API server reaches through a Service)."""
+
+    KINDS = ("ServiceAccount", *RBAC_KINDS, "MutatingWebhookConfiguration")
+
+    def __init__(
+        self, kubectl: Path, admin_kubeconfig: Path, release: str, namespace: str, values: tuple[str, ...]
+    ) -> None:
+        from tests.chart_helpers import one, render
+
+        self.kubectl = kubectl
+        self.admin_kubeconfig = admin_kubeconfig
+        self.namespace = namespace
+        self.rendered = render(*values, release=release, namespace=namespace)
+        self.objects = [obj for obj in without_hooks(self.rendered) if obj["kind"] in self.KINDS]
+        deployment = next(
+            obj for obj in self.rendered if obj["kind"] == "Deployment" and "mlflow" not in obj["metadata"]["name"]
+        )
+        pod = deployment["spec"]["template"]["spec"]
+        self.service_account: str = pod["serviceAccountName"]
+        self.run_args: list[str] = list(pod["containers"][0]["args"])
+        webhook = [obj for obj in self.objects if obj["kind"] == "MutatingWebhookConfiguration"]
+        self.webhook_configuration = one(webhook, "MutatingWebhookConfiguration")["metadata"]["name"] if webhook else ""
+
+    def apply(self) -> None:
+        namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}}
+        result = server_side_apply(self.kubectl, self.admin_kubeconfig, [namespace, *self.objects])
+        if result.returncode != 0:
+            raise AssertionError(f"applying the chart's RBAC failed:\n{result.stderr}")
+
+    def kubeconfig(self, api: client.ApiClient, path: Path) -> Path:
+        return token_kubeconfig(api, self.admin_kubeconfig, self.namespace, self.service_account, path)
+
+    def delete(self) -> None:
+        namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}}
+        delete(self.kubectl, self.admin_kubeconfig, [*reversed(self.objects), namespace], wait=False)
