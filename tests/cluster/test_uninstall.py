@@ -77,7 +77,8 @@ def test_cleanup_releases_every_finalizer_once_the_operator_is_gone(
         release=f"uninstall-{suffix}",
         namespace=f"feast-lineage-uninstall-{suffix}",
         values=(
-            "webhook.enabled=false",
+            f"webhook.url=https://127.0.0.1:{operator.webhook_port}",
+            f"webhook.port={operator.webhook_port}",
             f"livenessPort={operator.liveness_port}",
             f"metrics.port={operator.metrics_port}",
             f"resyncSeconds={OperatorProcess.RESYNC_SECONDS}",
@@ -87,6 +88,7 @@ def test_cleanup_releases_every_finalizer_once_the_operator_is_gone(
     with operators_paused():
         install.apply()
         hook_objects = [o for o in install.rendered if o["kind"] != "Job" and "cleanup" in o["metadata"]["name"]]
+        hook_objects = [o for o in hook_objects if o["kind"] != "Pod"]
         kinds = {o["kind"] for o in hook_objects}
         assert kinds == {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
         result = server_side_apply(dev_cluster.binaries.kubectl, dev_cluster.kubeconfig, hook_objects)
@@ -111,6 +113,9 @@ def test_cleanup_releases_every_finalizer_once_the_operator_is_gone(
                 for plural, name in (("featurestoreprojects", "drivers"), ("materializationjobs", "backfill")):
                     held = functools.partial(has_finalizer, custom, namespace, plural, name)
                     wait_until(held, 60, f"the operator's finalizer on {plural}/{name}")
+                made = next(a for a in cleanup_container(install)["args"] if a.startswith("--delete-secret="))
+                secret_name = made.split("=", 1)[1]
+                client.CoreV1Api(api).read_namespaced_secret(secret_name, install.namespace)  # the operator made it
             finally:
                 operator.stop()
 
@@ -147,6 +152,9 @@ def test_cleanup_releases_every_finalizer_once_the_operator_is_gone(
                 "the deleted project to go",
             )
             assert finalizers(custom, namespace, "materializationjobs", "backfill") == []
+            assert "deleted the webhook certificate Secret" in output
+            remaining = [s.metadata.name for s in core.list_namespaced_secret(install.namespace).items]
+            assert secret_name not in remaining
             # Run again, there is nothing left to do.
             code, output = run_cleanup(cleanup_config, install)
             assert code == 0 and "0 objects released" in output, output

@@ -104,4 +104,11 @@
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list"]
+{{- if and .Values.webhook.enabled (not .Values.webhook.certManager.enabled) }}
+# It deletes the webhook certificate Secret the operator made (Helm did not, so Helm would leave it).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["delete"]
+  resourceNames: [{{ include "feast-lineage-operator.certSecretName" . | quote }}]
+{{- end }}
 {{- end }}

@@ -6,7 +6,8 @@ so deleting such an object - or its CRD, which waits for every object - would ne
 chart runs this as a post-delete hook (``python -m feast_lineage.install.cleanup``); it first waits
 until the operator's pods are gone (a running operator would put the finalizer straight back), then
 removes only that finalizer with a JSON patch that tests it is still where it was read. The objects
-stay; a reinstalled operator adds the finalizer again.
+stay; a reinstalled operator adds the finalizer again. Last, it deletes the webhook certificate
+Secret the operator made for itself, which Helm does not know of.
 """
 
 from __future__ import annotations
@@ -118,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--operator-selector", required=True, help="label selector of the operator's pods")
     parser.add_argument("--namespace", action="append", default=[], help="watched namespace (repeatable); all")
     parser.add_argument("--timeout-seconds", type=float, default=120)
+    parser.add_argument("--delete-secret", help="NAME of the operator's own webhook certificate Secret, to delete")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     api = new_api_client()
@@ -129,7 +131,18 @@ def main(argv: list[str] | None = None) -> int:
     for name in released:
         log.info("removed %s from %s", FINALIZER, name)
     log.info("%d objects released; no finalizer of the operator is left", len(released))
+    if args.delete_secret:
+        delete_secret(client.CoreV1Api(api), args.operator_namespace, args.delete_secret)
     return 0
+
+
+def delete_secret(core: client.CoreV1Api, namespace: str, name: str) -> None:
+    try:
+        core.delete_namespaced_secret(name, namespace)
+        log.info("deleted the webhook certificate Secret %s/%s", namespace, name)
+    except ApiException as error:
+        if error.status != 404:
+            raise
 
 
 if __name__ == "__main__":

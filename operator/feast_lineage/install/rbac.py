@@ -183,6 +183,14 @@ CLEANUP_OWN_NAMESPACE_RULES = (
         ("pods",),
         ("list",),
     ),
+    Rule(
+        "It deletes the webhook certificate Secret the operator made (Helm did not, so Helm would leave it).",
+        ("",),
+        ("secrets",),
+        ("delete",),
+        names=Names.CERT_SECRET,
+        when=Feature.OPERATOR_CERTIFICATES,
+    ),
 )
 
 RULE_SETS: dict[str, tuple[Rule, ...]] = {
