@@ -8,8 +8,6 @@ shows no refusal. In namespaced mode it acts in its listed namespaces only, and 
 from __future__ import annotations
 
 import json
-import re
-import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,17 +20,12 @@ from kubernetes.client.exceptions import ApiException
 
 from feast_lineage.devcluster.cluster import DevCluster
 from feast_lineage.devcluster.mlflow_server import MlflowServer
-from feast_lineage.domain import labels
-from feast_lineage.install.cleanup import FINALIZER
-from tests.cluster.projects import EXAMPLE_REPO, Projects, example_files, project_manifest, repo_configmap
+from tests.cluster.operator_checks import GROUP, VERSION, assert_nothing_refused, exercise
+from tests.cluster.projects import Projects, project_manifest
 from tests.cluster_helpers import OperatorProcess, operators_paused, wait_until
 from tests.install_helpers import ChartRbacInstall
 
 pytestmark = pytest.mark.cluster
-
-GROUP, VERSION = "featurelineage.io", "v1alpha1"
-# Refusals as the Kubernetes client and Kopf log them.
-REFUSED = re.compile(r"forbidden|\b403\b|Unauthorized", re.IGNORECASE)
 
 
 @pytest.fixture
@@ -84,61 +77,6 @@ def whoami(dev_cluster: DevCluster, kubeconfig: Path) -> str:
     return str(json.loads(result.stdout)["status"]["userInfo"]["username"])
 
 
-def exercise(api: client.ApiClient, namespace: str, tmp_path: Path) -> None:
-    """Apply, materialize, inject: every kind of write the operator makes."""
-    data = tmp_path / "data"
-    data.mkdir()
-    shutil.copy(EXAMPLE_REPO / "driver_stats.parquet", data / "driver_stats.parquet")
-    core = client.CoreV1Api(api)
-    core.create_namespaced_config_map(namespace, repo_configmap("repo", example_files()))
-    manifest = project_manifest("drivers", data, {"configMap": {"name": "repo"}})
-    manifest["spec"]["runner"]["env"] = [{"name": "DRIVER_STATS_DATA", "value": "/feast-data/driver_stats.parquet"}]
-    manifest["spec"]["injection"] = {"volumes": ["feast-data"]}
-    projects = Projects(api, namespace)
-    projects.create(manifest)
-    ready = projects.wait_condition("drivers", "Ready", timeout=300)
-    assert FINALIZER in ready["metadata"]["finalizers"]
-    assert ready["status"]["lastApply"]["outcome"] == "Succeeded"
-
-    custom = client.CustomObjectsApi(api)
-    run = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "MaterializationJob",
-        "metadata": {"name": "backfill"},
-        "spec": {
-            "projectRef": {"name": "drivers"},
-            "mode": "Range",
-            "startTime": "2026-11-02T00:00:00Z",
-            "endTime": "2026-11-05T00:00:00Z",
-        },
-    }
-    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "materializationjobs", run)
-
-    def finished() -> dict[str, Any] | None:
-        obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "materializationjobs", "backfill")
-        status = obj.get("status") or {}
-        return status if status.get("phase") in ("Succeeded", "Failed") else None
-
-    done = wait_until(finished, 300, "the MaterializationJob to finish")
-    assert done["phase"] == "Succeeded", done
-
-    pod = {
-        "metadata": {"name": "trainer", "labels": {labels.LABEL_INJECT: "drivers"}},
-        "spec": {"restartPolicy": "Never", "containers": [{"name": "train", "image": "none", "command": ["true"]}]},
-    }
-    admitted = core.create_namespaced_pod(namespace, pod, dry_run="All")
-    assert admitted.metadata.annotations[labels.ANNOTATION_INJECTED], "the webhook did not inject the pod"
-    assert any(e.name == "FEAST_FS_YAML_FILE_PATH" for e in admitted.spec.containers[0].env)
-
-    events = core.list_namespaced_event(namespace, field_selector="involvedObject.name=drivers").items
-    assert events, "the operator recorded no Event"
-
-
-def assert_nothing_refused(process: OperatorProcess) -> None:
-    refused = [line for line in process.log().splitlines() if REFUSED.search(line)]
-    assert refused == [], "\n".join(refused[:10])
-
-
 def assert_certificate_and_ca_bundle(api: client.ApiClient, install: ChartRbacInstall) -> None:
     secret_arg = next(a for a in install.run_args if a.startswith("--webhook-cert-secret="))
     namespace, name = secret_arg.split("=", 1)[1].split("/")
@@ -170,7 +108,7 @@ def test_cluster_wide_operator_needs_only_the_chart_rbac(
                 assert_certificate_and_ca_bundle(api, install)
             finally:
                 process.stop()
-            assert_nothing_refused(process)
+            assert_nothing_refused(process.log())
         finally:
             install.delete()
 
@@ -205,7 +143,7 @@ def test_namespaced_operator_acts_in_its_namespaces_only_and_is_refused_elsewher
                 assert "status" not in elsewhere and not elsewhere["metadata"].get("finalizers")
             finally:
                 process.stop()
-            assert_nothing_refused(process)
+            assert_nothing_refused(process.log())
 
             # Its credentials are refused outside its namespaces.
             own = config.new_client_from_config(config_file=str(process.kubeconfig))
