@@ -19,6 +19,7 @@ from feast_lineage.devcluster.mlflow_server import MlflowServer
 from feast_lineage.install.cleanup import FINALIZER
 from tests.cluster.projects import Projects, project_manifest
 from tests.cluster_helpers import OperatorProcess, operators_paused, wait_until
+from tests.conftest import REPO_ROOT
 from tests.install_helpers import ChartRbacInstall, delete, server_side_apply, token_kubeconfig
 
 pytestmark = pytest.mark.cluster
@@ -166,3 +167,41 @@ def test_cleanup_releases_every_finalizer_once_the_operator_is_gone(
 def cleanup_job_account(install: ChartRbacInstall) -> str:
     job = next(o for o in install.rendered if o["kind"] == "Job" and o["metadata"]["name"].endswith("-cleanup"))
     return str(job["spec"]["template"]["spec"]["serviceAccountName"])
+
+
+def readme_kubectl_recipe() -> str:
+    text = (REPO_ROOT / "README.md").read_text()
+    start = text.index("```sh\nkubectl get featurestoreprojects,materializationjobs -A")
+    return text[start + len("```sh\n") : text.index("```", start + 5)]
+
+
+def test_the_readmes_kubectl_recipe_releases_only_the_operators_finalizer(
+    dev_cluster: DevCluster, api: client.ApiClient, crds_installed: None, namespace: str
+) -> None:
+    custom = client.CustomObjectsApi(api)
+    held = {"alone": [FINALIZER], "behind-another": ["example.com/other", FINALIZER]}
+    with operators_paused():  # no operator that would put the finalizer back
+        for name, held_by in held.items():
+            manifest = project_manifest(name, Path("/tmp/unused"), {"configMap": {"name": "repo"}})
+            manifest["metadata"]["finalizers"] = held_by
+            Projects(api, namespace).create(manifest)
+            custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "featurestoreprojects", name)
+        # As documented, limited to this test's namespace (other tests' objects are not its business).
+        recipe = readme_kubectl_recipe().replace(" -A ", f" -n {namespace} ")
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(dev_cluster.kubeconfig),
+            "PATH": f"{dev_cluster.binaries.kubectl.parent}:{os.environ['PATH']}",
+        }
+        result = subprocess.run(["bash", "-c", recipe], env=env, capture_output=True, text=True, timeout=120)
+        gone = functools.partial(finalizers, custom, namespace, "featurestoreprojects", "alone")
+        wait_until(lambda: gone() is None, 30, "the released project to go")
+        # The test op refused the other one: its finalizers are as they were.
+        assert "featurestoreproject.featurelineage.io/alone patched" in result.stdout, result.stdout
+        assert "The request is invalid" in result.stderr, result.stderr
+        assert finalizers(custom, namespace, "featurestoreprojects", "behind-another") == held["behind-another"]
+        patch = [{"op": "remove", "path": "/metadata/finalizers"}]
+        custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, "featurestoreprojects", "behind-another", patch,
+            _content_type="application/json-patch+json",
+        )  # fmt: skip
