@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 export NO_PROXY := 127.0.0.1,localhost
 
-.PHONY: install test example lint binaries crds dev-up dev-down clean
+.PHONY: install test example lint binaries crds chart dev-up dev-down clean
 
 $(BIN)/.installed: pyproject.toml
 	@echo "==> environment: $(VENV) with this package, Feast and MLflow (about 2 minutes the first time)"
@@ -28,6 +28,7 @@ lint: install
 	$(BIN)/ruff format --check operator tests examples benchmarks
 	$(BIN)/mypy
 	$(BIN)/feast-lineage crds --check --output crds
+	$(BIN)/feast-lineage chart --check
 
 ## Build (or find cached) etcd, kube-apiserver, kube-controller-manager, kubectl and helm.
 binaries: install
@@ -35,6 +36,11 @@ binaries: install
 
 crds: install
 	$(BIN)/feast-lineage crds --output crds
+	$(BIN)/feast-lineage chart
+
+## Regenerate the chart's CRDs and RBAC rules, and the plain install manifest rendered from it (needs helm).
+chart: install
+	$(BIN)/feast-lineage chart --manifest deploy/feast-lineage-operator.yaml
 
 dev-up: install
 	$(BIN)/feast-lineage dev-cluster up

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 from feast_lineage.devcluster.processes import ManagedProcess, free_port
 
@@ -33,10 +35,15 @@ def wait_until(probe: Callable[[], T | None], timeout: float, what: str, interva
 
 
 class OperatorProcess:
-    """`feast-lineage run` as a child process that tests can kill and start again."""
+    """`feast-lineage run` as a child process that tests can kill and start again.
+
+    With ``run_args`` (the arguments the chart's Deployment gives it) it runs as the chart runs it,
+    else with arguments of its own; the kubeconfig says whose credentials it uses.
+    """
 
     RESYNC_SECONDS = 3
     AUDIT_RETRY_SECONDS = 4
+    running: ClassVar[weakref.WeakSet[OperatorProcess]] = weakref.WeakSet()
 
     def __init__(
         self, kubeconfig: Path, mlflow_url: str, directory: Path, resync_seconds: float = RESYNC_SECONDS
@@ -49,6 +56,7 @@ class OperatorProcess:
         self.liveness_port = free_port()
         self.webhook_port = free_port()
         self.webhook_args: list[str] = []
+        self.run_args: list[str] | None = None
         self.process: ManagedProcess | None = None
         self.starts = 0
 
@@ -59,27 +67,33 @@ class OperatorProcess:
     def start(self) -> None:
         self.starts += 1
         env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), NO_PROXY="127.0.0.1,localhost")
+        own_args = [
+            "--mlflow-tracking-uri",
+            self.mlflow_url,
+            "--resync-seconds",
+            str(self.resync_seconds),
+            "--metrics-port",
+            str(self.metrics_port),
+            "--liveness-port",
+            str(self.liveness_port),
+            "--log-json",
+            *self.webhook_args,
+        ]
+        # On this machine's network, the webhook listens on loopback only.
+        chart_args = [*(self.run_args or [])[1:], "--webhook-host", "127.0.0.1"]
         self.process = ManagedProcess(
             "operator",
             [
                 str(Path(sys.executable).parent / "feast-lineage"),
                 "run",
-                "--mlflow-tracking-uri",
-                self.mlflow_url,
-                "--resync-seconds",
-                str(self.resync_seconds),
+                *(chart_args if self.run_args is not None else own_args),
                 "--audit-retry-seconds",
                 str(self.AUDIT_RETRY_SECONDS),
-                "--metrics-port",
-                str(self.metrics_port),
-                "--liveness-port",
-                str(self.liveness_port),
-                "--log-json",
-                *self.webhook_args,
             ],
             self.log_path,
             env=env,
         )
+        OperatorProcess.running.add(self)
         self.process.wait_ready(self._live, 60, "live (/healthz)")
 
     def _live(self) -> bool:
@@ -93,9 +107,29 @@ class OperatorProcess:
         self.process.popen.wait(timeout=10)
 
     def stop(self) -> None:
+        OperatorProcess.running.discard(self)
         if self.process is not None and self.process.alive():
             self.process.stop()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
             return str(response.read().decode())
+
+
+@contextlib.contextmanager
+def operators_paused() -> Iterator[None]:
+    """Stop every operator process the session runs, and start them again afterwards.
+
+    For tests whose own operator must be the only one acting on their objects.
+    """
+    paused = [operator for operator in list(OperatorProcess.running) if operator.process and operator.process.alive()]
+    for operator in paused:
+        operator.stop()
+    try:
+        yield
+    finally:
+        for operator in paused:
+            operator.start()

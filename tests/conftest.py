@@ -15,8 +15,8 @@ from kubernetes import client
 
 from feast_lineage.devcluster.cluster import DevCluster, start_dev_cluster
 from feast_lineage.devcluster.mlflow_server import MlflowServer, start_mlflow
-from feast_lineage.devcluster.webhook import register_injection_webhook
 from tests.cluster_helpers import OperatorProcess, wait_until
+from tests.install_helpers import ChartRbacInstall
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,15 +80,39 @@ def crds_installed(dev_cluster: DevCluster) -> None:
 def operator(
     dev_cluster: DevCluster, crds_installed: None, mlflow_server: MlflowServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    """The operator (`feast-lineage run`) as a real process, watching every namespace."""
-    process = OperatorProcess(dev_cluster.kubeconfig, mlflow_server.url, tmp_path_factory.mktemp("operator"))
-    # Registered as an install would; the API server calls the operator's webhook on loopback.
-    process.webhook_args = register_injection_webhook(dev_cluster.api_client(), process.webhook_port)
+    """The operator (`feast-lineage run`) as a real process, watching every namespace, with only the
+    permissions the chart gives it: the chart's ServiceAccount, RBAC and webhook configuration are
+    applied, and it runs with its Deployment's arguments and a token of that ServiceAccount.
+
+    No test needs it to have more. (Names as in the local cluster: the webhook configuration is
+    feast-lineage-injection, which tests of webhook outages patch.)
+    """
+    directory = tmp_path_factory.mktemp("operator")
+    process = OperatorProcess(dev_cluster.kubeconfig, mlflow_server.url, directory)
+    install = ChartRbacInstall(
+        dev_cluster.binaries.kubectl,
+        dev_cluster.kubeconfig,
+        release="feast-lineage",
+        namespace="feast-lineage-tests",
+        values=(
+            "fullnameOverride=feast-lineage",
+            f"webhook.url=https://127.0.0.1:{process.webhook_port}",
+            f"webhook.port={process.webhook_port}",
+            f"livenessPort={process.liveness_port}",
+            f"metrics.port={process.metrics_port}",
+            f"mlflow.trackingUri={mlflow_server.url}",
+            f"resyncSeconds={OperatorProcess.RESYNC_SECONDS}",
+        ),
+    )
+    install.apply()
+    process.kubeconfig = install.kubeconfig(dev_cluster.api_client(), directory / "operator.kubeconfig")
+    process.run_args = install.run_args
     process.start()
     try:
         yield process
     finally:
         process.stop()
+        install.delete()
 
 
 @pytest.fixture

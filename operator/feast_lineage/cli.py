@@ -31,6 +31,32 @@ def _crds(args: argparse.Namespace) -> int:
     return 0
 
 
+def _chart(args: argparse.Namespace) -> int:
+    from feast_lineage.install.chart import diff_generated, write_generated
+
+    stale = diff_generated(args.chart) if args.check else []
+    if not args.check:
+        for path in write_generated(args.chart):
+            print(path)
+    if args.manifest is not None:
+        from feast_lineage.devcluster.binaries import ensure_binaries
+        from feast_lineage.install.manifest import install_manifest
+
+        text = install_manifest(ensure_binaries(log=False).helm, args.chart)
+        if not args.check:
+            args.manifest.parent.mkdir(parents=True, exist_ok=True)
+            args.manifest.write_text(text, encoding="utf-8")
+            print(args.manifest)
+        elif not args.manifest.is_file() or args.manifest.read_text(encoding="utf-8") != text:
+            stale.append(str(args.manifest))
+    if stale:
+        print(f"out of date: {', '.join(stale)}; run `feast-lineage chart`", file=sys.stderr)
+        return 1
+    if args.check:
+        print(f"{args.chart} matches the models and the RBAC rules")
+    return 0
+
+
 def _dev_cluster(args: argparse.Namespace) -> int:
     from feast_lineage.devcluster import cluster
 
@@ -148,6 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     crds.add_argument("--output", type=Path, default=Path("crds"), help="directory to write (default: crds)")
     crds.add_argument("--check", action="store_true", help="only check that the directory is up to date")
     crds.set_defaults(handler=_crds)
+
+    chart = commands.add_parser("chart", help="generate the Helm chart's CRDs and RBAC rules")
+    chart.add_argument("--chart", type=Path, default=Path("charts/feast-lineage-operator"), help="chart directory")
+    chart.add_argument("--check", action="store_true", help="only check that the chart is up to date")
+    chart.add_argument("--manifest", type=Path, help="also render the plain install manifest here (needs helm)")
+    chart.set_defaults(handler=_chart)
 
     run = commands.add_parser("run", help="run the operator (Kopf) against the current kubeconfig or in-cluster")
     run.add_argument("--namespace", action="append", help="watch only this namespace (repeatable); default all")

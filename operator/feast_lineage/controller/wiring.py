@@ -81,6 +81,9 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
         settings.posting.enabled = False  # Events are written on transitions by the handlers themselves.
         settings.watching.server_timeout = 300
         settings.execution.max_workers = 8
+        # Watching only listed namespaces, Kopf needs neither to list namespaces nor to watch CRDs: its
+        # namespaced RBAC has neither (Kopf would retry and log refusals for a minute before falling back).
+        settings.scanning.disabled = bool(operator.namespaces)
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
         metrics.serve(operator.metrics_port)
         if injection is not None:

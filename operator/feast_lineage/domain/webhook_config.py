@@ -32,8 +32,17 @@ def injection_webhook_configuration(
     timeout_seconds: int = 5,
     failure_policy: str = "Ignore",
     excluded_namespaces: tuple[str, ...] = SYSTEM_NAMESPACES,
+    included_namespaces: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """``client_config`` is ``{"url": ...}`` or ``{"service": {...}}`` (without caBundle)."""
+    """``client_config`` is ``{"url": ...}`` or ``{"service": {...}}`` (without caBundle).
+
+    An operator that watches ``included_namespaces`` only is called for pods there and nowhere else.
+    """
+    namespaces = (
+        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": list(included_namespaces)}
+        if included_namespaces
+        else {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": list(excluded_namespaces)}
+    )
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
@@ -52,15 +61,7 @@ def injection_webhook_configuration(
                 "matchPolicy": "Equivalent",
                 # Only labelled pods ever reach the webhook; system namespaces never do.
                 "objectSelector": {"matchExpressions": [{"key": LABEL_INJECT, "operator": "Exists"}]},
-                "namespaceSelector": {
-                    "matchExpressions": [
-                        {
-                            "key": "kubernetes.io/metadata.name",
-                            "operator": "NotIn",
-                            "values": list(excluded_namespaces),
-                        }
-                    ]
-                },
+                "namespaceSelector": {"matchExpressions": [namespaces]},
                 "rules": [
                     {
                         "operations": ["CREATE"],

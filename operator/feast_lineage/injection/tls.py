@@ -85,9 +85,11 @@ class SecretCertificates:
 
     def _new_data(self) -> dict[str, str]:
         ca = certificates.make_ca("feast-lineage-webhook-ca")
+        # The names are in the SANs; a common name may have 64 characters at most, a Service's DNS name more.
+        common_name = next((name for name in self.dns_names if len(name) <= 64), "feast-lineage-webhook")
         leaf = certificates.issue(
             ca,
-            self.dns_names[0] if self.dns_names else "feast-lineage-webhook",
+            common_name,
             dns_names=self.dns_names,
             ip_addresses=self.ips,
             server=True,

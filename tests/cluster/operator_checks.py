@@ -1,0 +1,75 @@
+"""What an operator under test must be able to do, whoever runs it: every kind of write it makes."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from feast_lineage.domain import labels
+from feast_lineage.install.cleanup import FINALIZER
+from tests.cluster.projects import EXAMPLE_REPO, Projects, example_files, project_manifest, repo_configmap
+from tests.cluster_helpers import wait_until
+
+GROUP, VERSION = "featurelineage.io", "v1alpha1"
+# Refusals as the Kubernetes client and Kopf log them.
+REFUSED = re.compile(r"forbidden|\b403\b|Unauthorized", re.IGNORECASE)
+
+
+def exercise(api: client.ApiClient, namespace: str, tmp_path: Path) -> None:
+    """Apply, materialize, inject: every kind of write the operator makes."""
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(EXAMPLE_REPO / "driver_stats.parquet", data / "driver_stats.parquet")
+    core = client.CoreV1Api(api)
+    core.create_namespaced_config_map(namespace, repo_configmap("repo", example_files()))
+    manifest = project_manifest("drivers", data, {"configMap": {"name": "repo"}})
+    manifest["spec"]["runner"]["env"] = [{"name": "DRIVER_STATS_DATA", "value": "/feast-data/driver_stats.parquet"}]
+    manifest["spec"]["injection"] = {"volumes": ["feast-data"]}
+    projects = Projects(api, namespace)
+    projects.create(manifest)
+    ready = projects.wait_condition("drivers", "Ready", timeout=300)
+    assert FINALIZER in ready["metadata"]["finalizers"]
+    assert ready["status"]["lastApply"]["outcome"] == "Succeeded"
+
+    custom = client.CustomObjectsApi(api)
+    run = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "MaterializationJob",
+        "metadata": {"name": "backfill"},
+        "spec": {
+            "projectRef": {"name": "drivers"},
+            "mode": "Range",
+            "startTime": "2026-11-02T00:00:00Z",
+            "endTime": "2026-11-05T00:00:00Z",
+        },
+    }
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "materializationjobs", run)
+
+    def finished() -> dict[str, Any] | None:
+        obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "materializationjobs", "backfill")
+        status = obj.get("status") or {}
+        return status if status.get("phase") in ("Succeeded", "Failed") else None
+
+    done = wait_until(finished, 300, "the MaterializationJob to finish")
+    assert done["phase"] == "Succeeded", done
+
+    pod = {
+        "metadata": {"name": "trainer", "labels": {labels.LABEL_INJECT: "drivers"}},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "train", "image": "none", "command": ["true"]}]},
+    }
+    admitted = core.create_namespaced_pod(namespace, pod, dry_run="All")
+    assert admitted.metadata.annotations[labels.ANNOTATION_INJECTED], "the webhook did not inject the pod"
+    assert any(e.name == "FEAST_FS_YAML_FILE_PATH" for e in admitted.spec.containers[0].env)
+
+    events = core.list_namespaced_event(namespace, field_selector="involvedObject.name=drivers").items
+    assert events, "the operator recorded no Event"
+
+
+def assert_nothing_refused(log: str) -> None:
+    """No line of the operator's log says the API server refused it something."""
+    refused = [line for line in log.splitlines() if REFUSED.search(line)]
+    assert refused == [], "\n".join(refused[:10])

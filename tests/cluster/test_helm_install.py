@@ -1,0 +1,154 @@
+"""`helm install` into the local cluster: the operator runs as a pod of the chart's Deployment, with the
+token of the chart's ServiceAccount (the local node gets it from the TokenRequest API, as kubelet does),
+so the chart's RBAC is all it has. Then `helm test`, `helm upgrade` and `helm uninstall`.
+
+What the local node cannot give a pod here: an address of its own behind a Service (pods share the
+host's network, and EndpointSlices refuse loopback). So the API server calls the webhook at
+``webhook.url`` on 127.0.0.1 instead of through its Service, the metrics Service is not used (metrics
+off), and probes, securityContext and the image are recorded but not enforced.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from feast_lineage.devcluster.cluster import DevCluster
+from feast_lineage.devcluster.mlflow_server import MlflowServer
+from feast_lineage.devcluster.processes import free_port
+from feast_lineage.install.cleanup import FINALIZER
+from tests.chart_helpers import CHART
+from tests.cluster.operator_checks import GROUP, VERSION, assert_nothing_refused, exercise
+from tests.cluster_helpers import operators_paused, wait_until
+
+pytestmark = pytest.mark.cluster
+
+
+class Helm:
+    def __init__(self, cluster: DevCluster, namespace: str) -> None:
+        self.argv = [str(cluster.binaries.helm), f"--kubeconfig={cluster.kubeconfig}", "--namespace", namespace]
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([*self.argv, *args], capture_output=True, text=True, timeout=600)
+        if check and result.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+
+def operator_pods(core: client.CoreV1Api, namespace: str, release: str) -> list[Any]:
+    selector = f"app.kubernetes.io/instance={release},app.kubernetes.io/component=operator"
+    return [pod for pod in core.list_namespaced_pod(namespace, label_selector=selector).items]
+
+
+def running_pod(core: client.CoreV1Api, namespace: str, release: str) -> Any:
+    def running() -> Any:
+        pods = [p for p in operator_pods(core, namespace, release) if p.status.phase == "Running"]
+        return pods[0] if len(pods) == 1 and not pods[0].metadata.deletion_timestamp else None
+
+    return wait_until(running, 120, "one running operator pod")
+
+
+def pod_log(cluster: DevCluster, pod: Any) -> str:
+    directory = cluster.directory / "node" / "pods" / f"{pod.metadata.namespace}_{pod.metadata.name}_{pod.metadata.uid}"
+    path = directory / "operator.log"
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def healthy(port: int) -> bool:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+        return int(response.status) == 200
+
+
+def leftovers(api: client.ApiClient, release: str, namespaces: list[str]) -> list[str]:
+    """Objects of the release still there after uninstall (by its instance label)."""
+    selector = f"app.kubernetes.io/instance={release}"
+    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    apps, batch = client.AppsV1Api(api), client.BatchV1Api(api)
+    admission = client.AdmissionregistrationV1Api(api)
+    found = []
+    for kind, items in (
+        ("ClusterRole", rbac.list_cluster_role(label_selector=selector).items),
+        ("ClusterRoleBinding", rbac.list_cluster_role_binding(label_selector=selector).items),
+        ("MutatingWebhookConfiguration", admission.list_mutating_webhook_configuration(label_selector=selector).items),
+    ):
+        found += [f"{kind}/{item.metadata.name}" for item in items]
+    for namespace in namespaces:
+        for kind, items in (
+            ("Deployment", apps.list_namespaced_deployment(namespace, label_selector=selector).items),
+            ("Pod", core.list_namespaced_pod(namespace, label_selector=selector).items),
+            ("Service", core.list_namespaced_service(namespace, label_selector=selector).items),
+            ("ServiceAccount", core.list_namespaced_service_account(namespace, label_selector=selector).items),
+            ("Secret", core.list_namespaced_secret(namespace).items),
+            ("Role", rbac.list_namespaced_role(namespace, label_selector=selector).items),
+            ("RoleBinding", rbac.list_namespaced_role_binding(namespace, label_selector=selector).items),
+            ("Job", batch.list_namespaced_job(namespace, label_selector=selector).items),
+        ):
+            found += [f"{kind}/{namespace}/{item.metadata.name}" for item in items if release in item.metadata.name]
+    return found
+
+
+def test_helm_install_test_upgrade_uninstall(
+    dev_cluster: DevCluster,
+    api: client.ApiClient,
+    crds_installed: None,
+    mlflow_server: MlflowServer,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    suffix = uuid.uuid4().hex[:5]
+    release, release_namespace = f"it-{suffix}", f"feast-lineage-it-{suffix}"
+    fullname = f"{release}-feast-lineage-operator"
+    webhook_port, liveness_port = free_port(), free_port()
+    helm = Helm(dev_cluster, release_namespace)
+    values = [
+        "crds.enabled=false",  # the session's CRDs are there already, owned by no release
+        f"watchNamespaces={{{namespace}}}",
+        f"webhook.url=https://127.0.0.1:{webhook_port}",
+        f"webhook.port={webhook_port}",
+        f"livenessPort={liveness_port}",
+        "metrics.enabled=false",
+        f"mlflow.trackingUri={mlflow_server.url}",
+        "resyncSeconds=3",
+    ]
+    sets = [arg for value in values for arg in ("--set", value)]
+    core = client.CoreV1Api(api)
+    custom = client.CustomObjectsApi(api)
+    with operators_paused():
+        try:
+            helm("install", release, str(CHART), "--create-namespace", "--wait", "--timeout", "4m", *sets)
+            pod = running_pod(core, release_namespace, release)
+            assert pod.spec.service_account_name == fullname
+            wait_until(lambda: healthy(liveness_port), 60, "the operator pod's /healthz")
+
+            exercise(api, namespace, tmp_path)
+            assert_nothing_refused(pod_log(dev_cluster, pod))
+
+            tested = helm("test", release, "--timeout", "3m")
+            assert "Phase:          Succeeded" in tested.stdout, tested.stdout
+            # The test pod is deleted once it succeeded; the local node keeps its output.
+            outputs = (dev_cluster.directory / "node" / "pods").glob(f"{release_namespace}_{fullname}-test_*/test.log")
+            assert "webhook: ok" in "".join(path.read_text() for path in outputs)
+            assert_nothing_refused(pod_log(dev_cluster, pod))  # answering the test needed nothing it lacks
+
+            # A changed value rolls the operator (Recreate: never two at once), which carries on.
+            helm(
+                "upgrade", release, str(CHART), "--reuse-values", "--set", "logJson=false", "--wait", "--timeout", "4m"
+            )
+            upgraded = running_pod(core, release_namespace, release)
+            assert upgraded.metadata.uid != pod.metadata.uid
+            assert "--log-json" not in upgraded.spec.containers[0].args
+            wait_until(lambda: healthy(liveness_port), 60, "the upgraded operator's /healthz")
+
+            helm("uninstall", release, "--wait", "--timeout", "4m")
+            assert leftovers(api, release, [release_namespace, namespace]) == []
+            project = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "featurestoreprojects", "drivers")
+            assert FINALIZER not in (project["metadata"].get("finalizers") or []), "the cleanup hook did not run"
+        finally:
+            helm("uninstall", release, "--ignore-not-found", "--wait", check=False)
+            core.delete_namespace(release_namespace)

@@ -1,0 +1,177 @@
+"""The operator with nothing but the chart's RBAC: a token of the chart's ServiceAccount, both modes.
+
+It applies the example project, runs a MaterializationJob, makes its webhook certificate and sets the
+caBundle, injects a labelled pod and records Events - each a permission of the chart's - and its log
+shows no refusal. In namespaced mode it acts in its listed namespaces only, and is refused elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from feast_lineage.devcluster.cluster import DevCluster
+from feast_lineage.devcluster.mlflow_server import MlflowServer
+from tests.cluster.operator_checks import GROUP, VERSION, assert_nothing_refused, exercise
+from tests.cluster.projects import Projects, project_manifest
+from tests.cluster_helpers import OperatorProcess, operators_paused, wait_until
+from tests.install_helpers import ChartRbacInstall
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture
+def other_namespace(api: client.ApiClient) -> Iterator[str]:
+    name = f"unwatched-{uuid.uuid4().hex[:5]}"
+    core = client.CoreV1Api(api)
+    core.create_namespace({"metadata": {"name": name}})
+    wait_until(
+        lambda: any(sa.metadata.name == "default" for sa in core.list_namespaced_service_account(name).items),
+        30,
+        f"default ServiceAccount in {name}",
+    )
+    yield name
+    core.delete_namespace(name)
+
+
+def start_under_chart_rbac(
+    dev_cluster: DevCluster, mlflow: MlflowServer, directory: Path, *values: str
+) -> tuple[ChartRbacInstall, OperatorProcess]:
+    """The chart's RBAC applied, and the operator started with its Deployment's arguments and token."""
+    suffix = uuid.uuid4().hex[:5]
+    directory.mkdir(parents=True, exist_ok=True)
+    process = OperatorProcess(dev_cluster.kubeconfig, mlflow.url, directory)
+    install = ChartRbacInstall(
+        dev_cluster.binaries.kubectl,
+        dev_cluster.kubeconfig,
+        release=f"rbac-{suffix}",
+        namespace=f"feast-lineage-rbac-{suffix}",
+        values=(
+            f"webhook.url=https://127.0.0.1:{process.webhook_port}",
+            f"webhook.port={process.webhook_port}",
+            f"livenessPort={process.liveness_port}",
+            f"metrics.port={process.metrics_port}",
+            f"mlflow.trackingUri={mlflow.url}",
+            f"resyncSeconds={OperatorProcess.RESYNC_SECONDS}",
+            *values,
+        ),
+    )
+    install.apply()
+    process.kubeconfig = install.kubeconfig(dev_cluster.api_client(), directory / "operator.kubeconfig")
+    process.run_args = install.run_args
+    return install, process
+
+
+def whoami(dev_cluster: DevCluster, kubeconfig: Path) -> str:
+    from tests.conftest import Kubectl
+
+    result = Kubectl(dev_cluster.binaries.kubectl, kubeconfig)("auth", "whoami", "-o", "json")
+    return str(json.loads(result.stdout)["status"]["userInfo"]["username"])
+
+
+def assert_certificate_and_ca_bundle(api: client.ApiClient, install: ChartRbacInstall) -> None:
+    secret_arg = next(a for a in install.run_args if a.startswith("--webhook-cert-secret="))
+    namespace, name = secret_arg.split("=", 1)[1].split("/")
+    secret = client.CoreV1Api(api).read_namespaced_secret(name, namespace)
+    assert set(secret.data) == {"ca.crt", "tls.crt", "tls.key"}
+    configuration = client.AdmissionregistrationV1Api(api).read_mutating_webhook_configuration(
+        install.webhook_configuration
+    )
+    assert configuration.webhooks[0].client_config.ca_bundle == secret.data["ca.crt"]
+
+
+def test_cluster_wide_operator_needs_only_the_chart_rbac(
+    dev_cluster: DevCluster,
+    api: client.ApiClient,
+    crds_installed: None,
+    mlflow_server: MlflowServer,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    with operators_paused():
+        install, process = start_under_chart_rbac(dev_cluster, mlflow_server, tmp_path / "operator")
+        try:
+            assert whoami(dev_cluster, process.kubeconfig) == (
+                f"system:serviceaccount:{install.namespace}:{install.service_account}"
+            )
+            process.start()
+            try:
+                exercise(api, namespace, tmp_path)
+                assert_certificate_and_ca_bundle(api, install)
+            finally:
+                process.stop()
+            assert_nothing_refused(process.log())
+        finally:
+            install.delete()
+
+
+def test_namespaced_operator_acts_in_its_namespaces_only_and_is_refused_elsewhere(
+    dev_cluster: DevCluster,
+    api: client.ApiClient,
+    crds_installed: None,
+    mlflow_server: MlflowServer,
+    namespace: str,
+    other_namespace: str,
+    tmp_path: Path,
+) -> None:
+    with operators_paused():
+        install, process = start_under_chart_rbac(
+            dev_cluster, mlflow_server, tmp_path / "operator", f"watchNamespaces={{{namespace}}}"
+        )
+        try:
+            assert f"--namespace={namespace}" in install.run_args
+            roles = [(o["kind"], o["metadata"].get("namespace")) for o in install.objects if o["kind"] == "Role"]
+            assert ("Role", namespace) in roles and ("Role", other_namespace) not in roles
+            process.start()
+            try:
+                # A project where it does not watch: never touched (no finalizer, no status).
+                Projects(api, other_namespace).create(
+                    project_manifest("elsewhere", tmp_path / "elsewhere", {"configMap": {"name": "repo"}})
+                )
+                exercise(api, namespace, tmp_path)
+                assert_certificate_and_ca_bundle(api, install)
+                time.sleep(2 * OperatorProcess.RESYNC_SECONDS)
+                elsewhere = Projects(api, other_namespace).get("elsewhere")
+                assert "status" not in elsewhere and not elsewhere["metadata"].get("finalizers")
+            finally:
+                process.stop()
+            assert_nothing_refused(process.log())
+
+            # Its credentials are refused outside its namespaces.
+            own = config.new_client_from_config(config_file=str(process.kubeconfig))
+            attempts: list[Callable[[], object]] = [
+                lambda: client.CustomObjectsApi(own).list_namespaced_custom_object(
+                    GROUP, VERSION, other_namespace, "featurestoreprojects"
+                ),
+                lambda: client.CustomObjectsApi(own).list_cluster_custom_object(GROUP, VERSION, "featurestoreprojects"),
+                lambda: client.BatchV1Api(own).create_namespaced_job(other_namespace, _job()),
+                lambda: client.CoreV1Api(own).read_namespaced_secret("anything", other_namespace),
+                lambda: client.CoreV1Api(own).list_namespaced_pod(other_namespace),
+                lambda: client.CoreV1Api(own).read_namespace(other_namespace),
+            ]
+            for attempt in attempts:
+                with pytest.raises(ApiException) as refused:
+                    attempt()
+                assert refused.value.status == 403, refused.value
+            assert client.CoreV1Api(own).read_namespace(namespace).metadata.name == namespace
+        finally:
+            install.delete()
+
+
+def _job() -> dict[str, Any]:
+    return {
+        "metadata": {"name": "not-allowed"},
+        "spec": {
+            "template": {
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "x", "image": "none", "command": ["true"]}]}
+            }
+        },
+    }

@@ -1,0 +1,42 @@
+"""The operator's own webhook certificate for the names a chart install gives it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cryptography import x509
+from kubernetes.client.exceptions import ApiException
+
+from feast_lineage.injection.tls import SecretCertificates
+
+
+class _Secret:
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.data = body["data"]
+        self.metadata = type("Meta", (), {"resource_version": "1"})()
+
+
+class FakeCore:
+    """Just the Secret calls SecretCertificates makes."""
+
+    def __init__(self) -> None:
+        self.secret: dict[str, Any] | None = None
+
+    def read_namespaced_secret(self, name: str, namespace: str) -> _Secret:
+        if self.secret is None:
+            raise ApiException(status=404)
+        return _Secret(self.secret)
+
+    def create_namespaced_secret(self, namespace: str, body: dict[str, Any]) -> None:
+        self.secret = body
+
+
+def test_a_service_name_longer_than_a_common_name_allows_is_still_served() -> None:
+    long_name = "rbac-0a1b2-feast-lineage-operator-webhook.feast-lineage-rbac-0a1b2.svc"
+    assert len(long_name) > 64
+    names = (long_name, f"{long_name}.cluster.local")
+    material = SecretCertificates(FakeCore(), "ns", "cert", names, ("127.0.0.1",)).load()
+    certificate = x509.load_pem_x509_certificate(material.cert_pem)
+    sans = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == list(names)
+    assert material.ca_pem is not None
