@@ -311,8 +311,15 @@ def test_webhook_configuration_at_a_url_namespaced_and_failing_closed() -> None:
 
 @pytest.mark.parametrize("values", [None, *CI_VALUES], ids=lambda p: "defaults" if p is None else ci_id(p))
 def test_no_ca_bundle_is_ever_rendered(values: Path | None) -> None:
-    text = "\n".join(yaml.safe_dump(obj) for obj in render(values_file=values))
-    assert "caBundle" not in text
+    configurations = [
+        obj
+        for obj in render(values_file=values)
+        if obj["kind"] in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+    ]
+    assert configurations
+    for configuration in configurations:
+        for webhook in configuration["webhooks"]:
+            assert "caBundle" not in webhook["clientConfig"], configuration["metadata"]["name"]
 
 
 def test_cert_manager_certificate_and_ca_injection() -> None:
