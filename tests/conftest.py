@@ -102,6 +102,8 @@ def operator(
             f"metrics.port={process.metrics_port}",
             f"mlflow.trackingUri={mlflow_server.url}",
             f"resyncSeconds={OperatorProcess.RESYNC_SECONDS}",
+            # Test projects keep Feast's files on hostPath volumes: an administrator's choice.
+            "policy.runnerVolumeTypes={configMap,secret,emptyDir,persistentVolumeClaim,hostPath}",
         ),
     )
     install.apply()

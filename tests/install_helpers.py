@@ -114,7 +114,7 @@ class ChartRbacInstall:
     process with the arguments of the chart's Deployment and a token of that ServiceAccount (the local
     node cannot give a pod an address the API server reaches through a Service)."""
 
-    KINDS = ("ServiceAccount", *RBAC_KINDS, "MutatingWebhookConfiguration")
+    KINDS = ("ServiceAccount", *RBAC_KINDS, "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
 
     def __init__(
         self, kubectl: Path, admin_kubeconfig: Path, release: str, namespace: str, values: tuple[str, ...]
@@ -132,7 +132,11 @@ class ChartRbacInstall:
         pod = deployment["spec"]["template"]["spec"]
         self.service_account: str = pod["serviceAccountName"]
         self.run_args: list[str] = list(pod["containers"][0]["args"])
-        webhook = [obj for obj in self.objects if obj["kind"] == "MutatingWebhookConfiguration"]
+        webhook = [
+            obj
+            for obj in self.objects
+            if obj["kind"] == "MutatingWebhookConfiguration" and obj["metadata"]["name"].endswith("-injection")
+        ]
         self.webhook_configuration = one(webhook, "MutatingWebhookConfiguration")["metadata"]["name"] if webhook else ""
 
     def apply(self) -> None:

@@ -12,8 +12,13 @@ import pytest
 import yaml
 
 from feast_lineage.api import generate_crds
-from feast_lineage.domain.webhook_config import INJECTION_WEBHOOK, injection_webhook_configuration
-from feast_lineage.injection.service import MUTATE_PODS_PATH
+from feast_lineage.domain.webhook_config import (
+    INJECTION_WEBHOOK,
+    injection_webhook_configuration,
+    provenance_webhook_configuration,
+    validation_webhook_configuration,
+)
+from feast_lineage.injection.service import MUTATE_PODS_PATH, MUTATE_RESOURCES_PATH, VALIDATE_RESOURCES_PATH
 from feast_lineage.install import rbac
 from feast_lineage.install.chart import RULES_TEMPLATE, diff_generated, generated_files, write_generated
 from feast_lineage.install.manifest import HelmError, install_manifest
@@ -142,6 +147,8 @@ def rbac_params(**overrides: Any) -> rbac.RbacParams:
         "namespace": NAMESPACE,
         "service_account": FULLNAME,
         "webhook_configuration": f"{FULLNAME}-injection",
+        "provenance_configuration": f"{FULLNAME}-provenance",
+        "validation_configuration": f"{FULLNAME}-validation",
         "cert_secret": f"{FULLNAME}-webhook-cert",
     }
     fields.update(overrides)
@@ -185,6 +192,7 @@ def test_namespaced_mode_grants_nothing_namespaced_cluster_wide() -> None:
     cluster_role = one(objects, "ClusterRole", FULLNAME)
     assert {r for rule in cluster_role["rules"] for r in rule["resources"]} == {
         "mutatingwebhookconfigurations",
+        "validatingwebhookconfigurations",
         "namespaces",
         "subjectaccessreviews",
     }
@@ -265,8 +273,10 @@ def test_every_client_call_of_the_operator_is_granted() -> None:
 # -- webhook configuration -----------------------------------------------------------------------
 
 
-def chart_webhook(*values: str) -> Obj:
-    configuration = one(render(*values), "MutatingWebhookConfiguration")
+def chart_webhook(*values: str, kind: str = "MutatingWebhookConfiguration", suffix: str = "-injection") -> Obj:
+    (configuration,) = [
+        obj for obj in render(*values) if obj["kind"] == kind and obj["metadata"]["name"].endswith(suffix)
+    ]
     return configuration
 
 
@@ -290,6 +300,21 @@ def test_webhook_configuration_through_the_service_is_the_domain_one() -> None:
     assert_same_configuration(configuration, expected)
     assert configuration["webhooks"][0]["name"] == INJECTION_WEBHOOK
     assert "annotations" not in configuration["metadata"]
+
+
+def test_resource_webhooks_are_the_domain_ones() -> None:
+    def service(path: str) -> Obj:
+        return {"service": {"name": f"{FULLNAME}-webhook", "namespace": NAMESPACE, "path": path, "port": 443}}
+
+    operator = f"system:serviceaccount:{NAMESPACE}:{FULLNAME}"
+    assert_same_configuration(
+        chart_webhook(kind="ValidatingWebhookConfiguration", suffix="-validation"),
+        validation_webhook_configuration(service(VALIDATE_RESOURCES_PATH), operator, name=f"{FULLNAME}-validation"),
+    )
+    assert_same_configuration(
+        chart_webhook(suffix="-provenance"),
+        provenance_webhook_configuration(service(MUTATE_RESOURCES_PATH), name=f"{FULLNAME}-provenance"),
+    )
 
 
 def test_webhook_configuration_at_a_url_namespaced_and_failing_closed() -> None:
@@ -332,10 +357,12 @@ def test_cert_manager_certificate_and_ca_injection() -> None:
         "group": "cert-manager.io",
     }
     assert one(objects, "Issuer")["spec"] == {"selfSigned": {}}
-    configuration = one(objects, "MutatingWebhookConfiguration")
-    assert configuration["metadata"]["annotations"] == {
-        "cert-manager.io/inject-ca-from": f"{NAMESPACE}/{certificate['metadata']['name']}"
-    }
+    configurations = of_kind(objects, "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+    assert len(configurations) == 3
+    for configuration in configurations:
+        assert configuration["metadata"]["annotations"] == {
+            "cert-manager.io/inject-ca-from": f"{NAMESPACE}/{certificate['metadata']['name']}"
+        }
     container = one(objects, "Deployment", FULLNAME)["spec"]["template"]["spec"]["containers"][0]
     assert "--webhook-cert-dir=/etc/feast-lineage/webhook-tls" in container["args"]
     assert not [a for a in container["args"] if a.startswith("--webhook-cert-secret")]

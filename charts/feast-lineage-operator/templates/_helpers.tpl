@@ -39,6 +39,19 @@ app.kubernetes.io/part-of: feast-lineage
 {{- printf "%s-injection" (include "feast-lineage-operator.fullname" .) }}
 {{- end }}
 
+{{- define "feast-lineage-operator.provenanceConfigurationName" -}}
+{{- printf "%s-provenance" (include "feast-lineage-operator.fullname" .) }}
+{{- end }}
+
+{{- define "feast-lineage-operator.validationConfigurationName" -}}
+{{- printf "%s-validation" (include "feast-lineage-operator.fullname" .) }}
+{{- end }}
+
+{{/* The identity the operator has at the API server: its own requests skip the validating webhook. */}}
+{{- define "feast-lineage-operator.operatorUsername" -}}
+{{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "feast-lineage-operator.serviceAccountName" .) }}
+{{- end }}
+
 {{- define "feast-lineage-operator.webhookServiceName" -}}
 {{- printf "%s-webhook" (include "feast-lineage-operator.fullname" .) }}
 {{- end }}
@@ -104,4 +117,17 @@ app.kubernetes.io/component: operator
 helm.sh/hook: post-delete
 helm.sh/hook-weight: "-10"
 helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
+{{- end }}
+
+{{/* clientConfig of a resource webhook: the webhook Service, or webhook.url, with a path. */}}
+{{- define "feast-lineage-operator.resourceClientConfig" -}}
+{{- if .root.Values.webhook.url -}}
+url: {{ printf "%s%s" (trimSuffix "/" .root.Values.webhook.url) .path | quote }}
+{{- else -}}
+service:
+  name: {{ include "feast-lineage-operator.webhookServiceName" .root }}
+  namespace: {{ .root.Release.Namespace }}
+  path: {{ .path }}
+  port: 443
+{{- end }}
 {{- end }}

@@ -60,6 +60,21 @@
   verbs: ["get", "patch"]
   resourceNames: [{{ include "feast-lineage-operator.webhookConfigurationName" . | quote }}]
 {{- end }}
+{{- if and .Values.webhook.enabled (not .Values.webhook.certManager.enabled) }}
+# With a certificate of its own, it sets the caBundle of the webhook that records each resource's
+# creator.
+- apiGroups: ["admissionregistration.k8s.io"]
+  resources: ["mutatingwebhookconfigurations"]
+  verbs: ["get", "patch"]
+  resourceNames: [{{ include "feast-lineage-operator.provenanceConfigurationName" . | quote }}]
+{{- end }}
+{{- if and .Values.webhook.enabled (not .Values.webhook.certManager.enabled) }}
+# With a certificate of its own, it sets the caBundle of the webhook that validates the resources.
+- apiGroups: ["admissionregistration.k8s.io"]
+  resources: ["validatingwebhookconfigurations"]
+  verbs: ["get", "patch"]
+  resourceNames: [{{ include "feast-lineage-operator.validationConfigurationName" . | quote }}]
+{{- end }}
 {{- if .Values.webhook.enabled }}
 # A training pod's Pod Security level (its namespace's labels) decides which volumes it may be given.
 - apiGroups: [""]
@@ -70,8 +85,8 @@
   {{- end }}
 {{- end }}
 {{- if .Values.webhook.enabled }}
-# Reserved for validating admission of project specs (trust model, rule 1): it asks the API server
-# whether the requesting user may themselves create pods and read the Secrets a spec references.
+# The validating webhook (trust model, rule 1) asks the API server whether the requesting user may
+# themselves create pods, read the Secrets a spec references and use the runner's ServiceAccount.
 - apiGroups: ["authorization.k8s.io"]
   resources: ["subjectaccessreviews"]
   verbs: ["create"]

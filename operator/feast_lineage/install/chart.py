@@ -28,6 +28,8 @@ HELM_CONDITIONS = {
 }
 HELM_NAMES = {
     Names.WEBHOOK_CONFIGURATION: f'include "{CHART_NAME}.webhookConfigurationName" .',
+    Names.PROVENANCE_CONFIGURATION: f'include "{CHART_NAME}.provenanceConfigurationName" .',
+    Names.VALIDATION_CONFIGURATION: f'include "{CHART_NAME}.validationConfigurationName" .',
     Names.CERT_SECRET: f'include "{CHART_NAME}.certSecretName" .',
 }
 

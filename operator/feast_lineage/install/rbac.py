@@ -26,6 +26,8 @@ class Names(enum.Enum):
     """``resourceNames`` that depend on the install."""
 
     WEBHOOK_CONFIGURATION = "webhookConfiguration"
+    PROVENANCE_CONFIGURATION = "provenanceConfiguration"
+    VALIDATION_CONFIGURATION = "validationConfiguration"
     CERT_SECRET = "certSecret"
     WATCHED_NAMESPACES = "watchedNamespaces"
     """The watched namespaces in namespaced mode; no restriction cluster-wide."""
@@ -131,6 +133,22 @@ CLUSTER_RULES = (
         when=Feature.OPERATOR_CERTIFICATES,
     ),
     Rule(
+        "With a certificate of its own, it sets the caBundle of the webhook that records each resource's creator.",
+        ("admissionregistration.k8s.io",),
+        ("mutatingwebhookconfigurations",),
+        ("get", "patch"),
+        names=Names.PROVENANCE_CONFIGURATION,
+        when=Feature.OPERATOR_CERTIFICATES,
+    ),
+    Rule(
+        "With a certificate of its own, it sets the caBundle of the webhook that validates the resources.",
+        ("admissionregistration.k8s.io",),
+        ("validatingwebhookconfigurations",),
+        ("get", "patch"),
+        names=Names.VALIDATION_CONFIGURATION,
+        when=Feature.OPERATOR_CERTIFICATES,
+    ),
+    Rule(
         "A training pod's Pod Security level (its namespace's labels) decides which volumes it may be given.",
         ("",),
         ("namespaces",),
@@ -139,8 +157,8 @@ CLUSTER_RULES = (
         when=Feature.WEBHOOK,
     ),
     Rule(
-        "Reserved for validating admission of project specs (trust model, rule 1): it asks the API server "
-        "whether the requesting user may themselves create pods and read the Secrets a spec references.",
+        "The validating webhook (trust model, rule 1) asks the API server whether the requesting user may "
+        "themselves create pods, read the Secrets a spec references and use the runner's ServiceAccount.",
         ("authorization.k8s.io",),
         ("subjectaccessreviews",),
         ("create",),
@@ -215,6 +233,8 @@ class RbacParams:
     webhook: bool = True
     operator_certificates: bool = True
     webhook_configuration: str = ""
+    provenance_configuration: str = ""
+    validation_configuration: str = ""
     cert_secret: str = ""
     cleanup: bool = True
     """The post-delete hook that removes finalizers, with its own ServiceAccount."""
@@ -237,6 +257,10 @@ def _enabled(feature: Feature | None, params: RbacParams) -> bool:
 def _names(names: Names | None, params: RbacParams) -> list[str]:
     if names is Names.WEBHOOK_CONFIGURATION:
         return [params.webhook_configuration]
+    if names is Names.PROVENANCE_CONFIGURATION:
+        return [params.provenance_configuration]
+    if names is Names.VALIDATION_CONFIGURATION:
+        return [params.validation_configuration]
     if names is Names.CERT_SECRET:
         return [params.cert_secret]
     if names is Names.WATCHED_NAMESPACES:
