@@ -118,6 +118,12 @@ def test_bad_values_are_rejected_with_a_message(values: str, message: str) -> No
     assert message in str(error.value), str(error.value)
 
 
+def test_a_webhook_url_with_cert_manager_is_refused_with_the_reason() -> None:
+    with pytest.raises(HelmError) as error:
+        render("webhook.url=https://10.0.0.1:9443", "webhook.certManager.enabled=true")
+    assert "webhook.url cannot be combined with webhook.certManager.enabled" in str(error.value)
+
+
 def test_values_schema_covers_every_value() -> None:
     """Every key of values.yaml is declared in the schema (which rejects undeclared ones)."""
     schema = yaml.safe_load((CHART / "values.schema.json").read_text())
