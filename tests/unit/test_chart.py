@@ -420,6 +420,7 @@ def test_mlflow_server_sqlite_on_a_claim_with_allowed_hosts() -> None:
     assert "--backend-store-uri=sqlite:////mlflow/mlflow.db" in container["args"]
     hosts = next(a for a in container["args"] if a.startswith("--allowed-hosts=")).split("=", 1)[1].split(",")
     assert f"{name}.{NAMESPACE}.svc:5000" in hosts and "mlflow.example.internal" in hosts
+    assert "localhost:*" in hosts and not [host for host in hosts if host in ("*", "")]
     claim = one(objects, "PersistentVolumeClaim", name)
     volumes = deployment["spec"]["template"]["spec"]["volumes"]
     assert {"name": "data", "persistentVolumeClaim": {"claimName": claim["metadata"]["name"]}} in volumes
