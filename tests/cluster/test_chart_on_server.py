@@ -200,3 +200,71 @@ def test_plain_manifest_applies_server_side_to_the_chart_objects(dev_cluster: De
 def documents_of(path: Path) -> list[dict[str, Any]]:
     files = sorted(path.glob("*.yaml")) if path.is_dir() else [path]
     return [doc for file in files for doc in documents(file.read_text())]
+
+
+RESTRICTED_NAMESPACE = "feast-lineage-restricted"
+
+
+def pod_templates(objects: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """Every pod the chart makes: of its Deployments, Jobs and Pods, as (name, pod manifest)."""
+    pods = []
+    for obj in objects:
+        if obj["kind"] in ("Deployment", "Job"):
+            template = obj["spec"]["template"]
+            pods.append((obj["metadata"]["name"], {"metadata": dict(template["metadata"]), "spec": template["spec"]}))
+        elif obj["kind"] == "Pod":
+            pods.append((obj["metadata"]["name"], {"metadata": {}, "spec": obj["spec"]}))
+    return pods
+
+
+@pytest.fixture(scope="module")
+def restricted_namespace(dev_cluster: DevCluster) -> Iterator[str]:
+    core = client.CoreV1Api(dev_cluster.api_client())
+    labels = {
+        "pod-security.kubernetes.io/enforce": "restricted",
+        "pod-security.kubernetes.io/enforce-version": "latest",
+    }
+    core.create_namespace({"metadata": {"name": RESTRICTED_NAMESPACE, "labels": labels}})
+    wait_until(
+        lambda: any(
+            sa.metadata.name == "default" for sa in core.list_namespaced_service_account(RESTRICTED_NAMESPACE).items
+        ),
+        30,
+        "the default ServiceAccount",
+    )
+    yield RESTRICTED_NAMESPACE
+    core.delete_namespace(RESTRICTED_NAMESPACE)
+
+
+def admit(api: client.ApiClient, namespace: str, name: str, pod: dict[str, Any]) -> None:
+    body = {
+        "metadata": {**pod["metadata"], "name": name[:63]},
+        # Its ServiceAccount is another object of the chart; the Pod Security check does not depend on it.
+        "spec": {**pod["spec"], "serviceAccountName": "default"},
+    }
+    client.CoreV1Api(api).create_namespaced_pod(namespace, body, dry_run="All")
+
+
+def test_every_pod_of_the_chart_is_admitted_by_pod_security_restricted(
+    dev_cluster: DevCluster, restricted_namespace: str
+) -> None:
+    """The API server's Pod Security admission at `restricted` judges the pods' security contexts."""
+    api = dev_cluster.api_client()
+    objects = render("mlflow.server.enabled=true", namespace=restricted_namespace)
+    pods = pod_templates(objects)
+    assert sorted(kind for kind in (name.rsplit("-", 1)[-1] for name, _ in pods)) == [
+        "cleanup", "mlflow", "operator", "test"
+    ]  # fmt: skip
+    for name, pod in pods:
+        admit(api, restricted_namespace, name, pod)
+
+
+def test_pod_security_restricted_would_refuse_a_weaker_context(
+    dev_cluster: DevCluster, restricted_namespace: str
+) -> None:
+    api = dev_cluster.api_client()
+    name, pod = pod_templates(render(namespace=restricted_namespace))[0]
+    pod["spec"]["containers"][0]["securityContext"] = {"runAsNonRoot": True}
+    with pytest.raises(ApiException) as refused:
+        admit(api, restricted_namespace, name, pod)
+    assert refused.value.status == 403 and "violates PodSecurity" in str(refused.value.body), refused.value.body

@@ -121,7 +121,8 @@ def test_helm_install_test_upgrade_uninstall(
     custom = client.CustomObjectsApi(api)
     with operators_paused():
         try:
-            helm("install", release, str(CHART), "--create-namespace", "--wait", "--timeout", "4m", *sets)
+            installed = helm("install", release, str(CHART), "--create-namespace", "--wait", "--timeout", "4m", *sets)
+            assert f"watching {namespace}." in installed.stdout and "helm test" in installed.stdout  # NOTES.txt
             pod = running_pod(core, release_namespace, release)
             assert pod.spec.service_account_name == fullname
             wait_until(lambda: healthy(liveness_port), 60, "the operator pod's /healthz")

@@ -123,6 +123,12 @@ def test_bad_values_are_rejected_with_a_message(values: str, message: str) -> No
     assert message in str(error.value), str(error.value)
 
 
+def test_a_webhook_url_with_cert_manager_is_refused_with_the_reason() -> None:
+    with pytest.raises(HelmError) as error:
+        render("webhook.url=https://10.0.0.1:9443", "webhook.certManager.enabled=true")
+    assert "webhook.url cannot be combined with webhook.certManager.enabled" in str(error.value)
+
+
 def test_values_schema_covers_every_value() -> None:
     """Every key of values.yaml is declared in the schema (which rejects undeclared ones)."""
     schema = yaml.safe_load((CHART / "values.schema.json").read_text())
@@ -447,6 +453,7 @@ def test_mlflow_server_sqlite_on_a_claim_with_allowed_hosts() -> None:
     assert "--backend-store-uri=sqlite:////mlflow/mlflow.db" in container["args"]
     hosts = next(a for a in container["args"] if a.startswith("--allowed-hosts=")).split("=", 1)[1].split(",")
     assert f"{name}.{NAMESPACE}.svc:5000" in hosts and "mlflow.example.internal" in hosts
+    assert "localhost:*" in hosts and not [host for host in hosts if host in ("*", "")]
     claim = one(objects, "PersistentVolumeClaim", name)
     volumes = deployment["spec"]["template"]["spec"]["volumes"]
     assert {"name": "data", "persistentVolumeClaim": {"claimName": claim["metadata"]["name"]}} in volumes
