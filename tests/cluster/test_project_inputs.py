@@ -101,13 +101,18 @@ def test_repo_that_fails_to_import_stalls_with_the_python_error(
     broken = dict(files, **{"features.py": files["features.py"].replace(b"Field(", b"Fielld(", 1)})
     core.create_namespaced_config_map(namespace, repo_configmap("repo", broken))
     projects.create(project_manifest("drivers", tmp_path / "data", {"configMap": {"name": "repo"}}))
-    _stalls_then_recovers(
-        projects,
-        "drivers",
-        "ApplyFailed",
-        "NameError: name 'Fielld' is not defined",
-        lambda: core.replace_namespaced_config_map("repo", namespace, repo_configmap("repo", files)),
-    )
+    failed_apply: dict[str, Any] = {}
+
+    def fix() -> None:
+        failed_apply.update(projects.get("drivers")["status"]["lastApply"])
+        core.replace_namespaced_config_map("repo", namespace, repo_configmap("repo", files))
+
+    _stalls_then_recovers(projects, "drivers", "ApplyFailed", "NameError: name 'Fielld' is not defined", fix)
+    assert failed_apply["outcome"] == "Failed" and "Fielld" in failed_apply["error"]
+    # The fixed apply's record is whole: nothing of the failed one survives in it.
+    fixed = projects.get("drivers")["status"]["lastApply"]
+    assert fixed["outcome"] == "Succeeded" and "error" not in fixed, fixed
+    assert fixed["jobName"] != failed_apply["jobName"] and fixed["changes"]["featureViews"]
     # The failed apply ran once: nothing crash-loops while the input stays broken.
     assert len(projects.apply_jobs("drivers")) == 2
 

@@ -21,8 +21,10 @@ from .feature_store_project import (
     FeatureStoreProject,
     FeatureStoreProjectSpec,
     FeatureStoreProjectStatus,
+    InjectionStatus,
     LastApply,
     LastMaterialization,
+    ScheduleStatus,
 )
 from .group import (
     API_VERSION,
@@ -72,6 +74,7 @@ __all__ = [
     "GitRepo",
     "ImageRepo",
     "InjectionConfig",
+    "InjectionStatus",
     "LastApply",
     "LastMaterialization",
     "LocalObjectReference",
@@ -89,6 +92,7 @@ __all__ = [
     "RepoSource",
     "ResourceRequirements",
     "RunnerConfig",
+    "ScheduleStatus",
     "SecretEnvVar",
     "SecretKeyRef",
     "StatusModel",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -18,13 +17,13 @@ from feast_lineage.api import (
     FEATURE_STORE_PROJECT_KIND,
     FEATURE_STORE_PROJECT_PLURAL,
     FeatureStoreProject,
-    LastApply,
+    FeatureStoreProjectStatus,
     validation_message,
 )
 from feast_lineage.controller import metrics
 from feast_lineage.controller.audit_redelivery import redeliver_pending
 from feast_lineage.controller.events import emit_transitions
-from feast_lineage.controller.kube import Kube, Obj, create, read
+from feast_lineage.controller.kube import Kube, Obj, StatusConflict, create, read
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.logs import object_fields
 from feast_lineage.controller.project_inputs import gather_inputs
@@ -35,11 +34,13 @@ from feast_lineage.domain.project_state import InputProblem, ProjectDecision, Pr
 from feast_lineage.domain.provenance import provenance_tags
 from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
 from feast_lineage.domain.runner_outcome import observe_job
+from feast_lineage.domain.status_owners import PROJECT_AUDIT, PROJECT_RECONCILER
 from feast_lineage.domain.store_config import client_config_data, render_feature_store_yaml
 from feast_lineage.runner.contract import FEATURE_STORE_YAML
-from feast_lineage.timestamps import now_rfc3339
+from feast_lineage.timestamps import utc_now
 
 log = logging.getLogger(__name__)
+PASS_ATTEMPTS = 3
 
 
 def runner_config_map_name(project_resource: str) -> str:
@@ -61,15 +62,22 @@ class ProjectReconciler:
         # Handlers of one object can overlap (a timer and a Job event): one pass at a time per
         # object, each on a fresh read, so no pass writes a status computed from a stale one.
         with self.locks.hold(FEATURE_STORE_PROJECT_KIND, namespace, name):
-            body = self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, namespace, name)
-            if body is None or body["metadata"].get("deletionTimestamp"):
+            for attempt in range(PASS_ATTEMPTS):
+                body = self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, namespace, name)
+                if body is None or body["metadata"].get("deletionTimestamp"):
+                    return
+                try:
+                    self._reconcile(body)
+                except StatusConflict:
+                    if attempt + 1 < PASS_ATTEMPTS:
+                        continue  # another writer changed what this pass decided on: decide again
+                    metrics.RECONCILES.labels(FEATURE_STORE_PROJECT_KIND, "error").inc()
+                    raise
+                except Exception:
+                    metrics.RECONCILES.labels(FEATURE_STORE_PROJECT_KIND, "error").inc()
+                    raise
+                metrics.RECONCILES.labels(FEATURE_STORE_PROJECT_KIND, "ok").inc()
                 return
-            try:
-                self._reconcile(body)
-            except Exception:
-                metrics.RECONCILES.labels(FEATURE_STORE_PROJECT_KIND, "error").inc()
-                raise
-            metrics.RECONCILES.labels(FEATURE_STORE_PROJECT_KIND, "ok").inc()
 
     def redeliver_audit(self, namespace: str, name: str) -> None:
         """Deliver the project's pending audit records to MLflow, under the same lock as reconcile."""
@@ -77,12 +85,17 @@ class ProjectReconciler:
             body = self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, namespace, name)
             if body is None:
                 return
-            status = redeliver_pending(self.kube, body, body, self.settings.mlflow_tracking_uri)
-            if status is not None:
-                self.kube.patch_status_changes(FEATURE_STORE_PROJECT_PLURAL, namespace, name, body["status"], status)
-                project = metrics.ProjectLabels.of(body)
-                if project is not None:
-                    metrics.audit_pending(project, len(status.get("pendingAudit") or []))
+            status = FeatureStoreProjectStatus.from_k8s(body.get("status"))
+            outcome = redeliver_pending(self.kube, body, status.pending_audit, body, self.settings.mlflow_tracking_uri)
+            if outcome is None:
+                return
+            status.pending_audit = outcome.remaining
+            if status.last_apply is not None and status.last_apply.audit_id in outcome.delivered:
+                status.last_apply.mlflow = outcome.delivered[status.last_apply.audit_id]
+            self.kube.write_status(FEATURE_STORE_PROJECT_PLURAL, body, status, PROJECT_AUDIT)
+            project = metrics.ProjectLabels.of(body)
+            if project is not None:
+                metrics.audit_pending(project, len(status.pending_audit))
 
     def deleted(self, namespace: str, name: str) -> None:
         """The project is being deleted: remove its metric series (Kubernetes removes its children)."""
@@ -95,8 +108,8 @@ class ProjectReconciler:
         meta = body["metadata"]
         namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
         generation = meta.get("generation")
-        status: dict[str, Any] = dict(body.get("status") or {})
-        now = now_rfc3339()
+        status = FeatureStoreProjectStatus.from_k8s(body.get("status"))
+        now = utc_now()
         try:
             project = FeatureStoreProject.model_validate(
                 {k: v for k, v in body.items() if k in ("apiVersion", "kind", "metadata", "spec")}
@@ -108,8 +121,8 @@ class ProjectReconciler:
 
         owner = labels.owner_reference(FEATURE_STORE_PROJECT_KIND, name, uid)
         self._write_config_maps(project, owner)
-        status["runnerConfigMap"] = runner_config_map_name(name)
-        status["clientConfigMap"] = client_config_map_name(name)
+        status.runner_config_map = runner_config_map_name(name)
+        status.client_config_map = client_config_map_name(name)
 
         repo, problem = gather_inputs(self.kube, project, self.settings.git_timeout_seconds)
         if repo is None:
@@ -131,8 +144,7 @@ class ProjectReconciler:
         decision = decide_project(observation, now)
 
         if decision.create_job:
-            last_apply = status.get("lastApply")
-            why = trigger(LastApply.model_validate(last_apply) if last_apply else None, spec_digest, repo)
+            why = trigger(status.last_apply, spec_digest, repo)
             self._create_apply_job(project, body, job_name, runner_image, repo, spec_digest, digest, why, generation)
         self._write(body, decision)
         finished = decision.finished_job
@@ -148,15 +160,11 @@ class ProjectReconciler:
     # -- writes ----------------------------------------------------------------------------------
 
     def _write(self, body: Obj, decision: ProjectDecision) -> None:
-        meta = body["metadata"]
-        new_status = decision.status
-        self.kube.patch_status_changes(
-            FEATURE_STORE_PROJECT_PLURAL, meta["namespace"], meta["name"], body.get("status") or {}, new_status
-        )
+        self.kube.write_status(FEATURE_STORE_PROJECT_PLURAL, body, decision.status, PROJECT_RECONCILER)
         emit_transitions(self.kube, body, decision.transitions)
         project = metrics.ProjectLabels.of(body)
         if project is not None:
-            metrics.audit_pending(project, len(new_status.get("pendingAudit") or []))
+            metrics.audit_pending(project, len(decision.status.pending_audit))
 
     def _write_config_maps(self, project: FeatureStoreProject, owner: Obj) -> None:
         name = project.metadata.name or ""

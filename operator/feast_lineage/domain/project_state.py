@@ -7,14 +7,18 @@ the apply Job for the current hash) and writes what this module returns.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
 
+from feast_lineage.api import AppliedChanges, FeatureStoreProjectStatus, LastApply, MlflowRunRef
 from feast_lineage.domain.apply_plan import RepoIdentity
 from feast_lineage.domain.conditions import DesiredCondition, Transition, kstatus, merge_conditions
 from feast_lineage.domain.labels import ANNOTATION_AUDIT_ID, ANNOTATION_SPEC_HASH, ANNOTATION_TRIGGER
 from feast_lineage.domain.runner_outcome import JobObservation
+from feast_lineage.runner.contract import MlflowRun
+from feast_lineage.timestamps import parse_rfc3339
 
 APPLIED = "Applied"
+ERROR_LIMIT = 4096
 
 
 @dataclass(frozen=True)
@@ -28,8 +32,8 @@ class InputProblem:
 @dataclass(frozen=True)
 class ProjectObservation:
     generation: int | None
-    status: dict[str, Any]
-    """The current status, as stored (camelCase)."""
+    status: FeatureStoreProjectStatus
+    """The current status, as read."""
     problem: InputProblem | None = None
     repo: RepoIdentity | None = None
     apply_hash: str | None = None
@@ -40,88 +44,86 @@ class ProjectObservation:
 @dataclass
 class ProjectDecision:
     create_job: bool
-    status: dict[str, Any]
+    status: FeatureStoreProjectStatus
+    """The whole new status (fields other writers own are carried over as read)."""
     transitions: list[Transition] = field(default_factory=list)
     finished_job: JobObservation | None = None
     """Set when this decision records a Job's outcome for the first time (for metrics and Events)."""
+
+
+def mlflow_ref(run: MlflowRun) -> MlflowRunRef:
+    return MlflowRunRef(experiment=run.experiment, run_id=run.run_id, run_url=run.run_url)
 
 
 def _applied_condition(up_to_date: bool, reason: str, message: str) -> DesiredCondition:
     return DesiredCondition(APPLIED, up_to_date, reason, message)
 
 
-def _summary(last_apply: dict[str, Any]) -> str:
-    changes = last_apply.get("changes") or {}
-    changed = sum(len(changes.get(kind) or []) for kind in ("featureViews", "featureServices", "entities"))
-    commit = f" (commit {last_apply['commit'][:12]})" if last_apply.get("commit") else ""
+def _summary(last_apply: LastApply | None) -> str:
+    last_apply = last_apply or LastApply()
+    changes = last_apply.changes or AppliedChanges()
+    changed = len(changes.feature_views) + len(changes.feature_services) + len(changes.entities)
+    commit = f" (commit {last_apply.commit[:12]})" if last_apply.commit else ""
     what = f"{changed} object(s) changed" if changed else "no changes"
-    return f"applied {last_apply.get('revision', '')}{commit}: {what}"
+    return f"applied {last_apply.revision or ''}{commit}: {what}"
 
 
-def _record(job: JobObservation, obs: ProjectObservation, now: str) -> dict[str, Any]:
-    """The lastApply entry for a finished Job."""
+def _record(job: JobObservation, obs: ProjectObservation, now: datetime) -> LastApply:
+    """The lastApply entry for a finished Job: built whole, so nothing of an earlier apply survives."""
     assert obs.repo is not None
     annotations = job.annotations or {}
     result = job.result
-    record: dict[str, Any] = {
-        "revision": obs.repo.revision,
-        "commit": (result.git_commit if result and result.git_commit else obs.repo.commit),
-        "time": job.finished_at or now,
-        "jobName": job.name,
-        "trigger": annotations.get(ANNOTATION_TRIGGER),
-        "outcome": "Succeeded" if job.state == "succeeded" else "Failed",
-        "specHash": annotations.get(ANNOTATION_SPEC_HASH),
-        "auditId": annotations.get(ANNOTATION_AUDIT_ID),
-    }
-    if job.state == "failed":
-        record["error"] = job.message[:4096]
-    if result is not None:
-        record["durationSeconds"] = round(result.duration_seconds, 3)
-        if result.changes is not None:
-            record["changes"] = result.changes.model_dump(by_alias=True)
-        if result.mlflow is not None:
-            record["mlflow"] = {
-                "experiment": result.mlflow.experiment,
-                "runId": result.mlflow.run_id,
-                "runUrl": result.mlflow.run_url,
-            }
-    return {key: value for key, value in record.items() if value is not None}
+    return LastApply(
+        revision=obs.repo.revision,
+        commit=result.git_commit if result and result.git_commit else obs.repo.commit,
+        time=parse_rfc3339(job.finished_at) if job.finished_at else now,
+        job_name=job.name,
+        trigger=annotations.get(ANNOTATION_TRIGGER),
+        outcome="Succeeded" if job.state == "succeeded" else "Failed",
+        error=job.message[:ERROR_LIMIT] if job.state == "failed" else None,
+        spec_hash=annotations.get(ANNOTATION_SPEC_HASH),
+        audit_id=annotations.get(ANNOTATION_AUDIT_ID),
+        duration_seconds=round(result.duration_seconds, 3) if result is not None else None,
+        changes=(
+            AppliedChanges.model_validate(result.changes.model_dump())
+            if result is not None and result.changes is not None
+            else None
+        ),
+        mlflow=mlflow_ref(result.mlflow) if result is not None and result.mlflow is not None else None,
+    )
 
 
-def decide_project(obs: ProjectObservation, now: str) -> ProjectDecision:
-    status = dict(obs.status)
-    previous_conditions = list(status.get("conditions") or [])
+def decide_project(obs: ProjectObservation, now: datetime) -> ProjectDecision:
+    status = obs.status.model_copy(deep=True)
     create_job = False
     finished: JobObservation | None = None
-    applied_hash = status.get("appliedSpecHash")
-    last_apply = status.get("lastApply") or {}
+    applied_hash = status.applied_spec_hash
 
     if obs.problem is not None:
         desired = kstatus(False, False, True, obs.problem.reason, obs.problem.message)
         up_to_date = applied_hash is not None and applied_hash == obs.apply_hash
         desired.append(_applied_condition(up_to_date, obs.problem.reason, obs.problem.message))
     elif obs.apply_hash is not None and applied_hash == obs.apply_hash:
-        message = _summary(last_apply)
+        message = _summary(status.last_apply)
         desired = kstatus(True, False, False, "Applied", message)
         desired.append(_applied_condition(True, "Applied", message))
     else:
         job = obs.job
-        recorded = last_apply.get("jobName") == (job.name if job else None)
+        recorded = status.last_apply is not None and status.last_apply.job_name == (job.name if job else None)
         if job is not None and job.state in ("succeeded", "failed") and not recorded:
             finished = job
-            last_apply = _record(job, obs, now)
-            status["lastApply"] = last_apply
+            status.last_apply = _record(job, obs, now)
             result = job.result
             if job.state == "succeeded":
-                status["appliedSpecHash"] = obs.apply_hash
+                status.applied_spec_hash = obs.apply_hash
                 if result is not None and result.current is not None:
-                    status["featureViews"] = result.current.feature_views
-                    status["featureServices"] = result.current.feature_services
-                    status["entities"] = result.current.entities
+                    status.feature_views = list(result.current.feature_views)
+                    status.feature_services = list(result.current.feature_services)
+                    status.entities = list(result.current.entities)
             if result is not None and result.audit is not None:
                 # "i" is the record id in the compact form (feast_lineage.audit.AuditRecord.to_compact).
-                pending = [a for a in status.get("pendingAudit") or [] if a.get("i") != result.audit.get("i")]
-                status["pendingAudit"] = [*pending, result.audit]
+                pending = [a for a in status.pending_audit if a.get("i") != result.audit.get("i")]
+                status.pending_audit = [*pending, result.audit]
         if job is None:
             create_job = True
             message = f"starting Job {obs.job_name} to run feast apply"
@@ -136,7 +138,7 @@ def decide_project(obs: ProjectObservation, now: str) -> ProjectDecision:
             desired = kstatus(False, False, True, "RunnerNotStarting", message)
             desired.append(_applied_condition(False, "RunnerNotStarting", message))
         elif job.state == "succeeded":
-            message = _summary(last_apply)
+            message = _summary(status.last_apply)
             desired = kstatus(True, False, False, "Applied", message)
             desired.append(_applied_condition(True, "Applied", message))
         else:
@@ -144,7 +146,6 @@ def decide_project(obs: ProjectObservation, now: str) -> ProjectDecision:
             desired = kstatus(False, False, True, "ApplyFailed", message)
             desired.append(_applied_condition(False, "ApplyFailed", message))
 
-    conditions, transitions = merge_conditions(previous_conditions, desired, obs.generation, now)
-    status["conditions"] = conditions
-    status["observedGeneration"] = obs.generation
+    status.conditions, transitions = merge_conditions(status.conditions, desired, obs.generation, now)
+    status.observed_generation = obs.generation
     return ProjectDecision(create_job, status, transitions, finished)
