@@ -92,6 +92,7 @@ def test_range_then_incremental_materialize_with_provenance(
     done = runs.wait_phase("backfill", "Succeeded", "Failed")
     assert done["phase"] == "Succeeded", done
     assert done["window"] == {"start": "2026-11-02T00:00:00Z", "end": "2026-11-05T00:00:00Z"}
+    # All of them, as `feast materialize` takes them: the on-demand view is not one.
     assert sorted(done["featureViews"]) == ["driver_daily_trips", "driver_hourly_stats"]
     assert done["provenance"]["triggeredBy"] == "manual"
     assert done["provenance"]["manager"]
@@ -184,10 +185,23 @@ def test_bad_runs_fail_with_a_clear_message(api: client.ApiClient, namespace: st
         featureViews=["nope"],
     )
     runs.create("future", mode="Range", startTime="2026-11-02T00:00:00Z", endTime="2099-01-01T00:00:00Z")
+    runs.create(
+        "on-demand",
+        mode="Range",
+        startTime="2026-11-02T00:00:00Z",
+        endTime="2026-11-03T00:00:00Z",
+        featureViews=["driver_conversion"],
+    )
     unknown = runs.wait_phase("unknown-view", "Failed", "Succeeded", timeout=60)
     assert (unknown["reason"], unknown["message"]) == (
         "UnknownFeatureView",
         "feature view(s) not in project drivers: nope",
+    )
+    on_demand = runs.wait_phase("on-demand", "Failed", "Succeeded", timeout=60)
+    assert (on_demand["reason"], on_demand["message"]) == (
+        "FeatureViewNotMaterializable",
+        "Feast cannot materialize driver_conversion "
+        "(OnDemandFeatureView driver_conversion is not configured for write_to_online_store.)",
     )
     future = runs.wait_phase("future", "Failed", "Succeeded", timeout=60)
     assert future["reason"] == "InvalidWindow" and "ends in the future" in future["message"]

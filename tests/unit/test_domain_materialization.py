@@ -181,3 +181,33 @@ def test_a_stuck_pod_that_starts_clears_its_wait() -> None:
     running = decide_materialization(_observe(job=JobObservation("run-materialize", "running"), status=stuck.status))
     assert "waitingFor" not in _wire(running)
     assert (_wire(running)["reason"], _wire(running)["message"]) == ("Running", "Job run-materialize is materializing")
+
+
+def _project_with_odfv(materialized: list[str] | None) -> dict[str, Any]:
+    project = _project(views=("a", "b", "odfv"))
+    project["status"]["materializedFeatureViews"] = materialized
+    project["status"]["unmaterializableFeatureViews"] = [
+        {"name": "odfv", "reason": "OnDemandFeatureView odfv is not configured for write_to_online_store."}
+    ]
+    return project
+
+
+def test_all_views_means_what_feast_materialize_takes() -> None:
+    decision = decide_materialization(_observe(project=_project_with_odfv(["a", "b"])))
+    assert decision.create_job and decision.feature_views == ["a", "b"]
+    assert _wire(decision)["featureViews"] == ["a", "b"]
+    # A project applied before the runner reported it: every view (the lock is wider, Feast still picks).
+    unknown_yet = decide_materialization(_observe(project=_project_with_odfv(None)))
+    assert unknown_yet.feature_views == ["a", "b", "odfv"]
+
+
+def test_a_named_view_feast_refuses_fails_with_its_reason() -> None:
+    decision = decide_materialization(
+        _observe(spec=_spec(featureViews=["a", "odfv"]), project=_project_with_odfv(["a", "b"]))
+    )
+    assert not decision.create_job
+    wire = _wire(decision)
+    assert (wire["phase"], wire["reason"]) == ("Failed", "FeatureViewNotMaterializable")
+    assert wire["message"] == (
+        "Feast cannot materialize odfv (OnDemandFeatureView odfv is not configured for write_to_online_store.)"
+    )

@@ -387,3 +387,24 @@ def test_conditions_of_an_unknown_generation_carry_none() -> None:
     without = decide_project(_observe(with_generation, generation=None), LATER).status
     assert all("observedGeneration" not in c.to_k8s() for c in without.conditions)
     assert "observedGeneration" not in without.to_k8s()
+
+
+def test_an_apply_records_what_feast_materializes_and_a_later_one_without_it_clears_it() -> None:
+    result = _apply_result(
+        True,
+        current=ObjectChanges(feature_views=["fv", "odfv"]),
+        default_materialized=["fv"],
+        not_materializable={"odfv": "OnDemandFeatureView odfv is not configured for write_to_online_store."},
+    )
+    first = decide_project(_observe(job=JobObservation("job-h1", "succeeded", "", result)), NOW).status
+    assert first.materialized_feature_views == ["fv"]
+    assert [(v.name, v.reason) for v in first.unmaterializable_feature_views] == [
+        ("odfv", "OnDemandFeatureView odfv is not configured for write_to_online_store.")
+    ]
+    # A runner whose result had to drop them: unknown, not the last apply's answer.
+    trimmed = _apply_result(True)
+    second = decide_project(
+        _observe(first, apply_hash="h2", job_name="job-h2", job=JobObservation("job-h2", "succeeded", "", trimmed)),
+        LATER,
+    ).status
+    assert second.materialized_feature_views is None and second.unmaterializable_feature_views == []

@@ -25,6 +25,7 @@ from .feature_store_project import (
     LastApply,
     LastMaterialization,
     ScheduleStatus,
+    UnmaterializableView,
 )
 from .group import (
     API_VERSION,
@@ -98,6 +99,7 @@ __all__ = [
     "StatusModel",
     "StoreConfig",
     "TimeWindow",
+    "UnmaterializableView",
     "diff_crds",
     "generate_crds",
     "validate_manifest",

@@ -129,6 +129,15 @@ class InjectionStatus(StatusModel):
     """Up to ten of them."""
 
 
+class UnmaterializableView(StatusModel):
+    """A feature view Feast refuses to materialize, even by name."""
+
+    name: str
+    """Name of the feature view."""
+    reason: Annotated[str, Field(max_length=1024)]
+    """Why, in Feast's words (e.g. an on-demand feature view that does not write to the online store)."""
+
+
 class FeatureStoreProjectStatus(StatusModel):
     """Observed state of the project, written by the operator."""
 
@@ -143,7 +152,15 @@ class FeatureStoreProjectStatus(StatusModel):
     schedule: ScheduleStatus | None = None
     """State of spec.materialization's schedule."""
     feature_views: list[str] = Field(default_factory=list)
-    """Feature views in the registry after the last apply."""
+    """Feature views in the registry after the last apply (on-demand and stream ones included)."""
+    materialized_feature_views: list[str] | None = None
+    """Feature views `feast materialize` materializes when it is given none: what a
+    MaterializationJob without featureViews materializes."""
+    unmaterializable_feature_views: list[UnmaterializableView] = Field(
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    """Feature views Feast refuses to materialize even by name, and why."""
     feature_services: list[str] = Field(default_factory=list)
     """Feature services in the registry after the last apply."""
     entities: list[str] = Field(default_factory=list)

@@ -78,7 +78,8 @@ def file_registry(project: Obj | None) -> bool:
 
 
 def to_peers(summaries: list[Obj], project: Obj) -> list[Peer]:
-    all_views = (project.get("status") or {}).get("featureViews") or []
+    status = FeatureStoreProjectStatus.from_k8s(project.get("status"))
+    all_views = status.feature_views if status.materialized_feature_views is None else status.materialized_feature_views
     return [Peer(s["name"], s["created"], frozenset(s["featureViews"] or all_views), s["phase"]) for s in summaries]
 
 
@@ -178,7 +179,7 @@ class MaterializationReconciler:
             assert spec is not None and project is not None
             audit_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{meta['uid']}/{job_name}"))
             decision.status.audit_id = audit_id
-            self._create_job(body, project, decision.status, job_name, decision.feature_views, audit_id, now)
+            self._create_job(body, project, decision.status, job_name, audit_id, now)
         self.kube.write_status(MATERIALIZATION_JOB_PLURAL, body, decision.status, RUN_RECONCILER)
         emit_transitions(self.kube, body, decision.transitions)
         if decision.finished is not None and spec is not None:
@@ -208,7 +209,6 @@ class MaterializationReconciler:
         project_body: Obj,
         status: MaterializationJobStatus,
         job_name: str,
-        views: list[str],
         audit_id: str,
         now: datetime.datetime,
     ) -> None:
@@ -227,7 +227,8 @@ class MaterializationReconciler:
         extra_env = [
             {"name": contract.ENV_MATERIALIZE_MODE, "value": spec.mode},
             {"name": contract.ENV_MATERIALIZE_END, "value": rfc3339(end)},
-            {"name": contract.ENV_FEATURE_VIEWS, "value": ",".join(views)},
+            # Named views only: for "all", Feast picks exactly what `feast materialize` would.
+            {"name": contract.ENV_FEATURE_VIEWS, "value": ",".join(spec.feature_views)},
         ]
         if spec.start_time is not None:
             extra_env.append({"name": contract.ENV_MATERIALIZE_START, "value": rfc3339(spec.start_time)})

@@ -81,7 +81,18 @@ def _project_ready(project: FeatureStoreProjectStatus) -> tuple[bool, str]:
 
 
 def resolved_feature_views(spec: MaterializationJobSpec, project: FeatureStoreProjectStatus) -> list[str]:
-    return list(spec.feature_views) or list(project.feature_views)
+    """The views a run materializes: its own, or the ones `feast materialize` picks (when the project's
+    last apply could not say which, all of them: the run then only takes too wide a lock)."""
+    if spec.feature_views:
+        return list(spec.feature_views)
+    if project.materialized_feature_views is not None:
+        return list(project.materialized_feature_views)
+    return list(project.feature_views)
+
+
+def _refused(spec: MaterializationJobSpec, project: FeatureStoreProjectStatus) -> list[str]:
+    named = set(spec.feature_views)
+    return [f"{v.name} ({v.reason})" for v in project.unmaterializable_feature_views if v.name in named]
 
 
 def _blocking_peer(name: str, created: str, views: set[str], peers: list[Peer], every: bool) -> Peer | None:
@@ -159,6 +170,7 @@ def decide_materialization(obs: MaterializationObservation) -> MaterializationDe
         ready, why = _project_ready(project)
         views = resolved_feature_views(obs.spec, project)
         unknown = sorted(set(views) - set(project.feature_views))
+        refused = _refused(obs.spec, project)
         window_problem = _window_problem(obs.spec, obs.now)
         blocking = _blocking_peer(obs.name, obs.created, set(views), obs.peers, obs.one_at_a_time)
         if not ready:
@@ -168,6 +180,8 @@ def decide_materialization(obs: MaterializationObservation) -> MaterializationDe
                 "UnknownFeatureView",
                 f"feature view(s) not in project {obs.spec.project_ref.name}: {', '.join(unknown)}",
             )
+        elif refused:
+            fail("FeatureViewNotMaterializable", f"Feast cannot materialize {'; '.join(refused)}")
         elif window_problem:
             fail("InvalidWindow", window_problem)
         elif not views:

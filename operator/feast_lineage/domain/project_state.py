@@ -9,7 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from feast_lineage.api import AppliedChanges, FeatureStoreProjectStatus, LastApply, MlflowRunRef
+from feast_lineage.api import (
+    AppliedChanges,
+    FeatureStoreProjectStatus,
+    LastApply,
+    MlflowRunRef,
+    UnmaterializableView,
+)
 from feast_lineage.domain.apply_plan import RepoIdentity
 from feast_lineage.domain.conditions import DesiredCondition, Transition, kstatus, merge_conditions
 from feast_lineage.domain.labels import ANNOTATION_AUDIT_ID, ANNOTATION_SPEC_HASH, ANNOTATION_TRIGGER
@@ -19,6 +25,7 @@ from feast_lineage.timestamps import parse_rfc3339
 
 APPLIED = "Applied"
 ERROR_LIMIT = 4096
+REASON_LIMIT = 1024
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,12 @@ def decide_project(obs: ProjectObservation, now: datetime) -> ProjectDecision:
                     status.feature_views = list(result.current.feature_views)
                     status.feature_services = list(result.current.feature_services)
                     status.entities = list(result.current.entities)
+                # Unknown (None) when the runner could not report it: runs then let Feast choose.
+                status.materialized_feature_views = result.default_materialized if result is not None else None
+                status.unmaterializable_feature_views = [
+                    UnmaterializableView(name=name, reason=reason[:REASON_LIMIT])
+                    for name, reason in sorted(((result.not_materializable if result else None) or {}).items())
+                ]
             if result is not None and result.audit is not None:
                 # "i" is the record id in the compact form (feast_lineage.audit.AuditRecord.to_compact).
                 pending = [a for a in status.pending_audit if a.get("i") != result.audit.get("i")]

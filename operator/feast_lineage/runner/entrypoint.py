@@ -98,7 +98,12 @@ def _perform(settings: RunnerSettings, facts: OperationFacts, result: RunnerResu
         applied = run_apply(fetched.path)
         facts.project, facts.changes = applied.project, applied.changes
         return result.model_copy(
-            update={"changes": as_object_changes(applied.changes), "current": current_names(applied.after)}
+            update={
+                "changes": as_object_changes(applied.changes),
+                "current": current_names(applied.after),
+                "default_materialized": applied.default_materialized,
+                "not_materializable": applied.not_materializable,
+            }
         )
     store, plan = plan_materialize(fetched.path, request, datetime.now(UTC))
     facts.project, facts.window_start, facts.feature_views = plan.project, plan.start, plan.feature_views
