@@ -26,6 +26,7 @@ lint: install
 	$(BIN)/ruff check operator tests examples benchmarks
 	$(BIN)/ruff format --check operator tests examples benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/feast-lineage crds --check --output crds
 
 ## Build (or find cached) etcd, kube-apiserver, kube-controller-manager, kubectl and helm.

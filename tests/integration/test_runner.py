@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from feast_lineage import contract
 from feast_lineage.audit import AuditRecord, deliver
 from feast_lineage.devcluster.mlflow_server import MlflowServer
 from feast_lineage.devcluster.processes import free_port
-from feast_lineage.runner import contract
 from tests.integration.mlflow_checks import runs_with_audit_id
 from tests.integration.runner_setup import PROJECT, PROVENANCE, RunnerWorld, make_world
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from feast_lineage.api import MaterializationJobSpec, MaterializationJobStatus
+from feast_lineage.contract import MlflowRun, RunnerResult
 from feast_lineage.domain.materialization_state import (
     MaterializationDecision,
     MaterializationObservation,
@@ -13,7 +14,6 @@ from feast_lineage.domain.materialization_state import (
     decide_materialization,
 )
 from feast_lineage.domain.runner_outcome import JobObservation
-from feast_lineage.runner.contract import MlflowRun, RunnerResult
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

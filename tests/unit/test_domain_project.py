@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from feast_lineage.api import Condition, FeatureStoreProject, FeatureStoreProjectStatus, LastApply
+from feast_lineage.contract import MlflowRun, ObjectChanges, RunnerResult
 from feast_lineage.domain import labels
 from feast_lineage.domain.apply_plan import RepoIdentity, apply_hash, apply_job_name, spec_hash, trigger
 from feast_lineage.domain.conditions import DesiredCondition, kstatus, merge_conditions
@@ -17,7 +18,6 @@ from feast_lineage.domain.provenance import gitops_owner, provenance_tags, redac
 from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
 from feast_lineage.domain.runner_outcome import JobObservation, observe_job
 from feast_lineage.domain.store_config import feature_store_config, render_feature_store_yaml
-from feast_lineage.runner.contract import MlflowRun, ObjectChanges, RunnerResult
 
 SECRET_VALUE = "hunter2-do-not-leak"
 

@@ -1,9 +1,8 @@
 """The FeatureStoreProject resource: one Feast project managed from Kubernetes."""
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, model_validator
-from typing_extensions import Self
 
 from .common import (
     CamelModel,

@@ -8,6 +8,7 @@ import uuid
 
 from pydantic import ValidationError
 
+from feast_lineage import contract
 from feast_lineage.api import (
     FEATURE_STORE_PROJECT_KIND,
     FEATURE_STORE_PROJECT_PLURAL,
@@ -42,7 +43,6 @@ from feast_lineage.domain.provenance import provenance_tags, redact_url, trigger
 from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
 from feast_lineage.domain.runner_outcome import observe_job
 from feast_lineage.domain.status_owners import PROJECT_LAST_MATERIALIZATION, RUN_AUDIT, RUN_RECONCILER
-from feast_lineage.runner import contract
 from feast_lineage.timestamps import parse_rfc3339, rfc3339, utc_now
 
 log = logging.getLogger(__name__)

@@ -20,6 +20,7 @@ from feast_lineage.api import (
     FeatureStoreProjectStatus,
     validation_message,
 )
+from feast_lineage.contract import FEATURE_STORE_YAML
 from feast_lineage.controller import metrics
 from feast_lineage.controller.audit_redelivery import redeliver_pending
 from feast_lineage.controller.events import emit_transitions
@@ -36,7 +37,6 @@ from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
 from feast_lineage.domain.runner_outcome import observe_job
 from feast_lineage.domain.status_owners import PROJECT_AUDIT, PROJECT_RECONCILER
 from feast_lineage.domain.store_config import client_config_data, render_feature_store_yaml
-from feast_lineage.runner.contract import FEATURE_STORE_YAML
 from feast_lineage.timestamps import utc_now
 
 log = logging.getLogger(__name__)

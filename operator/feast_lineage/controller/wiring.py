@@ -1,4 +1,5 @@
-"""Kopf wiring: which events call which handler. Decorators only; the work is elsewhere."""
+"""Kopf wiring: which events call which handler, and Kopf's start. The only module that imports Kopf;
+decorators only, the work is elsewhere."""
 
 from __future__ import annotations
 
@@ -178,3 +179,19 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
             runs.reconcile(namespace or "", owner, peers_of(indices, namespace, run["spec"]))
 
     return registry
+
+
+def configure_kopf_logging(log_json: bool) -> None:
+    """Kopf's log handler on the root logger (the caller adjusts its format)."""
+    kopf.configure(verbose=False, log_format=kopf.LogFormat.JSON if log_json else kopf.LogFormat.FULL)
+
+
+def run_kopf(registry: kopf.OperatorRegistry, operator: OperatorSettings, liveness_port: int) -> None:
+    """Run the handlers until the process is stopped (a single replica: Kopf's standalone mode)."""
+    kopf.run(
+        registry=registry,
+        standalone=True,
+        clusterwide=not operator.namespaces,
+        namespaces=operator.namespaces,
+        liveness_endpoint=f"http://0.0.0.0:{liveness_port}/healthz" if liveness_port else None,
+    )

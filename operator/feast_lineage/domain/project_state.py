@@ -16,11 +16,11 @@ from feast_lineage.api import (
     MlflowRunRef,
     UnmaterializableView,
 )
+from feast_lineage.contract import MlflowRun
 from feast_lineage.domain.apply_plan import RepoIdentity
 from feast_lineage.domain.conditions import DesiredCondition, Transition, kstatus, merge_conditions
 from feast_lineage.domain.labels import ANNOTATION_AUDIT_ID, ANNOTATION_SPEC_HASH, ANNOTATION_TRIGGER
 from feast_lineage.domain.runner_outcome import JobObservation
-from feast_lineage.runner.contract import MlflowRun
 from feast_lineage.timestamps import parse_rfc3339
 
 APPLIED = "Applied"

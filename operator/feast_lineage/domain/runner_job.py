@@ -12,9 +12,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from feast_lineage import contract
 from feast_lineage.api import FeatureStoreProject, MlflowConfig
 from feast_lineage.domain.apply_plan import RepoIdentity
-from feast_lineage.runner import contract
 
 _RESTRICTED_CONTAINER = {
     "allowPrivilegeEscalation": False,

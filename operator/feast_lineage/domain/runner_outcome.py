@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from feast_lineage.runner.contract import RunnerResult
+from feast_lineage.contract import RunnerResult
 
 JobState = Literal["running", "stuck", "succeeded", "failed"]
 

@@ -1,7 +1,7 @@
 """``feast-lineage runner apply|materialize``: the program of a runner Job's pod.
 
 It reads only the contract's environment variables and files (see
-:mod:`feast_lineage.runner.contract`), assembles the feature repo, runs Feast, logs the
+:mod:`feast_lineage.contract`), assembles the feature repo, runs Feast, logs the
 operation to MLflow within a bounded time, and always leaves a :class:`RunnerResult` of at most
 4096 bytes in the termination message and as the last line of stdout.
 """
@@ -17,10 +17,10 @@ from pathlib import Path
 
 from feast_lineage.audit.delivery import deliver
 from feast_lineage.audit.errors import DeliveryError
+from feast_lineage.contract import RunnerResult
 from feast_lineage.runner.apply_op import run_apply
 from feast_lineage.runner.audit_records import OperationFacts, build_record
 from feast_lineage.runner.changes import as_object_changes, current_names
-from feast_lineage.runner.contract import RunnerResult
 from feast_lineage.runner.errors import EXIT_OK, BadInput, RunnerError, exception_line
 from feast_lineage.runner.feast_repo import project_name
 from feast_lineage.runner.fetch import fetch_repo

@@ -6,7 +6,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from feast_lineage.runner import contract
+from feast_lineage import contract
 from feast_lineage.runner.errors import BadInput, OperationFailed
 from feast_lineage.runner.git_source import checkout
 from feast_lineage.runner.settings import RunnerSettings

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from feast_lineage.audit.caps import cap_list, cap_text
-from feast_lineage.runner.contract import TERMINATION_MESSAGE_LIMIT, ObjectChanges, RunnerResult
+from feast_lineage.contract import TERMINATION_MESSAGE_LIMIT, ObjectChanges, RunnerResult
 
 _KEPT_AUDIT_TAGS = ("featurelineage.audit_id", "featurelineage.outcome", "feast.operation", "feast.project")
 

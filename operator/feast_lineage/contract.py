@@ -3,7 +3,8 @@
 The operator renders Jobs whose container runs ``feast-lineage runner <operation>``
 with the environment variables and mounts named here; the runner reports a
 :class:`RunnerResult` as JSON in its termination message, which the operator
-copies into status. Both sides import this module, so the two never drift.
+copies into status. Both sides import this module, which sits below both and imports
+nothing of the package, so the two never drift and the result channel has one owner.
 """
 
 from __future__ import annotations
