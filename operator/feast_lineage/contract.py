@@ -113,6 +113,8 @@ class RunnerResult(_Wire):
     window_end: str | None = Field(default=None, alias="windowEnd")
     feature_views: list[str] | None = Field(default=None, alias="featureViews")
     """materialize: feature views materialized."""
+    repo_unavailable: str | None = Field(default=None, alias="repoUnavailable")
+    """materialize: why the repo could not be fetched; Feast then ran from the registry alone."""
     mlflow: MlflowRun | None = None
     """The ops run, when it was logged."""
     mlflow_error: str | None = Field(default=None, alias="mlflowError")

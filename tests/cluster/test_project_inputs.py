@@ -2,47 +2,23 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 
-from tests.cluster.projects import EXAMPLE_REPO, Projects, example_files, project_manifest, repo_configmap
+from tests.cluster.projects import Projects, example_files, git, git_repo, project_manifest, repo_configmap
 from tests.cluster_helpers import OperatorProcess, wait_until
 
 pytestmark = pytest.mark.cluster
 
 
-def _git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-
-
-def _git_repo(tmp_path: Path) -> tuple[Path, Path]:
-    """A bare repository (the server, reached by file://) and a work tree that pushes to it."""
-    bare, work = tmp_path / "server.git", tmp_path / "work"
-    _git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
-    _git(tmp_path, "clone", "-q", str(bare), str(work))
-    shutil.copytree(EXAMPLE_REPO, work / "features", ignore=shutil.ignore_patterns("__pycache__"))
-    _git(work, "add", ".")
-    _git(work, "commit", "-q", "-m", "driver features")
-    _git(work, "push", "-q", "origin", "main")
-    return bare, work
-
-
 def test_git_project_records_the_commit_and_reapplies_when_the_branch_moves(
     api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path
 ) -> None:
-    bare, work = _git_repo(tmp_path)
-    first_commit = _git(work, "rev-parse", "HEAD")
+    bare, work = git_repo(tmp_path)
+    first_commit = git(work, "rev-parse", "HEAD")
     projects = Projects(api, namespace)
     repo = {"git": {"url": f"file://{bare}", "revision": "main", "path": "features"}}
     projects.create(project_manifest("drivers", tmp_path / "data", repo))
@@ -51,9 +27,9 @@ def test_git_project_records_the_commit_and_reapplies_when_the_branch_moves(
 
     feature_file = work / "features" / "features.py"
     feature_file.write_text(feature_file.read_text().replace("ttl=timedelta(days=1)", "ttl=timedelta(days=3)", 1))
-    _git(work, "commit", "-q", "-am", "longer ttl")
-    _git(work, "push", "-q", "origin", "main")
-    second_commit = _git(work, "rev-parse", "HEAD")
+    git(work, "commit", "-q", "-am", "longer ttl")
+    git(work, "push", "-q", "origin", "main")
+    second_commit = git(work, "rev-parse", "HEAD")
 
     def reapplied() -> dict[str, Any] | None:
         current = projects.get("drivers")["status"].get("lastApply") or {}
@@ -163,7 +139,7 @@ def test_missing_secret_stalls_until_it_exists(
 def test_unknown_git_revision_and_unreachable_server_stall_then_recover(
     api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path
 ) -> None:
-    bare, _ = _git_repo(tmp_path)
+    bare, _ = git_repo(tmp_path)
     projects = Projects(api, namespace)
     repo = {"git": {"url": f"file://{bare}", "revision": "release-9", "path": "features"}}
     projects.create(project_manifest("drivers", tmp_path / "data", repo))

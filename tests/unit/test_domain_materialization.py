@@ -211,3 +211,16 @@ def test_a_named_view_feast_refuses_fails_with_its_reason() -> None:
     assert wire["message"] == (
         "Feast cannot materialize odfv (OnDemandFeatureView odfv is not configured for write_to_online_store.)"
     )
+
+
+def test_a_run_without_its_repo_says_it_materialized_from_the_registry() -> None:
+    result = RunnerResult(
+        operation="materialize",
+        ok=True,
+        duration_seconds=3,
+        repo_unavailable="git fetch of c0ffee from file:///srv/r.git failed: does not appear to be a git repository",
+    )
+    job = JobObservation("run-materialize", "succeeded", "", result, "2026-11-26T12:01:00Z")
+    wire = _wire(decide_materialization(_observe(job=job, status=_running())))
+    assert (wire["phase"], wire["reason"]) == ("Succeeded", "Succeeded")
+    assert wire["message"].startswith("materialized from the registry alone (git fetch of c0ffee")

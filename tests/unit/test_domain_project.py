@@ -11,7 +11,15 @@ import yaml
 from feast_lineage.api import Condition, FeatureStoreProject, FeatureStoreProjectStatus, LastApply
 from feast_lineage.contract import MlflowRun, ObjectChanges, RunnerResult
 from feast_lineage.domain import labels
-from feast_lineage.domain.apply_plan import RepoIdentity, apply_hash, apply_job_name, spec_hash, trigger
+from feast_lineage.domain.apply_plan import (
+    RepoIdentity,
+    apply_hash,
+    apply_job_name,
+    git_identity,
+    last_applied_git_repo,
+    spec_hash,
+    trigger,
+)
 from feast_lineage.domain.conditions import DesiredCondition, kstatus, merge_conditions
 from feast_lineage.domain.project_state import InputProblem, ProjectObservation, decide_project
 from feast_lineage.domain.provenance import gitops_owner, provenance_tags, redact_url, triggered_by
@@ -408,3 +416,55 @@ def test_an_apply_records_what_feast_materializes_and_a_later_one_without_it_cle
         LATER,
     ).status
     assert second.materialized_feature_views is None and second.unmaterializable_feature_views == []
+
+
+# -- a Git outage ----------------------------------------------------------------------------------
+
+GIT_COMMIT = "c" * 40
+
+
+def _applied_git_status() -> tuple[FeatureStoreProjectStatus, RepoIdentity]:
+    repo = git_identity("main", "features", GIT_COMMIT)
+    last = LastApply(revision="main", commit=GIT_COMMIT, outcome="Succeeded", spec_hash="s1", job_name="job")
+    return FeatureStoreProjectStatus(last_apply=last, applied_spec_hash=apply_hash("s1", repo)), repo
+
+
+def test_the_last_applied_commit_stands_in_for_an_unreachable_git_server() -> None:
+    status, repo = _applied_git_status()
+    assert last_applied_git_repo(status.last_apply, status.applied_spec_hash, "s1", "main", "features") == repo
+    # Not after a spec change, nor for another revision or path, nor after a failed apply.
+    assert last_applied_git_repo(status.last_apply, status.applied_spec_hash, "s2", "main", "features") is None
+    assert last_applied_git_repo(status.last_apply, status.applied_spec_hash, "s1", "v2", "features") is None
+    assert last_applied_git_repo(status.last_apply, status.applied_spec_hash, "s1", "main", "other") is None
+    failed = status.last_apply.model_copy(update={"outcome": "Failed"}) if status.last_apply else None
+    assert last_applied_git_repo(failed, status.applied_spec_hash, "s1", "main", "features") is None
+
+
+def test_a_git_outage_keeps_the_project_ready_and_says_the_source_is_unavailable() -> None:
+    status, repo = _applied_git_status()
+    outage = InputProblem("GitUnreachable", "cannot reach https://git.example/r.git: connection refused")
+    observation = _observe(status, repo=repo, apply_hash=apply_hash("s1", repo), job_name="job", source_problem=outage)
+    during = decide_project(observation, NOW)
+    assert not during.create_job
+    conditions = _status(during.status)
+    assert conditions["Ready"] == "True/Applied" and conditions["Stalled"] == "False/Healthy"
+    assert conditions["SourceAvailable"] == "False/GitUnreachable"
+    ready = next(c for c in during.status.conditions if c.type == "Ready")
+    assert ready.message.endswith("; source unavailable: cannot reach https://git.example/r.git: connection refused")
+    assert [(t.type, t.reason) for t in during.transitions if t.type == "SourceAvailable"] == [
+        ("SourceAvailable", "GitUnreachable")
+    ]
+    after = decide_project(_observe(during.status, repo=repo, apply_hash=apply_hash("s1", repo)), LATER)
+    source = next(c for c in after.status.conditions if c.type == "SourceAvailable")
+    assert (source.status, source.reason, source.message) == ("True", "SourceAvailable", f"main is commit {GIT_COMMIT}")
+    assert "source unavailable" not in next(c for c in after.status.conditions if c.type == "Ready").message
+
+
+def test_an_unreachable_source_without_an_applied_commit_stalls() -> None:
+    problem = InputProblem("GitUnreachable", "cannot reach it")
+    decision = decide_project(ProjectObservation(1, FeatureStoreProjectStatus(), problem), NOW)
+    conditions = _status(decision.status)
+    assert conditions["Stalled"] == "True/GitUnreachable" and conditions["SourceAvailable"] == "False/GitUnreachable"
+    # A problem that is not about the source leaves SourceAvailable as it was.
+    secret = decide_project(ProjectObservation(1, decision.status, InputProblem("SecretNotFound", "no secret")), LATER)
+    assert _status(secret.status)["SourceAvailable"] == "False/GitUnreachable"

@@ -23,6 +23,7 @@ from feast_lineage.api import (
 from feast_lineage.contract import FEATURE_STORE_YAML
 from feast_lineage.controller import metrics
 from feast_lineage.controller.audit_redelivery import redeliver_pending
+from feast_lineage.controller.backoff import Backoff
 from feast_lineage.controller.events import emit_transitions
 from feast_lineage.controller.kube import Kube, Obj, StatusConflict, create, read
 from feast_lineage.controller.locks import ObjectLocks
@@ -30,8 +31,21 @@ from feast_lineage.controller.logs import object_fields
 from feast_lineage.controller.project_inputs import gather_inputs
 from feast_lineage.controller.settings import OperatorSettings
 from feast_lineage.domain import labels
-from feast_lineage.domain.apply_plan import RepoIdentity, apply_hash, apply_job_name, spec_hash, trigger
-from feast_lineage.domain.project_state import InputProblem, ProjectDecision, ProjectObservation, decide_project
+from feast_lineage.domain.apply_plan import (
+    RepoIdentity,
+    apply_hash,
+    apply_job_name,
+    last_applied_git_repo,
+    spec_hash,
+    trigger,
+)
+from feast_lineage.domain.project_state import (
+    SOURCE_REASONS,
+    InputProblem,
+    ProjectDecision,
+    ProjectObservation,
+    decide_project,
+)
 from feast_lineage.domain.provenance import provenance_tags
 from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
 from feast_lineage.domain.runner_outcome import observe_job
@@ -56,6 +70,8 @@ class ProjectReconciler:
         self.kube = kube
         self.settings = settings
         self.locks = locks
+        # Up to a quarter of a resync: an outage's end is noticed well before the next resync.
+        self.source_backoff = Backoff(settings.active_poll_seconds, settings.resync_seconds / 4)
 
     def reconcile(self, namespace: str, name: str) -> None:
         """One pass over the project; safe to call from any handler, any number of times."""
@@ -97,12 +113,32 @@ class ProjectReconciler:
             if project is not None:
                 metrics.audit_pending(project, len(status.pending_audit))
 
+    def retry_source(self, namespace: str, name: str) -> None:
+        """A pass for a project whose source was unavailable, once its backoff has passed: recovery
+        is noticed within seconds, never a whole resync later, and a dead server is not hammered."""
+        if self.source_backoff.due(f"{namespace}/{name}"):
+            self.reconcile(namespace, name)
+
     def deleted(self, namespace: str, name: str) -> None:
         """The project is being deleted: remove its metric series (Kubernetes removes its children)."""
         # Under the project's lock, so that a pass still running finishes first; later passes see
         # the deletionTimestamp and record nothing.
         with self.locks.hold(FEATURE_STORE_PROJECT_KIND, namespace, name):
             metrics.forget_project(namespace, name)
+            self.source_backoff.forget(f"{namespace}/{name}")
+
+    def _track_source(self, namespace: str, name: str, problem: InputProblem | None) -> None:
+        key = f"{namespace}/{name}"
+        if problem is not None and problem.reason in SOURCE_REASONS:
+            delay = self.source_backoff.failed(key)
+            log.info(
+                "repo source unavailable (%s); next attempt in %.0fs",
+                problem.reason,
+                delay,
+                extra=object_fields(namespace, name),
+            )
+        else:
+            self.source_backoff.forget(key)
 
     def _reconcile(self, body: Obj) -> None:
         meta = body["metadata"]
@@ -124,13 +160,23 @@ class ProjectReconciler:
         status.runner_config_map = runner_config_map_name(name)
         status.client_config_map = client_config_map_name(name)
 
+        runner_image = project.spec.runner.image or self.settings.runner_image
+        spec_digest = spec_hash(project, runner_image)
         repo, problem = gather_inputs(self.kube, project, self.settings.git_timeout_seconds)
+        source_problem = None
+        git = project.spec.repo.git
+        if repo is None and problem is not None and problem.reason == "GitUnreachable" and git is not None:
+            # An outage of the Git server: the registry still holds the last applied commit.
+            repo = last_applied_git_repo(
+                status.last_apply, status.applied_spec_hash, spec_digest, git.revision, git.path
+            )
+            if repo is not None:
+                problem, source_problem = None, problem
+        self._track_source(namespace, name, source_problem or problem)
         if repo is None:
             self._write(body, decide_project(ProjectObservation(generation, status, problem), now))
             return
 
-        runner_image = project.spec.runner.image or self.settings.runner_image
-        spec_digest = spec_hash(project, runner_image)
         digest = apply_hash(spec_digest, repo)
         job_name = apply_job_name(name, digest)
         job = read(self.kube.batch.read_namespaced_job, job_name, namespace)
@@ -140,7 +186,7 @@ class ProjectReconciler:
                 self.kube.core.list_namespaced_pod, namespace, label_selector=f"job-name={job_name}"
             )
             observed = observe_job(job, pods)
-        observation = ProjectObservation(generation, status, None, repo, digest, job_name, observed)
+        observation = ProjectObservation(generation, status, None, repo, digest, job_name, observed, source_problem)
         decision = decide_project(observation, now)
 
         if decision.create_job:

@@ -26,6 +26,7 @@ from feast_lineage.controller.settings import OperatorSettings
 from feast_lineage.domain import labels
 from feast_lineage.domain.conditions import RECONCILING, is_true
 from feast_lineage.domain.materialization_state import TERMINAL
+from feast_lineage.domain.project_state import SOURCE_AVAILABLE
 from feast_lineage.injection.service import InjectionService
 from feast_lineage.injection.targets import InjectionTargets
 
@@ -36,6 +37,10 @@ MANAGED = {labels.LABEL_MANAGED_BY: labels.MANAGED_BY}
 
 def _applying(status: kopf.Status, **_: Any) -> bool:
     return is_true(list(status.get("conditions") or []), RECONCILING)
+
+
+def _source_unavailable(status: kopf.Status, **_: Any) -> bool:
+    return any(c.get("type") == SOURCE_AVAILABLE and c.get("status") == "False" for c in status.get("conditions") or [])
 
 
 def _has_pending_audit(status: kopf.Status, **_: Any) -> bool:
@@ -121,6 +126,11 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
     @kopf.timer(*PROJECTS, interval=operator.active_poll_seconds, when=_applying, registry=registry)
     def project_apply_in_flight(namespace: str | None, name: str, **_: Any) -> None:
         projects.reconcile(namespace or "", name)
+
+    # Checks often; the reconciler's backoff decides when the source is actually asked again.
+    @kopf.timer(*PROJECTS, interval=operator.active_poll_seconds, when=_source_unavailable, registry=registry)
+    def project_source_retry(namespace: str | None, name: str, **_: Any) -> None:
+        projects.retry_source(namespace or "", name)
 
     @kopf.timer(*PROJECTS, interval=operator.audit_retry_seconds, when=_has_pending_audit, registry=registry)
     def project_audit_redelivery(namespace: str | None, name: str, **_: Any) -> None:

@@ -131,6 +131,9 @@ def _finish(status: MaterializationJobStatus, job: JobObservation, now: datetime
         # A deadline is the Job's doing, not Feast's: say so.
         status.reason = "DeadlineExceeded" if job.job_reason == "DeadlineExceeded" else "MaterializationFailed"
         status.message = job.message.splitlines()[0][:MESSAGE_LIMIT] if job.message else "the runner failed"
+    elif result is not None and result.repo_unavailable:
+        status.reason = "Succeeded"
+        status.message = f"materialized from the registry alone ({result.repo_unavailable})"[:MESSAGE_LIMIT]
     else:
         status.reason, status.message = "Succeeded", "materialized"
 

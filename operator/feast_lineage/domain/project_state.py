@@ -24,6 +24,9 @@ from feast_lineage.domain.runner_outcome import JobObservation
 from feast_lineage.timestamps import parse_rfc3339
 
 APPLIED = "Applied"
+SOURCE_AVAILABLE = "SourceAvailable"
+SOURCE_REASONS = ("RepoNotFound", "GitUnreachable", "GitRevisionNotFound")
+"""Input problems that are about the repo source itself."""
 ERROR_LIMIT = 4096
 REASON_LIMIT = 1024
 
@@ -46,6 +49,8 @@ class ProjectObservation:
     apply_hash: str | None = None
     job_name: str | None = None
     job: JobObservation | None = None
+    source_problem: InputProblem | None = None
+    """The source cannot be reached, and ``repo`` is the last applied commit, which the registry holds."""
 
 
 @dataclass
@@ -106,12 +111,16 @@ def decide_project(obs: ProjectObservation, now: datetime) -> ProjectDecision:
     finished: JobObservation | None = None
     applied_hash = status.applied_spec_hash
 
+    source = _source_condition(obs)
     if obs.problem is not None:
         desired = kstatus(False, False, True, obs.problem.reason, obs.problem.message)
         up_to_date = applied_hash is not None and applied_hash == obs.apply_hash
         desired.append(_applied_condition(up_to_date, obs.problem.reason, obs.problem.message))
     elif obs.apply_hash is not None and applied_hash == obs.apply_hash:
         message = _summary(status.last_apply)
+        if obs.source_problem is not None:
+            # Still Ready: the registry holds the last applied commit, and runs materialize it.
+            message = f"{message}; source unavailable: {obs.source_problem.message}"
         desired = kstatus(True, False, False, "Applied", message)
         desired.append(_applied_condition(True, "Applied", message))
     else:
@@ -159,6 +168,20 @@ def decide_project(obs: ProjectObservation, now: datetime) -> ProjectDecision:
             desired = kstatus(False, False, True, "ApplyFailed", message)
             desired.append(_applied_condition(False, "ApplyFailed", message))
 
+    if source is not None:
+        desired.append(source)
     status.conditions, transitions = merge_conditions(status.conditions, desired, obs.generation, now)
     status.observed_generation = obs.generation
     return ProjectDecision(create_job, status, transitions, finished)
+
+
+def _source_condition(obs: ProjectObservation) -> DesiredCondition | None:
+    """SourceAvailable: whether the repo source answered this pass; unknown (left as it was) when the
+    pass stopped before asking it."""
+    problem = obs.source_problem or (obs.problem if obs.problem and obs.problem.reason in SOURCE_REASONS else None)
+    if problem is not None:
+        return DesiredCondition(SOURCE_AVAILABLE, False, problem.reason, problem.message)
+    if obs.repo is None:
+        return None
+    resolved = f"{obs.repo.revision} is commit {obs.repo.commit}" if obs.repo.commit else obs.repo.revision
+    return DesiredCondition(SOURCE_AVAILABLE, True, "SourceAvailable", resolved)

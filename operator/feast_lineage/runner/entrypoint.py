@@ -91,7 +91,7 @@ def _perform(settings: RunnerSettings, facts: OperationFacts, result: RunnerResu
         facts.operation = "materialize_incremental" if request.incremental else "materialize"
         facts.window_start, facts.window_end = request.start, request.end
         facts.feature_views = request.feature_views or None
-    fetched = fetch_repo(settings)
+    fetched = fetch_repo(settings, registry_suffices=request is not None)
     facts.git_commit = fetched.git_commit
     facts.project = project_name(fetched.path)
     if request is None:
@@ -114,6 +114,7 @@ def _perform(settings: RunnerSettings, facts: OperationFacts, result: RunnerResu
             "window_start": format_time(outcome.start) if outcome.start else None,
             "window_end": format_time(outcome.end),
             "feature_views": outcome.feature_views,
+            "repo_unavailable": fetched.unavailable,
         }
     )
 
