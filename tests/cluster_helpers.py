@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from kubernetes import client
+
 from feast_lineage.devcluster.processes import ManagedProcess, free_port
 
 T = TypeVar("T")
@@ -30,6 +32,14 @@ def wait_until(probe: Callable[[], T | None], timeout: float, what: str, interva
     raise AssertionError(
         f"timed out after {timeout:.0f}s waiting for {what}" + (f" (last error: {last_error})" if last_error else "")
     )
+
+
+def job_running(api: client.ApiClient, namespace: str, name: str) -> bool:
+    """The Job has a Running pod and has not finished."""
+    job = client.BatchV1Api(api).read_namespaced_job(name, namespace)
+    finished = any(c.status == "True" and c.type in ("Complete", "Failed") for c in job.status.conditions or [])
+    pods = client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=f"job-name={name}").items
+    return not finished and any(pod.status.phase == "Running" for pod in pods)
 
 
 class OperatorProcess:

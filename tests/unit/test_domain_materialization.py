@@ -224,3 +224,13 @@ def test_a_run_without_its_repo_says_it_materialized_from_the_registry() -> None
     wire = _wire(decide_materialization(_observe(job=job, status=_running())))
     assert (wire["phase"], wire["reason"]) == ("Succeeded", "Succeeded")
     assert wire["message"].startswith("materialized from the registry alone (git fetch of c0ffee")
+
+
+def test_with_a_file_registry_a_run_waits_for_a_running_apply() -> None:
+    decision = decide_materialization(_observe(apply_running="drivers-apply-0123456789", one_at_a_time=True))
+    assert not decision.create_job
+    wire = _wire(decision)
+    assert (wire["reason"], wire["waitingFor"]) == (
+        "WaitingForApply",
+        "apply Job drivers-apply-0123456789 (the project's file registry takes one writer at a time)",
+    )

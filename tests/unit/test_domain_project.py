@@ -468,3 +468,83 @@ def test_an_unreachable_source_without_an_applied_commit_stalls() -> None:
     # A problem that is not about the source leaves SourceAvailable as it was.
     secret = decide_project(ProjectObservation(1, decision.status, InputProblem("SecretNotFound", "no secret")), LATER)
     assert _status(secret.status)["SourceAvailable"] == "False/GitUnreachable"
+
+
+# -- one apply per project at a time ----------------------------------------------------------------
+
+
+def _apply_job(name: str, state: str, digest: str, revision: str, finished: str | None = None) -> JobObservation:
+    annotations = {labels.ANNOTATION_APPLY_HASH: digest, labels.ANNOTATION_REVISION: revision}
+    result = _apply_result(state == "succeeded") if finished else None
+    return JobObservation(name, state, "", result, finished, annotations)  # type: ignore[arg-type]
+
+
+APPLIED_A = FeatureStoreProjectStatus(
+    applied_spec_hash="hA",
+    last_apply=LastApply(revision="rev-a0", job_name="job-a0", outcome="Succeeded", time=NOW),
+)
+
+
+def _racing(status: FeatureStoreProjectStatus, digest: str, *others: JobObservation, **fields: Any) -> Any:
+    repo = RepoIdentity("configMap", f"rev-{digest}", digest)
+    observation = _observe(
+        status, repo=repo, apply_hash=digest, job_name=f"job-{digest}", other_applies=list(others), **fields
+    )
+    return decide_project(observation, LATER)
+
+
+def test_a_newer_revision_waits_for_the_running_apply() -> None:
+    running = _apply_job("job-hB", "running", "hB", "rev-hB")
+    decision = _racing(APPLIED_A, "hC", running)
+    assert not decision.create_job
+    assert _status(decision.status)["Reconciling"] == "True/ApplyWaiting"
+    assert _status(decision.status)["Ready"] == "False/ApplyWaiting"
+    pending = decision.status.pending_apply
+    assert pending is not None and (pending.revision, pending.apply_hash) == ("rev-hC", "hC")
+    assert pending.waiting_for == "Job job-hB (an earlier apply) to finish"
+    # Even a revert to what status says is applied waits: the running Job is about to change the registry.
+    assert not _racing(APPLIED_A, "hA", running).create_job
+
+
+def test_a_waiting_revision_superseded_before_it_started_is_recorded_and_skipped() -> None:
+    running = _apply_job("job-hB", "running", "hB", "rev-hB")
+    waiting = _racing(APPLIED_A, "hC", running).status
+    again = _racing(waiting, "hD", running)
+    assert not again.create_job
+    superseded = again.status.last_superseded_apply
+    assert superseded is not None and superseded.revision == "rev-hC"
+    assert again.status.pending_apply is not None and again.status.pending_apply.revision == "rev-hD"
+    assert again.events == [("Normal", "ApplySuperseded", "rev-hC was superseded before its apply started")]
+
+
+def test_an_earlier_apply_that_finished_is_recorded_then_the_current_one_starts() -> None:
+    running = _apply_job("job-hB", "running", "hB", "rev-hB")
+    waiting = _racing(APPLIED_A, "hC", running).status
+    done = _apply_job("job-hB", "succeeded", "hB", "rev-hB", finished="2026-11-26T12:04:00Z")
+    decision = _racing(waiting, "hC", done)
+    # Status says what the registry holds: the earlier apply, then the current one is started.
+    assert decision.finished_job is done and decision.create_job
+    assert decision.status.last_apply is not None
+    assert (decision.status.last_apply.job_name, decision.status.last_apply.revision) == ("job-hB", "rev-hB")
+    assert decision.status.applied_spec_hash == "hB" and decision.status.pending_apply is None
+    # Seen again, it is not recorded twice; older finished Jobs (kept history) never are.
+    old = _apply_job("job-a0", "succeeded", "hA", "rev-a0", finished="2026-11-26T11:00:00Z")
+    again = _racing(decision.status, "hC", done, old)
+    assert again.finished_job is None and again.status.last_apply == decision.status.last_apply
+
+
+def test_with_a_file_registry_an_apply_waits_for_running_materializations() -> None:
+    decision = _racing(APPLIED_A, "hC", running_materializations=["run-materialize"])
+    assert not decision.create_job
+    assert _status(decision.status)["Reconciling"] == "True/ApplyWaiting"
+    assert decision.status.pending_apply is not None
+    assert decision.status.pending_apply.waiting_for == (
+        "materialize Job run-materialize to finish (the project's file registry takes one writer at a time)"
+    )
+    assert _racing(decision.status, "hC").create_job
+
+
+def test_a_superseded_apply_whose_pod_never_started_is_deleted() -> None:
+    stuck = _apply_job("job-hB", "stuck", "hB", "rev-hB")
+    decision = _racing(APPLIED_A, "hC", stuck)
+    assert decision.delete_jobs == ["job-hB"] and decision.create_job

@@ -24,6 +24,7 @@ from .feature_store_project import (
     InjectionStatus,
     LastApply,
     LastMaterialization,
+    PendingApply,
     ScheduleStatus,
     UnmaterializableView,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "MlflowCredentials",
     "MlflowRunRef",
     "ObjectMeta",
+    "PendingApply",
     "Provenance",
     "RegistryConfig",
     "RepoSource",

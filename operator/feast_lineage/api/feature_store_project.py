@@ -93,6 +93,21 @@ class LastApply(StatusModel):
     """Identity of its MLflow audit record (tag `featurelineage.audit_id`)."""
 
 
+class PendingApply(StatusModel):
+    """An apply that waits for a running one to finish (one apply per project at a time)."""
+
+    revision: str | None = None
+    """Revision of the repo it would apply."""
+    commit: str | None = None
+    """Git commit the revision resolved to."""
+    apply_hash: str | None = None
+    """Hash of the spec and repo content it would apply."""
+    since: Timestamp | None = None
+    """When it started waiting."""
+    waiting_for: str | None = None
+    """What it waits for: the running apply Job, or a materialization (file registry)."""
+
+
 class LastMaterialization(StatusModel):
     """The most recent MaterializationJob of the project."""
 
@@ -172,6 +187,10 @@ class FeatureStoreProjectStatus(StatusModel):
     """Compact operation records waiting for delivery to MLflow."""
     applied_spec_hash: str | None = None
     """Hash of the spec and repo revision of the last successful apply."""
+    pending_apply: PendingApply | None = None
+    """The apply waiting for a running apply (or, with a file registry, a materialization) to finish."""
+    last_superseded_apply: PendingApply | None = None
+    """The latest apply that was superseded by a newer revision before it started, and never ran."""
     injection: InjectionStatus | None = None
     """Pods that asked for injection and missed it."""
 

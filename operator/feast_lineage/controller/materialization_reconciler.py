@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import uuid
@@ -161,31 +162,53 @@ class MaterializationReconciler:
             status.job_name = job_name
         if status.provenance is None:
             status.provenance = self._provenance(body, project)
-        observation = MaterializationObservation(
-            name=name,
-            created=meta.get("creationTimestamp", ""),
-            generation=meta.get("generation"),
-            status=status,
-            now=now,
-            spec=spec,
-            invalid=invalid,
-            project=project,
-            job=job_observation,
-            peers=peers,
-            one_at_a_time=file_registry(project),
+        exclusive = spec is not None and job_observation is None and file_registry(project)
+        # With a file registry a run and an apply never overlap: deciding to start and starting happen
+        # under the project's lock, under which the project reconciler checks for runs before it applies.
+        guard = (
+            self.locks.hold(FEATURE_STORE_PROJECT_KIND, namespace, spec.project_ref.name)
+            if exclusive and spec is not None
+            else contextlib.nullcontext()
         )
-        decision = decide_materialization(observation)
-        if decision.create_job:
-            assert spec is not None and project is not None
-            audit_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{meta['uid']}/{job_name}"))
-            decision.status.audit_id = audit_id
-            self._create_job(body, project, decision.status, job_name, audit_id, now)
+        with guard:
+            apply_running = None
+            if exclusive and spec is not None:
+                apply_running = self._running_apply(namespace, spec.project_ref.name)
+            observation = MaterializationObservation(
+                name=name,
+                created=meta.get("creationTimestamp", ""),
+                generation=meta.get("generation"),
+                status=status,
+                now=now,
+                spec=spec,
+                invalid=invalid,
+                project=project,
+                job=job_observation,
+                peers=peers,
+                one_at_a_time=file_registry(project),
+                apply_running=apply_running,
+            )
+            decision = decide_materialization(observation)
+            if decision.create_job:
+                assert spec is not None and project is not None
+                audit_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{meta['uid']}/{job_name}"))
+                decision.status.audit_id = audit_id
+                self._create_job(body, project, decision.status, job_name, audit_id, now)
         self.kube.write_status(MATERIALIZATION_JOB_PLURAL, body, decision.status, RUN_RECONCILER)
         emit_transitions(self.kube, body, decision.transitions)
         if decision.finished is not None and spec is not None:
             result = decision.finished.result
             duration = result.duration_seconds if result is not None else None
             self._record_on_project(namespace, spec.project_ref.name, name, decision.status, duration)
+
+    def _running_apply(self, namespace: str, project_name: str) -> str | None:
+        """An apply Job of the project that has not finished, if any."""
+        selector = f"{labels.LABEL_PROJECT}={project_name},{labels.LABEL_OPERATION}=apply"
+        for job in self.kube.list_json(self.kube.batch.list_namespaced_job, namespace, label_selector=selector):
+            conditions = (job.get("status") or {}).get("conditions") or []
+            if not any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions):
+                return str(job["metadata"]["name"])
+        return None
 
     def _provenance(self, body: Obj, project: Obj | None) -> Provenance:
         meta = body["metadata"]

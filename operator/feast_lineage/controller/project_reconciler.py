@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 
+from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from feast_lineage.api import (
@@ -24,8 +25,8 @@ from feast_lineage.contract import FEATURE_STORE_YAML
 from feast_lineage.controller import metrics
 from feast_lineage.controller.audit_redelivery import redeliver_pending
 from feast_lineage.controller.backoff import Backoff
-from feast_lineage.controller.events import emit_transitions
-from feast_lineage.controller.kube import Kube, Obj, StatusConflict, create, read
+from feast_lineage.controller.events import emit, emit_transitions
+from feast_lineage.controller.kube import Kube, Obj, StatusConflict, create
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.logs import object_fields
 from feast_lineage.controller.project_inputs import gather_inputs
@@ -48,7 +49,7 @@ from feast_lineage.domain.project_state import (
 )
 from feast_lineage.domain.provenance import provenance_tags
 from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
-from feast_lineage.domain.runner_outcome import observe_job
+from feast_lineage.domain.runner_outcome import JobObservation, observe_job
 from feast_lineage.domain.status_owners import PROJECT_AUDIT, PROJECT_RECONCILER
 from feast_lineage.domain.store_config import client_config_data, render_feature_store_yaml
 from feast_lineage.timestamps import utc_now
@@ -179,20 +180,41 @@ class ProjectReconciler:
 
         digest = apply_hash(spec_digest, repo)
         job_name = apply_job_name(name, digest)
-        job = read(self.kube.batch.read_namespaced_job, job_name, namespace)
-        observed = None
-        if job is not None:
-            pods = self.kube.list_json(
-                self.kube.core.list_namespaced_pod, namespace, label_selector=f"job-name={job_name}"
-            )
-            observed = observe_job(job, pods)
-        observation = ProjectObservation(generation, status, None, repo, digest, job_name, observed, source_problem)
+        applies = self._observe_jobs(namespace, name, "apply")
+        observed = applies.pop(job_name, None)
+        running_materializations: list[str] = []
+        if project.spec.feature_store.registry.registry_type == "file":
+            running_materializations = [
+                job.name for job in self._observe_jobs(namespace, name, "materialize").values() if not job.finished
+            ]
+        observation = ProjectObservation(
+            generation,
+            status,
+            None,
+            repo,
+            digest,
+            job_name,
+            observed,
+            source_problem,
+            other_applies=list(applies.values()),
+            running_materializations=running_materializations,
+        )
         decision = decide_project(observation, now)
 
+        for superseded in decision.delete_jobs:
+            # Its pod never started: it must not start later and apply an old revision.
+            try:
+                self.kube.batch.delete_namespaced_job(superseded, namespace, propagation_policy="Background")
+            except ApiException as error:
+                if error.status != 404:
+                    raise
+            log.info("deleted superseded apply Job %s", superseded, extra=object_fields(namespace, name, generation))
         if decision.create_job:
-            why = trigger(status.last_apply, spec_digest, repo)
+            why = trigger(decision.status.last_apply, spec_digest, repo)
             self._create_apply_job(project, body, job_name, runner_image, repo, spec_digest, digest, why, generation)
         self._write(body, decision)
+        for event_type, reason, message in decision.events:
+            emit(self.kube, body, event_type, reason, message)
         finished = decision.finished_job
         project_labels = metrics.ProjectLabels.of(body)
         if finished is not None and project_labels is not None:
@@ -202,6 +224,18 @@ class ProjectReconciler:
             duration = finished.result.duration_seconds if finished.result is not None else None
             metrics.apply_finished(project_labels, outcome, duration)
         self._prune_apply_jobs(namespace, name, keep=job_name)
+
+    def _observe_jobs(self, namespace: str, name: str, operation: str) -> dict[str, JobObservation]:
+        """The project's Jobs of one operation, by name, each with its pods."""
+        selector = f"{labels.LABEL_PROJECT}={name},{labels.LABEL_OPERATION}={operation}"
+        jobs = self.kube.list_json(self.kube.batch.list_namespaced_job, namespace, label_selector=selector)
+        if not jobs:
+            return {}
+        pods = self.kube.list_json(self.kube.core.list_namespaced_pod, namespace, label_selector=selector)
+        by_job: dict[str, list[Obj]] = {}
+        for pod in pods:
+            by_job.setdefault((pod["metadata"].get("labels") or {}).get("job-name", ""), []).append(pod)
+        return {job["metadata"]["name"]: observe_job(job, by_job.get(job["metadata"]["name"], [])) for job in jobs}
 
     # -- writes ----------------------------------------------------------------------------------
 

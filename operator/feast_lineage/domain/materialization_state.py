@@ -58,6 +58,8 @@ class MaterializationObservation:
     one_at_a_time: bool = False
     """Every run of the project conflicts with every other: a file registry is rewritten whole by each
     materialization, so two at once lose each other's writes or read it half-written."""
+    apply_running: str | None = None
+    """An apply Job of the project that is running (checked with a file registry only)."""
 
 
 @dataclass
@@ -178,6 +180,11 @@ def decide_materialization(obs: MaterializationObservation) -> MaterializationDe
         blocking = _blocking_peer(obs.name, obs.created, set(views), obs.peers, obs.one_at_a_time)
         if not ready:
             wait("ProjectNotReady", f"FeatureStoreProject {obs.spec.project_ref.name} is not Ready: {why}")
+        elif obs.apply_running is not None:
+            wait(
+                "WaitingForApply",
+                f"apply Job {obs.apply_running} (the project's file registry takes one writer at a time)",
+            )
         elif unknown:
             fail(
                 "UnknownFeatureView",
