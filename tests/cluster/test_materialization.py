@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from feast_lineage.devcluster.mlflow_server import MlflowServer
 from tests.cluster.projects import EXAMPLE_REPO, Projects, example_files, project_manifest, repo_configmap
-from tests.cluster_helpers import OperatorProcess, wait_until
+from tests.cluster_helpers import OperatorProcess, finished_after, job_running, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -219,11 +219,13 @@ def test_operator_restarted_mid_run_makes_no_duplicate_and_the_run_finishes(
     runs = Runs(api, namespace)
     runs.create("survivor", mode="Range", startTime="2026-11-02T00:00:00Z", endTime="2026-11-04T00:00:00Z")
     wait_until(lambda: runs.jobs(), 60, "the materialize Job")
-    operator.kill()
-    time.sleep(2)
+    wait_until(lambda: job_running(api, namespace, "survivor-materialize"), 60, "the materialize Job to run")
+    killed = operator.kill()
+    assert job_running(api, namespace, "survivor-materialize"), "the run ended before the operator was killed"
     operator.start()
     done = runs.wait_phase("survivor", "Succeeded", "Failed")
     assert done["phase"] == "Succeeded" and runs.jobs() == ["survivor-materialize"]
+    assert finished_after(api, namespace, "survivor-materialize", killed)
 
 
 def test_deleting_a_run_deletes_its_job(api: client.ApiClient, namespace: str, applied: Path) -> None:

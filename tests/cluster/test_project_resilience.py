@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from feast_lineage.devcluster.mlflow_server import start_mlflow
 from feast_lineage.devcluster.processes import free_port
 from tests.cluster.projects import Projects, example_files, project_manifest, repo_configmap
-from tests.cluster_helpers import OperatorProcess, wait_until
+from tests.cluster_helpers import OperatorProcess, finished_after, job_running, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -87,13 +87,18 @@ def test_operator_killed_mid_apply_creates_no_second_job_and_converges(
     api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path
 ) -> None:
     core, projects = client.CoreV1Api(api), Projects(api, namespace)
-    core.create_namespaced_config_map(namespace, repo_configmap("repo", example_files()))
+    # The repo takes a while to import, so the apply is surely under way when the operator dies.
+    files = example_files()
+    files["features.py"] = b"import time\n\ntime.sleep(10)\n" + files["features.py"]
+    core.create_namespaced_config_map(namespace, repo_configmap("repo", files))
     projects.create(project_manifest("drivers", tmp_path / "data", {"configMap": {"name": "repo"}}))
     jobs = wait_until(lambda: projects.apply_jobs("drivers"), 60, "the apply Job")
-    operator.kill()
-    time.sleep(2)
+    wait_until(lambda: job_running(api, namespace, jobs[0]), 60, "the apply Job to run")
+    killed = operator.kill()
+    assert job_running(api, namespace, jobs[0]), "the apply ended before the operator was killed"
     operator.start()
     status = projects.wait_condition("drivers", "Ready", timeout=180)["status"]
+    assert finished_after(api, namespace, jobs[0], killed)
     assert projects.apply_jobs("drivers") == jobs
     assert status["lastApply"]["jobName"] == jobs[0] and status["lastApply"]["outcome"] == "Succeeded"
     time.sleep(2 * OperatorProcess.RESYNC_SECONDS)
