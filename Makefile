@@ -27,6 +27,7 @@ lint: install
 	$(BIN)/ruff check operator tests examples benchmarks
 	$(BIN)/ruff format --check operator tests examples benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/feast-lineage crds --check --output crds
 	$(BIN)/feast-lineage chart --check
 

@@ -3,22 +3,39 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import sys
 import time
+import urllib.error
 import urllib.request
 import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import ClassVar, TypeVar
 
+import urllib3
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
 from feast_lineage.devcluster.processes import ManagedProcess, free_port
 
 T = TypeVar("T")
 
 
+def not_yet(error: BaseException) -> bool:
+    """Errors that mean "not there yet": an object not created yet (404), an endpoint not listening yet."""
+    if isinstance(error, ApiException):
+        return bool(error.status == 404)
+    return isinstance(error, ConnectionError | urllib.error.URLError | urllib3.exceptions.HTTPError)
+
+
 def wait_until(probe: Callable[[], T | None], timeout: float, what: str, interval: float = 0.25) -> T:
-    """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
+    """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds.
+
+    Only "not there yet" errors (see :func:`not_yet`) are retried; any other error of the probe, a
+    broken probe or a failed assertion in it, fails at once rather than looking like a timeout.
+    """
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
@@ -26,12 +43,32 @@ def wait_until(probe: Callable[[], T | None], timeout: float, what: str, interva
             value = probe()
             if value:
                 return value
-        except Exception as error:  # the object may not exist yet
+        except Exception as error:
+            if not not_yet(error):
+                raise
             last_error = error
         time.sleep(interval)
     raise AssertionError(
         f"timed out after {timeout:.0f}s waiting for {what}" + (f" (last error: {last_error})" if last_error else "")
     )
+
+
+def job_running(api: client.ApiClient, namespace: str, name: str) -> bool:
+    """The Job has a Running pod and has not finished."""
+    job = client.BatchV1Api(api).read_namespaced_job(name, namespace)
+    finished = any(c.status == "True" and c.type in ("Complete", "Failed") for c in job.status.conditions or [])
+    pods = client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=f"job-name={name}").items
+    return not finished and any(pod.status.phase == "Running" for pod in pods)
+
+
+def finished_after(api: client.ApiClient, namespace: str, name: str, moment: datetime.datetime) -> bool:
+    """The Job completed no earlier than ``moment`` (both to the second): it was still running then."""
+    job = client.BatchV1Api(api).read_namespaced_job(name, namespace)
+    ended = job.status.completion_time or next(
+        (c.last_transition_time for c in job.status.conditions or [] if c.type == "Failed" and c.status == "True"),
+        None,
+    )
+    return ended is not None and ended >= moment
 
 
 class OperatorProcess:
@@ -100,11 +137,14 @@ class OperatorProcess:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=2) as response:
             return int(response.status) == 200
 
-    def kill(self) -> None:
-        """SIGKILL, as a crash or an evicted pod would end it."""
+    def kill(self) -> datetime.datetime:
+        """SIGKILL, as a crash or an evicted pod would end it; returns when (to the second, rounded down,
+        as the API server's times are)."""
         assert self.process is not None
+        killed = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
         os.killpg(self.process.pid, 9)
         self.process.popen.wait(timeout=10)
+        return killed
 
     def stop(self) -> None:
         OperatorProcess.running.discard(self)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from kubernetes import client
 
 from feast_lineage.devcluster.cluster import DevCluster, start_dev_cluster
 from feast_lineage.devcluster.mlflow_server import MlflowServer, start_mlflow
+from feast_lineage.devcluster.processes import free_port
 from tests.cluster_helpers import OperatorProcess, wait_until
 from tests.install_helpers import ChartRbacInstall
 
@@ -131,6 +133,40 @@ def namespace(request: pytest.FixtureRequest, api: client.ApiClient) -> Iterator
     )
     yield name
     core.delete_namespace(name)
+
+
+@pytest.fixture
+def git_server(tmp_path: Path) -> Iterator[str]:
+    """A real `git daemon` on loopback serving the bare repositories under tmp_path/served: git://."""
+    root = tmp_path / "served"
+    root.mkdir(exist_ok=True)
+    port = free_port()
+    daemon = subprocess.Popen(
+        [
+            "git",
+            "daemon",
+            "--reuseaddr",
+            "--export-all",
+            f"--base-path={root}",
+            "--listen=127.0.0.1",
+            f"--port={port}",
+            str(root),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"git://127.0.0.1:{port}"
+
+    def serving() -> bool:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+
+    try:
+        wait_until(serving, 10, "git daemon to listen")
+        yield url
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10)
 
 
 @pytest.fixture

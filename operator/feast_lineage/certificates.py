@@ -54,7 +54,7 @@ def _name(common_name: str, organizations: tuple[str, ...] = ()) -> x509.Name:
 def make_ca(common_name: str) -> KeyPair:
     """A self-signed certificate authority."""
     key = _new_key()
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     subject = _name(common_name)
     cert = (
         x509.CertificateBuilder()
@@ -100,7 +100,7 @@ def issue(
     ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
     key = _new_key()
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + (
         [ExtendedKeyUsageOID.CLIENT_AUTH] if client else []
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import copy
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,30 @@ from tests.cluster_helpers import wait_until
 from tests.conftest import REPO_ROOT
 
 EXAMPLE_REPO = REPO_ROOT / "examples" / "driver-stats" / "feature_repo"
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+def git_repo(tmp_path: Path) -> tuple[Path, Path]:
+    """A bare repository, served by the ``git_server`` fixture as ``<url>/server.git``, and a work
+    tree that pushes to it."""
+    (tmp_path / "served").mkdir(exist_ok=True)
+    bare, work = tmp_path / "served" / "server.git", tmp_path / "work"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
+    git(tmp_path, "clone", "-q", str(bare), str(work))
+    shutil.copytree(EXAMPLE_REPO, work / "features", ignore=shutil.ignore_patterns("__pycache__"))
+    git(work, "add", ".")
+    git(work, "commit", "-q", "-m", "driver features")
+    git(work, "push", "-q", "origin", "main")
+    return bare, work
 
 
 def example_files() -> dict[str, bytes]:

@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from feast_lineage.devcluster.mlflow_server import MlflowServer
 from tests.cluster.projects import EXAMPLE_REPO, Projects, example_files, project_manifest, repo_configmap
-from tests.cluster_helpers import OperatorProcess, wait_until
+from tests.cluster_helpers import OperatorProcess, finished_after, job_running, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -100,6 +100,7 @@ def test_range_then_incremental_materialize_with_provenance_and_a_rerun(
     done = runs.wait_phase("backfill", "Succeeded", "Failed")
     assert done["phase"] == "Succeeded", done
     assert done["window"] == {"start": "2026-11-02T00:00:00Z", "end": "2026-11-05T00:00:00Z"}
+    # All of them, as `feast materialize` takes them: the on-demand view is not one.
     assert sorted(done["featureViews"]) == ["driver_daily_trips", "driver_hourly_stats"]
     assert done["provenance"]["triggeredBy"] == "manual"
     assert done["provenance"]["manager"]
@@ -209,10 +210,23 @@ def test_bad_runs_fail_with_a_clear_message(api: client.ApiClient, namespace: st
         featureViews=["nope"],
     )
     runs.create("future", mode="Range", startTime="2026-11-02T00:00:00Z", endTime="2099-01-01T00:00:00Z")
+    runs.create(
+        "on-demand",
+        mode="Range",
+        startTime="2026-11-02T00:00:00Z",
+        endTime="2026-11-03T00:00:00Z",
+        featureViews=["driver_conversion"],
+    )
     unknown = runs.wait_phase("unknown-view", "Failed", "Succeeded", timeout=60)
     assert (unknown["reason"], unknown["message"]) == (
         "UnknownFeatureView",
         "feature view(s) not in project drivers: nope",
+    )
+    on_demand = runs.wait_phase("on-demand", "Failed", "Succeeded", timeout=60)
+    assert (on_demand["reason"], on_demand["message"]) == (
+        "FeatureViewNotMaterializable",
+        "Feast cannot materialize driver_conversion "
+        "(OnDemandFeatureView driver_conversion is not configured for write_to_online_store.)",
     )
     future = runs.wait_phase("future", "Failed", "Succeeded", timeout=60)
     assert future["reason"] == "InvalidWindow" and "ends in the future" in future["message"]
@@ -230,11 +244,13 @@ def test_operator_restarted_mid_run_makes_no_duplicate_and_the_run_finishes(
     runs = Runs(api, namespace)
     runs.create("survivor", mode="Range", startTime="2026-11-02T00:00:00Z", endTime="2026-11-04T00:00:00Z")
     wait_until(lambda: runs.jobs(), 60, "the materialize Job")
-    operator.kill()
-    time.sleep(2)
+    wait_until(lambda: job_running(api, namespace, "survivor-materialize"), 60, "the materialize Job to run")
+    killed = operator.kill()
+    assert job_running(api, namespace, "survivor-materialize"), "the run ended before the operator was killed"
     operator.start()
     done = runs.wait_phase("survivor", "Succeeded", "Failed")
     assert done["phase"] == "Succeeded" and runs.jobs() == ["survivor-materialize"]
+    assert finished_after(api, namespace, "survivor-materialize", killed)
 
 
 def test_deleting_a_run_deletes_its_job(api: client.ApiClient, namespace: str, applied: Path) -> None:

@@ -53,7 +53,11 @@ def test_configmap_project_applies_and_records_the_audit_trail(
     # Changes carry + (created), ~ (updated) or - (deleted); current names are plain.
     assert last["changes"]["featureViews"] == [f"+{view}" for view in sorted(status["featureViews"])]
     assert "driver_hourly_stats" in status["featureViews"]
-    assert status["featureServices"] == ["driver_activity_v1"]
+    assert status["featureServices"] == ["driver_activity_v1", "driver_ranking_v1"]
+    # The on-demand view is in the registry, but `feast materialize` leaves it out.
+    assert "driver_conversion" in status["featureViews"]
+    assert status["materializedFeatureViews"] == ["driver_daily_trips", "driver_hourly_stats"]
+    assert [view["name"] for view in status["unmaterializableFeatureViews"]] == ["driver_conversion"]
     assert {c["type"]: c["status"] for c in status["conditions"]} == {
         "Ready": "True",
         "Reconciling": "False",

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,74 +11,17 @@ from kubernetes import client
 
 from feast_lineage.devcluster.processes import free_port
 from tests.cluster.git_https import https_git_server
-from tests.cluster.projects import EXAMPLE_REPO, Projects, example_files, project_manifest, repo_configmap
+from tests.cluster.projects import Projects, example_files, git, git_repo, project_manifest, repo_configmap
 from tests.cluster_helpers import OperatorProcess, wait_until
 
 pytestmark = pytest.mark.cluster
 
 
-def _git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-
-
-@pytest.fixture
-def git_server(tmp_path: Path) -> Iterator[str]:
-    """A real `git daemon` on loopback serving the bare repositories under tmp_path/served: git://."""
-    root = tmp_path / "served"
-    root.mkdir()
-    port = free_port()
-    daemon = subprocess.Popen(
-        [
-            "git",
-            "daemon",
-            "--reuseaddr",
-            "--export-all",
-            f"--base-path={root}",
-            "--listen=127.0.0.1",
-            f"--port={port}",
-            str(root),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"git://127.0.0.1:{port}"
-
-    def serving() -> bool:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-
-    try:
-        wait_until(serving, 10, "git daemon to listen")
-        yield url
-    finally:
-        daemon.terminate()
-        daemon.wait(timeout=10)
-
-
-def _git_repo(tmp_path: Path) -> tuple[Path, Path]:
-    """A bare repository (served by the git_server fixture) and a work tree that pushes to it."""
-    (tmp_path / "served").mkdir(exist_ok=True)
-    bare, work = tmp_path / "served" / "server.git", tmp_path / "work"
-    _git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
-    _git(tmp_path, "clone", "-q", str(bare), str(work))
-    shutil.copytree(EXAMPLE_REPO, work / "features", ignore=shutil.ignore_patterns("__pycache__"))
-    _git(work, "add", ".")
-    _git(work, "commit", "-q", "-m", "driver features")
-    _git(work, "push", "-q", "origin", "main")
-    return bare, work
-
-
 def test_git_project_records_the_commit_and_reapplies_when_the_branch_moves(
     api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path, git_server: str
 ) -> None:
-    _, work = _git_repo(tmp_path)
-    first_commit = _git(work, "rev-parse", "HEAD")
+    _, work = git_repo(tmp_path)
+    first_commit = git(work, "rev-parse", "HEAD")
     projects = Projects(api, namespace)
     repo = {"git": {"url": f"{git_server}/server.git", "revision": "main", "path": "features"}}
     projects.create(project_manifest("drivers", tmp_path / "data", repo))
@@ -91,9 +30,9 @@ def test_git_project_records_the_commit_and_reapplies_when_the_branch_moves(
 
     feature_file = work / "features" / "features.py"
     feature_file.write_text(feature_file.read_text().replace("ttl=timedelta(days=1)", "ttl=timedelta(days=3)", 1))
-    _git(work, "commit", "-q", "-am", "longer ttl")
-    _git(work, "push", "-q", "origin", "main")
-    second_commit = _git(work, "rev-parse", "HEAD")
+    git(work, "commit", "-q", "-am", "longer ttl")
+    git(work, "push", "-q", "origin", "main")
+    second_commit = git(work, "rev-parse", "HEAD")
 
     def reapplied() -> dict[str, Any] | None:
         current = projects.get("drivers")["status"].get("lastApply") or {}
@@ -141,13 +80,18 @@ def test_repo_that_fails_to_import_stalls_with_the_python_error(
     broken = dict(files, **{"features.py": files["features.py"].replace(b"Field(", b"Fielld(", 1)})
     core.create_namespaced_config_map(namespace, repo_configmap("repo", broken))
     projects.create(project_manifest("drivers", tmp_path / "data", {"configMap": {"name": "repo"}}))
-    _stalls_then_recovers(
-        projects,
-        "drivers",
-        "ApplyFailed",
-        "NameError: name 'Fielld' is not defined",
-        lambda: core.replace_namespaced_config_map("repo", namespace, repo_configmap("repo", files)),
-    )
+    failed_apply: dict[str, Any] = {}
+
+    def fix() -> None:
+        failed_apply.update(projects.get("drivers")["status"]["lastApply"])
+        core.replace_namespaced_config_map("repo", namespace, repo_configmap("repo", files))
+
+    _stalls_then_recovers(projects, "drivers", "ApplyFailed", "NameError: name 'Fielld' is not defined", fix)
+    assert failed_apply["outcome"] == "Failed" and "Fielld" in failed_apply["error"]
+    # The fixed apply's record is whole: nothing of the failed one survives in it.
+    fixed = projects.get("drivers")["status"]["lastApply"]
+    assert fixed["outcome"] == "Succeeded" and "error" not in fixed, fixed
+    assert fixed["jobName"] != failed_apply["jobName"] and fixed["changes"]["featureViews"]
     # The failed apply ran once: nothing crash-loops while the input stays broken.
     assert len(projects.apply_jobs("drivers")) == 2
 
@@ -198,7 +142,7 @@ def test_missing_secret_stalls_until_it_exists(
 def test_unknown_git_revision_and_unreachable_server_stall_then_recover(
     api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path, git_server: str
 ) -> None:
-    _git_repo(tmp_path)
+    git_repo(tmp_path)
     projects = Projects(api, namespace)
     repo = {"git": {"url": f"{git_server}/server.git", "revision": "release-9", "path": "features"}}
     projects.create(project_manifest("drivers", tmp_path / "data", repo))
@@ -238,8 +182,8 @@ def test_a_store_that_would_die_with_the_runner_stalls_and_recovers(
 def test_https_git_with_credentials_and_a_private_ca(
     api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path
 ) -> None:
-    _, work = _git_repo(tmp_path)
-    commit = _git(work, "rev-parse", "HEAD")
+    _, work = git_repo(tmp_path)
+    commit = git(work, "rev-parse", "HEAD")
     password = "s3cret-git-pass"
     with https_git_server(tmp_path / "served", tmp_path, "reader", password) as server:
         core = client.CoreV1Api(api)
@@ -250,20 +194,20 @@ def test_https_git_with_credentials_and_a_private_ca(
             namespace, {"metadata": {"name": "git-ca"}, "data": {"ca.crt": server.ca_pem}}
         )
         projects = Projects(api, namespace)
-        git = {
+        source = {
             "url": f"{server.url}/server.git",
             "revision": "main",
             "path": "features",
             "secretRef": {"name": "git-creds"},
             "caBundleRef": {"name": "git-ca", "key": "ca.crt"},
         }
-        projects.create(project_manifest("drivers", tmp_path / "data", {"git": git}))
+        projects.create(project_manifest("drivers", tmp_path / "data", {"git": source}))
         # The operator resolved the commit and the runner checked it out, both over TLS with the credentials.
         last = projects.wait_condition("drivers", "Ready", timeout=180)["status"]["lastApply"]
         assert (last["commit"], last["outcome"]) == (commit, "Succeeded")
 
         core.patch_namespaced_secret("git-creds", namespace, {"stringData": {"password": "wrong-pass-x"}})
-        projects.patch_spec("drivers", {"repo": {"git": {**git, "revision": "refs/heads/main"}}})
+        projects.patch_spec("drivers", {"repo": {"git": {**source, "revision": "refs/heads/main"}}})
         refused = projects.wait_condition("drivers", "Stalled", "True", "GitUnreachable", timeout=60)
         message = next(c["message"] for c in refused["status"]["conditions"] if c["type"] == "Stalled")
         assert "Authentication failed" in message or "401" in message, message
@@ -271,7 +215,7 @@ def test_https_git_with_credentials_and_a_private_ca(
 
         # Without the CA, the server's certificate is not trusted: nothing is sent to it.
         core.patch_namespaced_secret("git-creds", namespace, {"stringData": {"password": password}})
-        untrusted = {k: v for k, v in git.items() if k != "caBundleRef"}
+        untrusted = {k: v for k, v in source.items() if k != "caBundleRef"}
         projects.patch_spec("drivers", {"repo": {"git": {**untrusted, "caBundleRef": None}}})
 
         def untrusted_server() -> str | None:

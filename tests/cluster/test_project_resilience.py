@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -12,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from feast_lineage.devcluster.mlflow_server import start_mlflow
 from feast_lineage.devcluster.processes import free_port
 from tests.cluster.projects import Projects, example_files, project_manifest, repo_configmap
-from tests.cluster_helpers import OperatorProcess, wait_until
+from tests.cluster_helpers import OperatorProcess, finished_after, job_running, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -31,19 +32,33 @@ def test_apply_completes_while_mlflow_is_down_and_its_record_is_delivered_once_l
 ) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    # MLflow has run once (its database exists) and is down when the apply happens.
-    start_mlflow(tmp_path / "mlflow", port=port).stop()
     core, projects = client.CoreV1Api(api), Projects(api, namespace)
     core.create_namespaced_config_map(namespace, repo_configmap("repo", example_files()))
     manifest = project_manifest("drivers", tmp_path / "data", {"configMap": {"name": "repo"}})
     manifest["spec"]["mlflow"]["trackingUri"] = url
+    server = start_mlflow(tmp_path / "mlflow", port=port)
+    try:
+        projects.create(manifest)
+        first = projects.wait_condition("drivers", "Ready", timeout=180)["status"]["lastApply"]
+        assert first["mlflow"]["runId"]
+    finally:
+        # MLflow goes down, then the repo changes: the second apply happens without it.
+        server.stop()
+    files = example_files()
+    files["features.py"] = files["features.py"].replace(b"ttl=timedelta(days=1)", b"ttl=timedelta(days=2)", 1)
     started = time.monotonic()
-    projects.create(manifest)
+    core.replace_namespaced_config_map("repo", namespace, repo_configmap("repo", files))
 
+    def reapplied() -> dict[str, Any] | None:
+        current = projects.get("drivers")["status"]
+        return current if current["lastApply"]["jobName"] != first["jobName"] else None
+
+    wait_until(reapplied, 180, "the second apply")
     status = projects.wait_condition("drivers", "Ready", timeout=180)["status"]
     print(f"apply with MLflow down: Ready after {time.monotonic() - started:.1f}s")
     last = status["lastApply"]
-    assert last["outcome"] == "Succeeded" and "mlflow" not in last
+    # No run of the first apply is left standing in for this one's.
+    assert last["outcome"] == "Succeeded" and "mlflow" not in last, last
     # Bounded: timeout 3 s with no retry, not MLflow's default of minutes.
     assert last["durationSeconds"] < 60
     assert [record["i"] for record in status["pendingAudit"]] == [last["auditId"]]
@@ -72,13 +87,18 @@ def test_operator_killed_mid_apply_creates_no_second_job_and_converges(
     api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path
 ) -> None:
     core, projects = client.CoreV1Api(api), Projects(api, namespace)
-    core.create_namespaced_config_map(namespace, repo_configmap("repo", example_files()))
+    # The repo takes a while to import, so the apply is surely under way when the operator dies.
+    files = example_files()
+    files["features.py"] = b"import time\n\ntime.sleep(10)\n" + files["features.py"]
+    core.create_namespaced_config_map(namespace, repo_configmap("repo", files))
     projects.create(project_manifest("drivers", tmp_path / "data", {"configMap": {"name": "repo"}}))
     jobs = wait_until(lambda: projects.apply_jobs("drivers"), 60, "the apply Job")
-    operator.kill()
-    time.sleep(2)
+    wait_until(lambda: job_running(api, namespace, jobs[0]), 60, "the apply Job to run")
+    killed = operator.kill()
+    assert job_running(api, namespace, jobs[0]), "the apply ended before the operator was killed"
     operator.start()
     status = projects.wait_condition("drivers", "Ready", timeout=180)["status"]
+    assert finished_after(api, namespace, jobs[0], killed)
     assert projects.apply_jobs("drivers") == jobs
     assert status["lastApply"]["jobName"] == jobs[0] and status["lastApply"]["outcome"] == "Succeeded"
     time.sleep(2 * OperatorProcess.RESYNC_SECONDS)

@@ -81,3 +81,13 @@ def test_schedule_creates_runs_at_cron_times_respects_forbid_and_prunes(
     )
     assert message == f"Forbid: {second_name} is still running"
     assert sorted(_runs(custom, namespace)) == [second_name]
+
+    # Fixed: the waiting run goes, the next tick creates a run, and the message does not outlive its reason.
+    core.create_namespaced_config_map(namespace, repo_configmap("repo", example_files()))
+
+    def schedule_running_again() -> dict[str, Any] | None:
+        schedule = projects.get("drivers")["status"].get("schedule") or {}
+        return schedule if schedule.get("lastRun") not in (first_name, second_name) else None
+
+    schedule_status = wait_until(schedule_running_again, 240, "the schedule to create a run after the fix")
+    assert "message" not in schedule_status, schedule_status

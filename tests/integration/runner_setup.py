@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from feast_lineage.runner import contract
+from feast_lineage import contract
 from feast_lineage.runner.entrypoint import run_operation
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

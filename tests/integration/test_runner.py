@@ -13,17 +13,17 @@ from typing import Any
 
 import pytest
 
+from feast_lineage import contract
 from feast_lineage.audit import AuditRecord, deliver
 from feast_lineage.devcluster.mlflow_server import MlflowServer
 from feast_lineage.devcluster.processes import free_port
-from feast_lineage.runner import contract
 from tests.integration.mlflow_checks import runs_with_audit_id
 from tests.integration.runner_setup import PROJECT, PROVENANCE, RunnerWorld, make_world
 
 OPS = f"{PROJECT}-feast-ops"
 ALL_CREATED = {
-    "featureViews": ["+driver_daily_trips", "+driver_hourly_stats"],
-    "featureServices": ["+driver_activity_v1"],
+    "featureViews": ["+driver_conversion", "+driver_daily_trips", "+driver_hourly_stats"],
+    "featureServices": ["+driver_activity_v1", "+driver_ranking_v1"],
     "entities": ["+driver"],
 }
 NO_CHANGES: dict[str, list[str]] = {"featureViews": [], "featureServices": [], "entities": []}
@@ -59,9 +59,14 @@ def test_apply_creates_objects_and_logs_an_ops_run_with_provenance(
     assert result["ok"] is True and result["operation"] == "apply"
     assert result["changes"] == ALL_CREATED
     assert result["current"] == {
-        "featureViews": ["driver_daily_trips", "driver_hourly_stats"],
-        "featureServices": ["driver_activity_v1"],
+        "featureViews": ["driver_conversion", "driver_daily_trips", "driver_hourly_stats"],
+        "featureServices": ["driver_activity_v1", "driver_ranking_v1"],
         "entities": ["driver"],
+    }
+    # What `feast materialize` takes without names, and what Feast refuses by name.
+    assert result["defaultMaterialized"] == ["driver_daily_trips", "driver_hourly_stats"]
+    assert result["notMaterializable"] == {
+        "driver_conversion": "OnDemandFeatureView driver_conversion is not configured for write_to_online_store."
     }
     run = _ops_run(world, env)
     assert result["mlflow"]["runId"] == run.info.run_id
@@ -70,9 +75,9 @@ def test_apply_creates_objects_and_logs_an_ops_run_with_provenance(
     assert run.data.tags["feast.operation"] == "apply"
     assert run.data.tags["feast.project"] == PROJECT
     assert run.data.tags["featurelineage.outcome"] == "succeeded"
-    assert run.data.tags["feast.feature_views_changed"] == "driver_daily_trips,driver_hourly_stats"
-    assert run.data.tags["feast.feature_views_created"] == "driver_daily_trips,driver_hourly_stats"
-    assert run.data.metrics["feast.apply.feature_views_count"] == 2
+    views = "driver_conversion,driver_daily_trips,driver_hourly_stats"
+    assert run.data.tags["feast.feature_views_changed"] == run.data.tags["feast.feature_views_created"] == views
+    assert run.data.metrics["feast.apply.feature_views_count"] == 3
     assert run.data.metrics["feast.apply.entities_count"] == 1
     assert "featurelineage.duration_sec" in run.data.metrics
 
@@ -203,6 +208,12 @@ def test_unknown_feature_views_and_bad_windows_are_bad_input(
     code, result, env = world.run("materialize", **RANGE, **{contract.ENV_FEATURE_VIEWS: "driver_hourly_stats,nope"})
     assert code == 2 and result["error"] == f"feature view(s) not in project {PROJECT}: nope"
     assert _ops_run(world, env).info.status == "FAILED"
+    code, result, _ = world.run("materialize", **RANGE, **{contract.ENV_FEATURE_VIEWS: "driver_conversion"})
+    assert (code, result["error"]) == (
+        2,
+        "feature view cannot be materialized: OnDemandFeatureView driver_conversion is not configured for "
+        "write_to_online_store.",
+    )
     backwards = {**RANGE, contract.ENV_MATERIALIZE_START: "2026-11-06T00:00:00Z"}
     code, result, _ = world.run("materialize", **backwards)
     assert code == 2 and "ends before it starts" in result["error"]
@@ -253,7 +264,7 @@ def test_a_git_source_checks_out_the_given_commit(world: RunnerWorld, tmp_path: 
     _git(work, "-c", "user.name=t", "-c", "user.email=t@example.com", "add", ".")
     _git(work, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "first")
     first = _git(work, "rev-parse", "HEAD")
-    # A later commit drops the feature service; checking out the first one must still have it.
+    # A later commit drops the feature services; checking out the first one must still have them.
     features = work / "feature_repo" / "features.py"
     features.write_text(features.read_text().split("driver_activity_v1 = ")[0])
     _git(work, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-am", "second")
@@ -276,8 +287,9 @@ def test_a_git_source_checks_out_the_given_commit(world: RunnerWorld, tmp_path: 
     code, result, env = world.run("apply", **git_env, **{contract.ENV_GIT_COMMIT: first})
     assert code == 0, result
     assert result["gitCommit"] == first
-    assert result["current"]["featureServices"] == ["driver_activity_v1"]
+    assert result["current"]["featureServices"] == ["driver_activity_v1", "driver_ranking_v1"]
     assert _ops_run(world, env).data.tags["featurelineage.git.commit"] == first
     code, result, _ = world.run("apply", **git_env)
     assert (code, result["gitCommit"]) == (0, second)
-    assert result["changes"]["featureServices"] == ["-driver_activity_v1"]
+    assert result["changes"]["featureServices"] == ["-driver_activity_v1", "-driver_ranking_v1"]
+    assert result["changes"]["featureViews"] == ["-driver_conversion"]

@@ -16,7 +16,7 @@ import lupa.lua51 as lua51
 import pytest
 import yaml
 
-from feast_lineage.api import MaterializationJobSpec
+from feast_lineage.api import FeatureStoreProjectStatus, MaterializationJobSpec, MaterializationJobStatus
 from feast_lineage.api.group import GROUP, MATERIALIZATION_JOB_KIND
 from feast_lineage.domain.apply_plan import RepoIdentity
 from feast_lineage.domain.materialization_state import MaterializationObservation, decide_materialization
@@ -141,8 +141,8 @@ NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 def _project_status(job: JobObservation | None = None, problem: InputProblem | None = None) -> dict[str, Any]:
-    observation = ProjectObservation(3, {}, problem, REPO, "h1", "p-apply-h1", job)
-    return decide_project(observation, "2026-11-26T12:00:00Z").status
+    observation = ProjectObservation(3, FeatureStoreProjectStatus(), problem, REPO, "h1", "p-apply-h1", job)
+    return decide_project(observation, NOW).status.to_k8s()
 
 
 PROJECT_STATES = {
@@ -175,17 +175,24 @@ def _run_status(**fields: Any) -> dict[str, Any]:
             "endTime": "2026-11-03T00:00:00Z",
         }
     )
-    project = {"status": {"featureViews": ["a"], "conditions": [{"type": "Ready", "status": "True"}]}}
+    ready = {
+        "type": "Ready",
+        "status": "True",
+        "reason": "Applied",
+        "message": "",
+        "lastTransitionTime": "2026-11-26T10:00:00Z",
+    }
+    project = {"status": {"featureViews": ["a"], "conditions": [ready]}}
     base: dict[str, Any] = {
         "name": "run",
         "created": "2026-11-26T11:00:00Z",
         "generation": 1,
-        "status": {},
+        "status": MaterializationJobStatus(),
         "now": NOW,
         "spec": spec,
         "project": project,
     }
-    return decide_materialization(MaterializationObservation(**{**base, **fields})).status
+    return decide_materialization(MaterializationObservation(**{**base, **fields})).status.to_k8s()
 
 
 RUN_STATES = {

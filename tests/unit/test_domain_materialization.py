@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from feast_lineage.api import MaterializationJobSpec
+from feast_lineage.api import MaterializationJobSpec, MaterializationJobStatus
+from feast_lineage.contract import MlflowRun, RunnerResult
 from feast_lineage.domain.materialization_state import (
+    MaterializationDecision,
     MaterializationObservation,
     Peer,
     decide_materialization,
 )
 from feast_lineage.domain.runner_outcome import JobObservation
-from feast_lineage.runner.contract import MlflowRun, RunnerResult
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -28,12 +29,14 @@ def _spec(**fields: Any) -> MaterializationJobSpec:
 
 
 def _project(ready: bool = True, views: tuple[str, ...] = ("a", "b")) -> dict[str, Any]:
-    return {
-        "status": {
-            "featureViews": list(views),
-            "conditions": [{"type": "Ready", "status": "True" if ready else "False", "message": "broken repo"}],
-        }
+    condition = {
+        "type": "Ready",
+        "status": "True" if ready else "False",
+        "reason": "Applied" if ready else "ApplyFailed",
+        "message": "broken repo",
+        "lastTransitionTime": "2026-11-26T10:00:00Z",
     }
+    return {"status": {"featureViews": list(views), "conditions": [condition]}}
 
 
 def _observe(**fields: Any) -> MaterializationObservation:
@@ -41,7 +44,7 @@ def _observe(**fields: Any) -> MaterializationObservation:
         "name": "run",
         "created": "2026-11-26T11:00:00Z",
         "generation": 1,
-        "status": {},
+        "status": MaterializationJobStatus(),
         "now": NOW,
         "spec": _spec(),
         "project": _project(),
@@ -49,30 +52,39 @@ def _observe(**fields: Any) -> MaterializationObservation:
     return MaterializationObservation(**{**base, **fields})
 
 
-def _conditions(status: dict[str, Any]) -> dict[str, str]:
-    return {c["type"]: c["status"] for c in status["conditions"]}
+def _conditions(status: MaterializationJobStatus) -> dict[str, str]:
+    return {c.type: c.status for c in status.conditions}
+
+
+def _wire(decision: MaterializationDecision) -> dict[str, Any]:
+    return decision.status.to_k8s()
+
+
+def _running() -> MaterializationJobStatus:
+    return MaterializationJobStatus(phase="Running")
 
 
 def test_ready_project_and_free_views_create_the_job() -> None:
     decision = decide_materialization(_observe())
     assert decision.create_job and decision.feature_views == ["a", "b"]
-    assert decision.status["phase"] == "Running" and decision.status["startTime"] == "2026-11-26T12:00:00Z"
+    wire = _wire(decision)
+    assert wire["phase"] == "Running" and wire["startTime"] == "2026-11-26T12:00:00Z"
     assert _conditions(decision.status) == {"Ready": "False", "Reconciling": "True", "Stalled": "False"}
 
 
 def test_waits_for_a_missing_or_unready_project() -> None:
     missing = decide_materialization(_observe(project=None))
-    assert not missing.create_job and missing.status["waitingFor"] == "FeatureStoreProject drivers not found"
+    assert not missing.create_job and _wire(missing)["waitingFor"] == "FeatureStoreProject drivers not found"
     unready = decide_materialization(_observe(project=_project(ready=False)))
-    assert unready.status["waitingFor"] == "FeatureStoreProject drivers is not Ready: broken repo"
-    assert unready.status["phase"] == "Pending"
+    assert _wire(unready)["waitingFor"] == "FeatureStoreProject drivers is not Ready: broken repo"
+    assert _wire(unready)["phase"] == "Pending"
 
 
 def test_an_older_or_running_run_on_a_shared_view_goes_first() -> None:
     older = Peer("older", "2026-11-26T10:00:00Z", frozenset({"b"}), "Pending")
     waiting = decide_materialization(_observe(peers=[older]))
     assert not waiting.create_job
-    assert waiting.status["waitingFor"] == "MaterializationJob older (feature views b)"
+    assert _wire(waiting)["waitingFor"] == "MaterializationJob older (feature views b)"
     younger_running = Peer("younger", "2026-11-26T11:30:00Z", frozenset({"a"}), "Running")
     assert not decide_materialization(_observe(peers=[younger_running])).create_job
     younger_pending = Peer("younger", "2026-11-26T11:30:00Z", frozenset({"a"}), "Pending")
@@ -83,11 +95,11 @@ def test_an_older_or_running_run_on_a_shared_view_goes_first() -> None:
 
 def test_unknown_view_and_future_window_fail_without_a_job() -> None:
     unknown = decide_materialization(_observe(spec=_spec(featureViews=["a", "zz"])))
-    assert (unknown.status["phase"], unknown.status["reason"]) == ("Failed", "UnknownFeatureView")
-    assert unknown.status["message"] == "feature view(s) not in project drivers: zz"
+    assert (_wire(unknown)["phase"], _wire(unknown)["reason"]) == ("Failed", "UnknownFeatureView")
+    assert _wire(unknown)["message"] == "feature view(s) not in project drivers: zz"
     assert _conditions(unknown.status)["Stalled"] == "True"
     future = decide_materialization(_observe(spec=_spec(endTime="2026-11-27T00:00:00Z")))
-    assert future.status["reason"] == "InvalidWindow" and not future.create_job
+    assert _wire(future)["reason"] == "InvalidWindow" and not future.create_job
 
 
 def test_finished_job_is_recorded_and_then_never_touched() -> None:
@@ -101,11 +113,11 @@ def test_finished_job_is_recorded_and_then_never_touched() -> None:
         mlflow=MlflowRun(experiment="e", run_id="r1", run_url="u"),
     )
     job = JobObservation("run-materialize", "succeeded", "", result, "2026-11-26T12:01:00Z")
-    decision = decide_materialization(_observe(job=job, status={"phase": "Running"}))
-    status = decision.status
-    assert decision.finished is job and status["phase"] == "Succeeded"
-    assert status["window"] == {"start": "2026-11-02T00:00:00Z", "end": "2026-11-03T00:00:00Z"}
-    assert status["mlflow"]["runId"] == "r1" and status["durationSeconds"] == 8.5
+    decision = decide_materialization(_observe(job=job, status=_running()))
+    status, wire = decision.status, _wire(decision)
+    assert decision.finished is job and wire["phase"] == "Succeeded"
+    assert wire["window"] == {"start": "2026-11-02T00:00:00Z", "end": "2026-11-03T00:00:00Z"}
+    assert wire["mlflow"]["runId"] == "r1" and wire["durationSeconds"] == 8.5
     assert _conditions(status) == {"Ready": "True", "Reconciling": "False", "Stalled": "False"}
     again = decide_materialization(_observe(job=job, status=status, project=None))
     assert again.status == status and again.transitions == [] and again.finished is None
@@ -121,23 +133,23 @@ def test_failed_job_keeps_one_line_and_its_audit_record() -> None:
         audit={"i": "a1"},
     )
     job = JobObservation("run-materialize", "failed", "feast materialize failed: OSError: x\nmore", result)
-    status = decide_materialization(_observe(job=job, status={"phase": "Running"})).status
-    assert (status["phase"], status["reason"]) == ("Failed", "MaterializationFailed")
-    assert status["message"] == "feast materialize failed: OSError: x"
-    assert status["pendingAudit"] == [{"i": "a1"}]
+    wire = _wire(decide_materialization(_observe(job=job, status=_running())))
+    assert (wire["phase"], wire["reason"]) == ("Failed", "MaterializationFailed")
+    assert wire["message"] == "feast materialize failed: OSError: x"
+    assert wire["pendingAudit"] == [{"i": "a1"}]
 
 
 def test_invalid_spec_fails() -> None:
-    decision = decide_materialization(_observe(spec=None, invalid="spec.mode: bad"))
-    assert (decision.status["phase"], decision.status["message"]) == ("Failed", "spec.mode: bad")
+    wire = _wire(decide_materialization(_observe(spec=None, invalid="spec.mode: bad")))
+    assert (wire["phase"], wire["message"]) == ("Failed", "spec.mode: bad")
 
 
 def test_a_deadline_is_reported_as_such() -> None:
     job = JobObservation(
         "run-materialize", "failed", "deadline exceeded: Job was active longer", None, None, None, "DeadlineExceeded"
     )
-    status = decide_materialization(_observe(job=job, status={"phase": "Running"})).status
-    assert (status["reason"], status["message"]) == ("DeadlineExceeded", "deadline exceeded: Job was active longer")
+    wire = _wire(decide_materialization(_observe(job=job, status=_running())))
+    assert (wire["reason"], wire["message"]) == ("DeadlineExceeded", "deadline exceeded: Job was active longer")
 
 
 def test_a_file_registry_takes_one_run_at_a_time_whatever_the_views() -> None:
@@ -145,6 +157,80 @@ def test_a_file_registry_takes_one_run_at_a_time_whatever_the_views() -> None:
     assert decide_materialization(_observe(peers=[other_views])).create_job
     waiting = decide_materialization(_observe(peers=[other_views], one_at_a_time=True))
     assert not waiting.create_job
-    assert waiting.status["waitingFor"] == (
+    assert _wire(waiting)["waitingFor"] == (
         "MaterializationJob older (the project's file registry takes one run at a time)"
+    )
+
+
+def test_waiting_for_is_cleared_once_the_run_starts() -> None:
+    older = Peer("older", "2026-11-26T10:00:00Z", frozenset({"b"}), "Running")
+    waiting = decide_materialization(_observe(peers=[older]))
+    assert _wire(waiting)["waitingFor"] and _wire(waiting)["reason"] == "WaitingForRun"
+    started = decide_materialization(_observe(status=waiting.status, peers=[]))
+    assert started.create_job
+    assert "waitingFor" not in _wire(started) and _wire(started)["reason"] == "JobCreated"
+    stalled = next(c for c in started.status.conditions if c.type == "Stalled")
+    assert stalled.message == ""
+
+
+def test_a_stuck_pod_that_starts_clears_its_wait() -> None:
+    stuck = decide_materialization(
+        _observe(job=JobObservation("run-materialize", "stuck", "ErrImagePull: x"), status=_running())
+    )
+    assert _wire(stuck)["waitingFor"].startswith("Job run-materialize cannot start")
+    running = decide_materialization(_observe(job=JobObservation("run-materialize", "running"), status=stuck.status))
+    assert "waitingFor" not in _wire(running)
+    assert (_wire(running)["reason"], _wire(running)["message"]) == ("Running", "Job run-materialize is materializing")
+
+
+def _project_with_odfv(materialized: list[str] | None) -> dict[str, Any]:
+    project = _project(views=("a", "b", "odfv"))
+    project["status"]["materializedFeatureViews"] = materialized
+    project["status"]["unmaterializableFeatureViews"] = [
+        {"name": "odfv", "reason": "OnDemandFeatureView odfv is not configured for write_to_online_store."}
+    ]
+    return project
+
+
+def test_all_views_means_what_feast_materialize_takes() -> None:
+    decision = decide_materialization(_observe(project=_project_with_odfv(["a", "b"])))
+    assert decision.create_job and decision.feature_views == ["a", "b"]
+    assert _wire(decision)["featureViews"] == ["a", "b"]
+    # A project applied before the runner reported it: every view (the lock is wider, Feast still picks).
+    unknown_yet = decide_materialization(_observe(project=_project_with_odfv(None)))
+    assert unknown_yet.feature_views == ["a", "b", "odfv"]
+
+
+def test_a_named_view_feast_refuses_fails_with_its_reason() -> None:
+    decision = decide_materialization(
+        _observe(spec=_spec(featureViews=["a", "odfv"]), project=_project_with_odfv(["a", "b"]))
+    )
+    assert not decision.create_job
+    wire = _wire(decision)
+    assert (wire["phase"], wire["reason"]) == ("Failed", "FeatureViewNotMaterializable")
+    assert wire["message"] == (
+        "Feast cannot materialize odfv (OnDemandFeatureView odfv is not configured for write_to_online_store.)"
+    )
+
+
+def test_a_run_without_its_repo_says_it_materialized_from_the_registry() -> None:
+    result = RunnerResult(
+        operation="materialize",
+        ok=True,
+        duration_seconds=3,
+        repo_unavailable="git fetch of c0ffee from file:///srv/r.git failed: does not appear to be a git repository",
+    )
+    job = JobObservation("run-materialize", "succeeded", "", result, "2026-11-26T12:01:00Z")
+    wire = _wire(decide_materialization(_observe(job=job, status=_running())))
+    assert (wire["phase"], wire["reason"]) == ("Succeeded", "Succeeded")
+    assert wire["message"].startswith("materialized from the registry alone (git fetch of c0ffee")
+
+
+def test_with_a_file_registry_a_run_waits_for_a_running_apply() -> None:
+    decision = decide_materialization(_observe(apply_running="drivers-apply-0123456789", one_at_a_time=True))
+    assert not decision.create_job
+    wire = _wire(decision)
+    assert (wire["reason"], wire["waitingFor"]) == (
+        "WaitingForApply",
+        "apply Job drivers-apply-0123456789 (the project's file registry takes one writer at a time)",
     )

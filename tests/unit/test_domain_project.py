@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import yaml
 
-from feast_lineage.api import FeatureStoreProject, LastApply
+from feast_lineage.api import Condition, FeatureStoreProject, FeatureStoreProjectStatus, LastApply
+from feast_lineage.contract import MlflowRun, ObjectChanges, RunnerResult
 from feast_lineage.domain import labels
-from feast_lineage.domain.apply_plan import RepoIdentity, apply_hash, apply_job_name, spec_hash, trigger
+from feast_lineage.domain.apply_plan import (
+    RepoIdentity,
+    apply_hash,
+    apply_job_name,
+    git_identity,
+    last_applied_git_repo,
+    spec_hash,
+    trigger,
+)
 from feast_lineage.domain.conditions import DesiredCondition, kstatus, merge_conditions
 from feast_lineage.domain.project_state import InputProblem, ProjectObservation, decide_project
 from feast_lineage.domain.provenance import gitops_owner, provenance_tags, redact_url, triggered_by
 from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
 from feast_lineage.domain.runner_outcome import JobObservation, observe_job
 from feast_lineage.domain.store_config import feature_store_config, render_feature_store_yaml
-from feast_lineage.runner.contract import ObjectChanges, RunnerResult
 
 SECRET_VALUE = "hunter2-do-not-leak"
 
@@ -200,22 +209,24 @@ def test_gitops_owners_are_recognised() -> None:
 # -- conditions -----------------------------------------------------------------------------------
 
 
+T1, T2, T3 = (datetime(2026, 11, 26, 12, minute, tzinfo=UTC) for minute in (1, 2, 3))
+
+
 def test_transition_time_moves_only_when_status_changes() -> None:
-    first, transitions = merge_conditions([], kstatus(False, True, False, "ApplyRunning", "m"), 1, "t1")
+    first, transitions = merge_conditions([], kstatus(False, True, False, "ApplyRunning", "m"), 1, T1)
     assert [t.type for t in transitions] == ["Ready", "Reconciling", "Stalled"]
-    same, transitions = merge_conditions(first, kstatus(False, True, False, "ApplyRunning", "m2"), 2, "t2")
-    assert transitions == [] and all(c["lastTransitionTime"] == "t1" for c in same)
-    assert all(c["observedGeneration"] == 2 for c in same)
-    done, transitions = merge_conditions(same, kstatus(True, False, False, "Applied", "ok"), 2, "t3")
-    ready = next(c for c in done if c["type"] == "Ready")
-    assert ready["lastTransitionTime"] == "t3" and [t.type for t in transitions] == ["Ready", "Reconciling"]
+    same, transitions = merge_conditions(first, kstatus(False, True, False, "ApplyRunning", "m2"), 2, T2)
+    assert transitions == [] and all(c.last_transition_time == T1 for c in same)
+    assert all(c.observed_generation == 2 for c in same)
+    done, transitions = merge_conditions(same, kstatus(True, False, False, "Applied", "ok"), 2, T3)
+    ready = next(c for c in done if c.type == "Ready")
+    assert ready.last_transition_time == T3 and [t.type for t in transitions] == ["Ready", "Reconciling"]
 
 
 def test_conditions_not_desired_are_kept() -> None:
-    merged, _ = merge_conditions(
-        [{"type": "Applied", "status": "True"}], [DesiredCondition("Ready", True, "R", "")], 1, "t"
-    )
-    assert [c["type"] for c in merged] == ["Ready", "Applied"]
+    applied = Condition(type="Applied", status="True", last_transition_time=T1, reason="Applied", message="")
+    merged, _ = merge_conditions([applied], [DesiredCondition("Ready", True, "R", "")], 1, T2)
+    assert [c.type for c in merged] == ["Ready", "Applied"]
 
 
 # -- Job observation ------------------------------------------------------------------------------
@@ -258,20 +269,34 @@ def test_observe_pod_that_cannot_start_is_stuck() -> None:
 
 # -- decisions ------------------------------------------------------------------------------------
 
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+LATER = datetime(2026, 11, 26, 12, 5, tzinfo=UTC)
 
-def _status(decision_status: dict[str, Any]) -> dict[str, str]:
-    return {c["type"]: f"{c['status']}/{c['reason']}" for c in decision_status["conditions"]}
+
+def _status(status: FeatureStoreProjectStatus) -> dict[str, str]:
+    return {c.type: f"{c.status}/{c.reason}" for c in status.conditions}
+
+
+def _observe(status: FeatureStoreProjectStatus | None = None, **fields: Any) -> ProjectObservation:
+    base: dict[str, Any] = {
+        "generation": 1,
+        "status": status or FeatureStoreProjectStatus(),
+        "repo": REPO,
+        "apply_hash": "h1",
+        "job_name": "job-h1",
+    }
+    return ProjectObservation(**{**base, **fields})
 
 
 def test_new_project_creates_its_apply_job() -> None:
-    decision = decide_project(ProjectObservation(1, {}, None, REPO, "h1", "job-h1", None), "t")
+    decision = decide_project(_observe(), NOW)
     assert decision.create_job
     assert _status(decision.status)["Reconciling"] == "True/ApplyStarted"
 
 
 def test_applied_project_with_same_hash_does_nothing() -> None:
-    status = {"appliedSpecHash": "h1", "lastApply": {"revision": "r", "jobName": "job-h1"}}
-    decision = decide_project(ProjectObservation(1, status, None, REPO, "h1", "job-h1", None), "t")
+    status = FeatureStoreProjectStatus(applied_spec_hash="h1", last_apply=LastApply(revision="r", job_name="job-h1"))
+    decision = decide_project(_observe(status), NOW)
     assert not decision.create_job
     assert _status(decision.status)["Ready"] == "True/Applied"
 
@@ -286,33 +311,240 @@ def test_finished_job_is_recorded_once_with_pending_audit() -> None:
         mlflow_error="connection refused",
         audit={"i": "a1", "x": 1},
     )
-    job = JobObservation("job-h1", "succeeded", "", result, "t-done", {labels.ANNOTATION_TRIGGER: "created"})
-    decision = decide_project(ProjectObservation(1, {}, None, REPO, "h1", "job-h1", job), "t")
+    finished = "2026-11-26T12:01:00Z"
+    job = JobObservation("job-h1", "succeeded", "", result, finished, {labels.ANNOTATION_TRIGGER: "created"})
+    decision = decide_project(_observe(job=job), NOW)
     status = decision.status
-    assert decision.finished_job is job and status["appliedSpecHash"] == "h1"
-    assert status["lastApply"]["trigger"] == "created" and status["lastApply"]["outcome"] == "Succeeded"
-    assert status["featureViews"] == ["fv", "other"] and status["pendingAudit"] == [{"i": "a1", "x": 1}]
+    assert decision.finished_job is job and status.applied_spec_hash == "h1"
+    assert status.last_apply is not None
+    assert status.last_apply.trigger == "created" and status.last_apply.outcome == "Succeeded"
+    assert status.last_apply.to_k8s()["time"] == finished
+    assert status.feature_views == ["fv", "other"] and status.pending_audit == [{"i": "a1", "x": 1}]
     # Seen again (a resync), the same Job adds nothing: a delivered record is not re-queued.
-    status["pendingAudit"] = []
-    again = decide_project(ProjectObservation(1, status, None, REPO, "h1", "job-h1", job), "t2")
-    assert again.finished_job is None and again.status["pendingAudit"] == [] and again.transitions == []
+    status.pending_audit = []
+    again = decide_project(_observe(status, job=job), LATER)
+    assert again.finished_job is None and again.status.pending_audit == [] and again.transitions == []
 
 
 def test_failed_apply_stalls_without_retrying() -> None:
     job = JobObservation("job-h2", "failed", "feature repo failed to import: NameError: x")
-    status = {"appliedSpecHash": "h1", "lastApply": {"jobName": "job-h1", "revision": "r"}}
-    decision = decide_project(ProjectObservation(3, status, None, REPO, "h2", "job-h2", job), "t")
+    status = FeatureStoreProjectStatus(applied_spec_hash="h1", last_apply=LastApply(job_name="job-h1", revision="r"))
+    decision = decide_project(_observe(status, generation=3, apply_hash="h2", job_name="job-h2", job=job), NOW)
     assert not decision.create_job
     conditions = _status(decision.status)
     assert conditions["Stalled"] == "True/ApplyFailed" and conditions["Applied"] == "False/ApplyFailed"
-    assert decision.status["appliedSpecHash"] == "h1"
-    assert decision.status["lastApply"]["error"] == "feature repo failed to import: NameError: x"
+    assert decision.status.applied_spec_hash == "h1"
+    assert decision.status.last_apply is not None
+    assert decision.status.last_apply.error == "feature repo failed to import: NameError: x"
 
 
 def test_missing_input_stalls_with_its_reason() -> None:
     problem = InputProblem("RepoNotFound", 'ConfigMap "driver-repo" (repo.configMap) not found in namespace ml')
-    decision = decide_project(ProjectObservation(2, {}, problem), "t")
+    decision = decide_project(ProjectObservation(2, FeatureStoreProjectStatus(), problem), NOW)
     assert not decision.create_job
     assert _status(decision.status)["Stalled"] == "True/RepoNotFound"
-    assert decision.status["observedGeneration"] == 2
+    assert decision.status.observed_generation == 2
     assert [t.reason for t in decision.transitions if t.type == "Stalled"] == ["RepoNotFound"]
+
+
+# -- every optional nested field: set, then cleared ------------------------------------------------
+
+
+def _apply_result(ok: bool, **fields: Any) -> RunnerResult:
+    return RunnerResult(operation="apply", ok=ok, duration_seconds=1, **fields)
+
+
+def test_a_fixed_apply_leaves_nothing_of_the_failed_one() -> None:
+    """lastApply is replaced whole: error, mlflow, changes, commit and duration of the failed apply go."""
+    failed_result = _apply_result(
+        False,
+        error="NameError: x",
+        git_commit="a" * 40,
+        changes=ObjectChanges(feature_views=["+fv"]),
+        mlflow=MlflowRun(experiment="e", run_id="r1"),
+    )
+    failed = JobObservation("job-h1", "failed", "NameError: x", failed_result, "2026-11-26T12:01:00Z")
+    first = decide_project(_observe(job=failed), NOW).status
+    assert first.last_apply is not None
+    assert first.last_apply.error and first.last_apply.mlflow and first.last_apply.changes and first.last_apply.commit
+    # Fixed: a new hash, a Job whose runner reported nothing (its pod was lost) and MLflow was down.
+    fixed = JobObservation("job-h2", "succeeded", "", None, None)
+    second = decide_project(_observe(first, apply_hash="h2", job_name="job-h2", job=fixed), LATER).status
+    assert second.last_apply is not None
+    assert second.last_apply.to_k8s() == {
+        "revision": REPO.revision,
+        "time": "2026-11-26T12:05:00Z",
+        "jobName": "job-h2",
+        "outcome": "Succeeded",
+    }
+
+
+def test_a_problem_clears_the_stalled_message_once_fixed() -> None:
+    problem = InputProblem("RepoNotFound", "ConfigMap missing")
+    stalled = decide_project(ProjectObservation(1, FeatureStoreProjectStatus(), problem), NOW).status
+    assert any(c.message for c in stalled.conditions if c.type == "Stalled")
+    applied = stalled.model_copy(update={"applied_spec_hash": "h1"})
+    ready = decide_project(_observe(applied), LATER).status
+    stalled_condition = next(c for c in ready.conditions if c.type == "Stalled")
+    assert (stalled_condition.status, stalled_condition.message) == ("False", "")
+
+
+def test_conditions_of_an_unknown_generation_carry_none() -> None:
+    with_generation = decide_project(_observe(), NOW).status
+    assert all(c.observed_generation == 1 for c in with_generation.conditions)
+    without = decide_project(_observe(with_generation, generation=None), LATER).status
+    assert all("observedGeneration" not in c.to_k8s() for c in without.conditions)
+    assert "observedGeneration" not in without.to_k8s()
+
+
+def test_an_apply_records_what_feast_materializes_and_a_later_one_without_it_clears_it() -> None:
+    result = _apply_result(
+        True,
+        current=ObjectChanges(feature_views=["fv", "odfv"]),
+        default_materialized=["fv"],
+        not_materializable={"odfv": "OnDemandFeatureView odfv is not configured for write_to_online_store."},
+    )
+    first = decide_project(_observe(job=JobObservation("job-h1", "succeeded", "", result)), NOW).status
+    assert first.materialized_feature_views == ["fv"]
+    assert [(v.name, v.reason) for v in first.unmaterializable_feature_views] == [
+        ("odfv", "OnDemandFeatureView odfv is not configured for write_to_online_store.")
+    ]
+    # A runner whose result had to drop them: unknown, not the last apply's answer.
+    trimmed = _apply_result(True)
+    second = decide_project(
+        _observe(first, apply_hash="h2", job_name="job-h2", job=JobObservation("job-h2", "succeeded", "", trimmed)),
+        LATER,
+    ).status
+    assert second.materialized_feature_views is None and second.unmaterializable_feature_views == []
+
+
+# -- a Git outage ----------------------------------------------------------------------------------
+
+GIT_COMMIT = "c" * 40
+
+
+def _applied_git_status() -> tuple[FeatureStoreProjectStatus, RepoIdentity]:
+    repo = git_identity("main", "features", GIT_COMMIT)
+    last = LastApply(revision="main", commit=GIT_COMMIT, outcome="Succeeded", spec_hash="s1", job_name="job")
+    return FeatureStoreProjectStatus(last_apply=last, applied_spec_hash=apply_hash("s1", repo)), repo
+
+
+def test_the_last_applied_commit_stands_in_for_an_unreachable_git_server() -> None:
+    status, repo = _applied_git_status()
+    assert last_applied_git_repo(status.last_apply, status.applied_spec_hash, "s1", "main", "features") == repo
+    # Not after a spec change, nor for another revision or path, nor after a failed apply.
+    assert last_applied_git_repo(status.last_apply, status.applied_spec_hash, "s2", "main", "features") is None
+    assert last_applied_git_repo(status.last_apply, status.applied_spec_hash, "s1", "v2", "features") is None
+    assert last_applied_git_repo(status.last_apply, status.applied_spec_hash, "s1", "main", "other") is None
+    failed = status.last_apply.model_copy(update={"outcome": "Failed"}) if status.last_apply else None
+    assert last_applied_git_repo(failed, status.applied_spec_hash, "s1", "main", "features") is None
+
+
+def test_a_git_outage_keeps_the_project_ready_and_says_the_source_is_unavailable() -> None:
+    status, repo = _applied_git_status()
+    outage = InputProblem("GitUnreachable", "cannot reach https://git.example/r.git: connection refused")
+    observation = _observe(status, repo=repo, apply_hash=apply_hash("s1", repo), job_name="job", source_problem=outage)
+    during = decide_project(observation, NOW)
+    assert not during.create_job
+    conditions = _status(during.status)
+    assert conditions["Ready"] == "True/Applied" and conditions["Stalled"] == "False/Healthy"
+    assert conditions["SourceAvailable"] == "False/GitUnreachable"
+    ready = next(c for c in during.status.conditions if c.type == "Ready")
+    assert ready.message.endswith("; source unavailable: cannot reach https://git.example/r.git: connection refused")
+    assert [(t.type, t.reason) for t in during.transitions if t.type == "SourceAvailable"] == [
+        ("SourceAvailable", "GitUnreachable")
+    ]
+    after = decide_project(_observe(during.status, repo=repo, apply_hash=apply_hash("s1", repo)), LATER)
+    source = next(c for c in after.status.conditions if c.type == "SourceAvailable")
+    assert (source.status, source.reason, source.message) == ("True", "SourceAvailable", f"main is commit {GIT_COMMIT}")
+    assert "source unavailable" not in next(c for c in after.status.conditions if c.type == "Ready").message
+
+
+def test_an_unreachable_source_without_an_applied_commit_stalls() -> None:
+    problem = InputProblem("GitUnreachable", "cannot reach it")
+    decision = decide_project(ProjectObservation(1, FeatureStoreProjectStatus(), problem), NOW)
+    conditions = _status(decision.status)
+    assert conditions["Stalled"] == "True/GitUnreachable" and conditions["SourceAvailable"] == "False/GitUnreachable"
+    # A problem that is not about the source leaves SourceAvailable as it was.
+    secret = decide_project(ProjectObservation(1, decision.status, InputProblem("SecretNotFound", "no secret")), LATER)
+    assert _status(secret.status)["SourceAvailable"] == "False/GitUnreachable"
+
+
+# -- one apply per project at a time ----------------------------------------------------------------
+
+
+def _apply_job(name: str, state: str, digest: str, revision: str, finished: str | None = None) -> JobObservation:
+    annotations = {labels.ANNOTATION_APPLY_HASH: digest, labels.ANNOTATION_REVISION: revision}
+    result = _apply_result(state == "succeeded") if finished else None
+    return JobObservation(name, state, "", result, finished, annotations)  # type: ignore[arg-type]
+
+
+APPLIED_A = FeatureStoreProjectStatus(
+    applied_spec_hash="hA",
+    last_apply=LastApply(revision="rev-a0", job_name="job-a0", outcome="Succeeded", time=NOW),
+)
+
+
+def _racing(status: FeatureStoreProjectStatus, digest: str, *others: JobObservation, **fields: Any) -> Any:
+    repo = RepoIdentity("configMap", f"rev-{digest}", digest)
+    observation = _observe(
+        status, repo=repo, apply_hash=digest, job_name=f"job-{digest}", other_applies=list(others), **fields
+    )
+    return decide_project(observation, LATER)
+
+
+def test_a_newer_revision_waits_for_the_running_apply() -> None:
+    running = _apply_job("job-hB", "running", "hB", "rev-hB")
+    decision = _racing(APPLIED_A, "hC", running)
+    assert not decision.create_job
+    assert _status(decision.status)["Reconciling"] == "True/ApplyWaiting"
+    assert _status(decision.status)["Ready"] == "False/ApplyWaiting"
+    pending = decision.status.pending_apply
+    assert pending is not None and (pending.revision, pending.apply_hash) == ("rev-hC", "hC")
+    assert pending.waiting_for == "Job job-hB (an earlier apply) to finish"
+    # Even a revert to what status says is applied waits: the running Job is about to change the registry.
+    assert not _racing(APPLIED_A, "hA", running).create_job
+
+
+def test_a_waiting_revision_superseded_before_it_started_is_recorded_and_skipped() -> None:
+    running = _apply_job("job-hB", "running", "hB", "rev-hB")
+    waiting = _racing(APPLIED_A, "hC", running).status
+    again = _racing(waiting, "hD", running)
+    assert not again.create_job
+    superseded = again.status.last_superseded_apply
+    assert superseded is not None and superseded.revision == "rev-hC"
+    assert again.status.pending_apply is not None and again.status.pending_apply.revision == "rev-hD"
+    assert again.events == [("Normal", "ApplySuperseded", "rev-hC was superseded before its apply started")]
+
+
+def test_an_earlier_apply_that_finished_is_recorded_then_the_current_one_starts() -> None:
+    running = _apply_job("job-hB", "running", "hB", "rev-hB")
+    waiting = _racing(APPLIED_A, "hC", running).status
+    done = _apply_job("job-hB", "succeeded", "hB", "rev-hB", finished="2026-11-26T12:04:00Z")
+    decision = _racing(waiting, "hC", done)
+    # Status says what the registry holds: the earlier apply, then the current one is started.
+    assert decision.finished_job is done and decision.create_job
+    assert decision.status.last_apply is not None
+    assert (decision.status.last_apply.job_name, decision.status.last_apply.revision) == ("job-hB", "rev-hB")
+    assert decision.status.applied_spec_hash == "hB" and decision.status.pending_apply is None
+    # Seen again, it is not recorded twice; older finished Jobs (kept history) never are.
+    old = _apply_job("job-a0", "succeeded", "hA", "rev-a0", finished="2026-11-26T11:00:00Z")
+    again = _racing(decision.status, "hC", done, old)
+    assert again.finished_job is None and again.status.last_apply == decision.status.last_apply
+
+
+def test_with_a_file_registry_an_apply_waits_for_running_materializations() -> None:
+    decision = _racing(APPLIED_A, "hC", running_materializations=["run-materialize"])
+    assert not decision.create_job
+    assert _status(decision.status)["Reconciling"] == "True/ApplyWaiting"
+    assert decision.status.pending_apply is not None
+    assert decision.status.pending_apply.waiting_for == (
+        "materialize Job run-materialize to finish (the project's file registry takes one writer at a time)"
+    )
+    assert _racing(decision.status, "hC").create_job
+
+
+def test_a_superseded_apply_whose_pod_never_started_is_deleted() -> None:
+    stuck = _apply_job("job-hB", "stuck", "hB", "rev-hB")
+    decision = _racing(APPLIED_A, "hC", stuck)
+    assert decision.delete_jobs == ["job-hB"] and decision.create_job

@@ -155,13 +155,22 @@ def test_feast_applies_materializes_and_serves_the_repo(tmp_path: Path) -> None:
         features.driver_stats_source,
         features.driver_hourly_stats,
         features.driver_daily_trips,
+        features.driver_conversion,
         features.driver_activity_v1,
+        features.driver_ranking_v1,
     ]
     store.apply(objects)
     assert sorted(view.name for view in store.list_feature_views()) == ["driver_daily_trips", "driver_hourly_stats"]
-    assert [service.name for service in store.list_feature_services()] == ["driver_activity_v1"]
+    assert [view.name for view in store.list_on_demand_feature_views()] == ["driver_conversion"]
+    assert sorted(service.name for service in store.list_feature_services()) == [
+        "driver_activity_v1",
+        "driver_ranking_v1",
+    ]
 
+    # Without names Feast leaves the on-demand view out; by name it refuses it.
     store.materialize(WEEK_START, WEEK_END)
+    with pytest.raises(ValueError, match="driver_conversion is not configured for write_to_online_store"):
+        store.materialize(WEEK_START, WEEK_END, ["driver_conversion"])
     served = store.get_online_features(
         features=store.get_feature_service("driver_activity_v1"),
         entity_rows=[{"driver_id": driver_id} for driver_id in (1001, 1005)],
@@ -175,3 +184,8 @@ def test_feast_applies_materializes_and_serves_the_repo(tmp_path: Path) -> None:
         int(latest.loc[1005, "avg_daily_trips"]),
     ]
     assert served["conv_rate"] == pytest.approx([latest.loc[1001, "conv_rate"], latest.loc[1005, "conv_rate"]])
+    ranked = store.get_online_features(
+        features=store.get_feature_service("driver_ranking_v1"), entity_rows=[{"driver_id": 1001}]
+    ).to_dict()
+    expected = latest.loc[1001, "conv_rate"] * latest.loc[1001, "acc_rate"]
+    assert ranked["conv_acc_rate"] == pytest.approx([expected], rel=1e-5)

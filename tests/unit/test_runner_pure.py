@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from feast_lineage.runner import contract
+from feast_lineage import contract
+from feast_lineage.contract import ObjectChanges, RunnerResult
 from feast_lineage.runner.changes import Snapshot, as_object_changes, current_names, diff
-from feast_lineage.runner.contract import ObjectChanges, RunnerResult
 from feast_lineage.runner.errors import BadInput
 from feast_lineage.runner.fetch import copy_configmap_files
 from feast_lineage.runner.result_size import fit_result

@@ -8,8 +8,10 @@ shipped as a ConfigMap (whose keys cannot contain '/').
 import os
 from datetime import timedelta
 
+import pandas as pd
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
-from feast.types import Float32, Int64
+from feast.on_demand_feature_view import on_demand_feature_view
+from feast.types import Float32, Float64, Int64
 
 driver = Entity(
     name="driver",
@@ -66,4 +68,23 @@ driver_activity_v1 = FeatureService(
     ],
     description="Features of the driver activity model, version 1.",
     tags={"model": "driver_activity"},
+)
+
+
+# Computed at retrieval time from the hourly stats; `feast materialize` leaves it out, since it
+# does not write to the online store.
+@on_demand_feature_view(
+    sources=[driver_hourly_stats],
+    schema=[Field(name="conv_acc_rate", dtype=Float64)],  # share of offers accepted and converted
+    mode="pandas",
+)
+def driver_conversion(inputs: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"conv_acc_rate": inputs["conv_rate"] * inputs["acc_rate"]})
+
+
+driver_ranking_v1 = FeatureService(
+    name="driver_ranking_v1",
+    features=[driver_hourly_stats[["conv_rate"]], driver_conversion],
+    description="Features of the driver ranking model, version 1.",
+    tags={"model": "driver_ranking"},
 )

@@ -1,9 +1,9 @@
 """Building blocks shared by both resources."""
 
-from collections.abc import Iterable
-from typing import Annotated, Any, Literal
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -49,6 +49,26 @@ class StatusModel(CamelModel):
     """Status model: written by the operator, so fields a newer version added are ignored, not fatal."""
 
     model_config = ConfigDict(extra="ignore")
+
+    @classmethod
+    def from_k8s(cls, raw: Mapping[str, Any] | None) -> Self:
+        """The status as stored; a top-level field that does not parse (an older writer, a hand edit)
+        is dropped rather than stopping every later reconcile."""
+        data = dict(raw or {})
+        while True:
+            try:
+                return cls.model_validate(data)
+            except ValidationError as error:
+                bad = {str(e["loc"][0]) for e in error.errors() if e["loc"] and e["loc"][0] in data}
+                if not bad:
+                    raise
+                for key in bad:
+                    del data[key]
+
+    @classmethod
+    def field_names(cls) -> frozenset[str]:
+        """The status's top-level fields as stored (camelCase)."""
+        return frozenset(field.alias or name for name, field in cls.model_fields.items())
 
 
 class ObjectMeta(BaseModel):

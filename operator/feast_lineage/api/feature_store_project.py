@@ -1,9 +1,8 @@
 """The FeatureStoreProject resource: one Feast project managed from Kubernetes."""
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, model_validator
-from typing_extensions import Self
 
 from .common import (
     CamelModel,
@@ -94,6 +93,21 @@ class LastApply(StatusModel):
     """Identity of its MLflow audit record (tag `featurelineage.audit_id`)."""
 
 
+class PendingApply(StatusModel):
+    """An apply that waits for a running one to finish (one apply per project at a time)."""
+
+    revision: str | None = None
+    """Revision of the repo it would apply."""
+    commit: str | None = None
+    """Git commit the revision resolved to."""
+    apply_hash: str | None = None
+    """Hash of the spec and repo content it would apply."""
+    since: Timestamp | None = None
+    """When it started waiting."""
+    waiting_for: str | None = None
+    """What it waits for: the running apply Job, or a materialization (file registry)."""
+
+
 class LastMaterialization(StatusModel):
     """The most recent MaterializationJob of the project."""
 
@@ -129,6 +143,15 @@ class InjectionStatus(StatusModel):
     """Up to ten of them."""
 
 
+class UnmaterializableView(StatusModel):
+    """A feature view Feast refuses to materialize, even by name."""
+
+    name: str
+    """Name of the feature view."""
+    reason: Annotated[str, Field(max_length=1024)]
+    """Why, in Feast's words (e.g. an on-demand feature view that does not write to the online store)."""
+
+
 class FeatureStoreProjectStatus(StatusModel):
     """Observed state of the project, written by the operator."""
 
@@ -143,7 +166,15 @@ class FeatureStoreProjectStatus(StatusModel):
     schedule: ScheduleStatus | None = None
     """State of spec.materialization's schedule."""
     feature_views: list[str] = Field(default_factory=list)
-    """Feature views in the registry after the last apply."""
+    """Feature views in the registry after the last apply (on-demand and stream ones included)."""
+    materialized_feature_views: list[str] | None = None
+    """Feature views `feast materialize` materializes when it is given none: what a
+    MaterializationJob without featureViews materializes."""
+    unmaterializable_feature_views: list[UnmaterializableView] = Field(
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    """Feature views Feast refuses to materialize even by name, and why."""
     feature_services: list[str] = Field(default_factory=list)
     """Feature services in the registry after the last apply."""
     entities: list[str] = Field(default_factory=list)
@@ -156,6 +187,10 @@ class FeatureStoreProjectStatus(StatusModel):
     """Compact operation records waiting for delivery to MLflow."""
     applied_spec_hash: str | None = None
     """Hash of the spec and repo revision of the last successful apply."""
+    pending_apply: PendingApply | None = None
+    """The apply waiting for a running apply (or, with a file registry, a materialization) to finish."""
+    last_superseded_apply: PendingApply | None = None
+    """The latest apply that was superseded by a newer revision before it started, and never ran."""
     injection: InjectionStatus | None = None
     """Pods that asked for injection and missed it."""
 

@@ -1,9 +1,8 @@
 """The MaterializationJob resource: one run of `feast materialize` for a project."""
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
-from typing_extensions import Self
 
 from .cel import CelRule, validations
 from .common import (

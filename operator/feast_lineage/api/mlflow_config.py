@@ -1,9 +1,8 @@
 """How Feast and the operator talk to MLflow (the `mlflow` section of feature_store.yaml and more)."""
 
-from typing import Annotated
+from typing import Annotated, Self
 
 from pydantic import ConfigDict, Field, model_validator
-from typing_extensions import Self
 
 from .cel import CelRule, validations
 from .common import SECRET_KEY_PATTERN, CamelModel, ObjectName

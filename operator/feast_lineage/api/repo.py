@@ -1,9 +1,8 @@
 """Where the Feast feature repo (the Python definitions) comes from."""
 
-from typing import Annotated
+from typing import Annotated, Self
 
 from pydantic import ConfigDict, Field, model_validator
-from typing_extensions import Self
 
 from .cel import CelRule, validations
 from .common import CamelModel, ConfigMapKeyRef, LocalObjectReference

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from feast_lineage.runner.contract import TRUNCATED_MARKER
+from feast_lineage.contract import TRUNCATED_MARKER
 
 TAG_VALUE_LIMIT = 500
 """Our cap on a tag or param value; MLflow allows 8000 (tags) / 6000 (params), the termination message far less."""

@@ -16,7 +16,7 @@ from feast_lineage.audit import tags
 from feast_lineage.audit.errors import DeliveryError, MlflowApiError
 from feast_lineage.audit.mlflow_rest import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, Credentials, MlflowRestClient
 from feast_lineage.audit.record import AuditRecord
-from feast_lineage.runner.contract import MlflowRun
+from feast_lineage.contract import MlflowRun
 
 _TERMINAL = frozenset({"FINISHED", "FAILED", "KILLED"})
 _PARAMS_PER_BATCH = 100  # MLflow's log-batch limit

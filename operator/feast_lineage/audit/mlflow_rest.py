@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from feast_lineage import contract
 from feast_lineage.audit.errors import DeliveryError, MlflowApiError, one_line
-from feast_lineage.runner import contract
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_RETRIES = 1

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import base64
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
-from feast_lineage.api import FeatureStoreProject, MlflowConfig
+from feast_lineage.api import FeatureStoreProject, MlflowConfig, MlflowRunRef
 from feast_lineage.audit import AuditRecord, Credentials, DeliveryError, deliver
 from feast_lineage.controller import metrics
 from feast_lineage.controller.kube import Kube, Obj, read
@@ -38,13 +39,19 @@ def mlflow_credentials(kube: Kube, namespace: str, mlflow: MlflowConfig) -> Cred
     )
 
 
+@dataclass(frozen=True)
+class Redelivery:
+    remaining: list[dict[str, Any]]
+    """Records still pending, in their order."""
+    delivered: dict[str, MlflowRunRef]
+    """The MLflow run of each delivered record, by record id."""
+
+
 def redeliver_pending(
-    kube: Kube, body: Obj, project_body: Obj, default_tracking_uri: str | None
-) -> dict[str, Any] | None:
-    """Try each record pending in ``body`` (a project or a run) with ``project_body``'s MLflow settings;
-    return the new status, or None when nothing changed."""
-    status = dict(body.get("status") or {})
-    pending = list(status.get("pendingAudit") or [])
+    kube: Kube, body: Obj, pending: list[dict[str, Any]], project_body: Obj, default_tracking_uri: str | None
+) -> Redelivery | None:
+    """Offer ``pending`` (records of ``body``, a project or a run) to MLflow with ``project_body``'s settings;
+    None when nothing was delivered."""
     if not pending:
         return None
     try:
@@ -59,7 +66,7 @@ def redeliver_pending(
     credentials = mlflow_credentials(kube, project.metadata.namespace or "", project.spec.mlflow)
     project_labels = metrics.ProjectLabels.of(project_body)
     remaining: list[dict[str, Any]] = []
-    delivered: dict[str, dict[str, str]] = {}
+    delivered: dict[str, MlflowRunRef] = {}
     for index, raw in enumerate(pending):
         try:
             record = AuditRecord.from_compact(raw)
@@ -80,16 +87,9 @@ def redeliver_pending(
             # MLflow is still unreachable: keep this one and the rest for the next attempt.
             remaining.extend(pending[index:])
             break
-        delivered[record.id] = {"experiment": run.experiment, "runId": run.run_id, "runUrl": run.run_url}
+        delivered[record.id] = MlflowRunRef(experiment=run.experiment, run_id=run.run_id, run_url=run.run_url)
         if project_labels is not None:
             metrics.audit_delivered(project_labels)
     if not delivered:
         return None
-    status["pendingAudit"] = remaining
-    last_apply = dict(status.get("lastApply") or {})
-    if last_apply.get("auditId") in delivered:
-        last_apply["mlflow"] = delivered[last_apply["auditId"]]
-        status["lastApply"] = last_apply
-    if status.get("auditId") in delivered:
-        status["mlflow"] = delivered[status["auditId"]]
-    return status
+    return Redelivery(remaining, delivered)

@@ -9,6 +9,7 @@ from kubernetes.client.exceptions import ApiException
 from feast_lineage.controller.kube import Kube, Obj
 from feast_lineage.controller.logs import object_fields
 from feast_lineage.domain.conditions import READY, RECONCILING, STALLED, Transition
+from feast_lineage.domain.project_state import SOURCE_AVAILABLE
 from feast_lineage.timestamps import now_rfc3339
 
 log = logging.getLogger(__name__)
@@ -17,6 +18,8 @@ COMPONENT = "feast-lineage-operator"
 
 def _event_type(transition: Transition) -> str | None:
     if transition.type == STALLED and transition.status:
+        return "Warning"
+    if transition.type == SOURCE_AVAILABLE and not transition.status:
         return "Warning"
     if transition.type in (READY, RECONCILING) and transition.status:
         return "Normal"
@@ -54,7 +57,10 @@ def emit(kube: Kube, body: Obj, event_type: str, reason: str, message: str) -> N
 
 
 def emit_transitions(kube: Kube, body: Obj, transitions: list[Transition]) -> None:
+    emitted: set[tuple[str, str, str]] = set()
     for transition in transitions:
         event_type = _event_type(transition)
-        if event_type is not None:
+        key = (event_type or "", transition.reason, transition.message)
+        if event_type is not None and key not in emitted:  # Stalled and SourceAvailable may say the same
+            emitted.add(key)
             emit(kube, body, event_type, transition.reason, transition.message)

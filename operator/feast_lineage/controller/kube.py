@@ -9,9 +9,15 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from feast_lineage.api import GROUP, VERSION
+from feast_lineage.api import GROUP, VERSION, StatusModel
+from feast_lineage.domain.status_owners import owned_part, stored_status
 
 Obj = dict[str, Any]
+STATUS_WRITE_ATTEMPTS = 5
+
+
+class StatusConflict(Exception):
+    """Another writer changed status fields this one owns since it read them: recompute from a fresh read."""
 
 
 def new_api_client() -> client.ApiClient:
@@ -66,22 +72,42 @@ class Kube:
         self.batch = client.BatchV1Api(api)
         self.custom = client.CustomObjectsApi(api)
 
-    def patch_status(self, plural: str, namespace: str, name: str, status: Obj) -> None:
-        try:
-            self.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, plural, name, {"status": status}
-            )
-        except ApiException as error:
-            if error.status != 404:  # deleted meanwhile
-                raise
+    def write_status(self, plural: str, body: Obj, status: StatusModel, owned: frozenset[str]) -> bool:
+        """Store ``status``'s ``owned`` top-level fields whole, and every other field as ``body`` had it.
 
-    def patch_status_changes(self, plural: str, namespace: str, name: str, old: Obj, new: Obj) -> bool:
-        """Patch only the top-level status fields that changed, so writers of other fields are not undone."""
-        changes: Obj = {key: value for key, value in new.items() if old.get(key) != value}
-        changes.update({key: None for key in old if key not in new})
-        if changes:
-            self.patch_status(plural, namespace, name, changes)
-        return bool(changes)
+        The status subresource is replaced (PUT) with the resourceVersion that was read, so the write
+        is exactly the typed model - a nested field it leaves out is gone, where a merge patch would
+        keep the old one - and it can never undo another writer's change it has not seen: the API
+        server answers 409 instead. Then the fields this writer does not own (the pod monitor's
+        ``injection``, Kopf's metadata) are taken from a fresh read and the write is tried again;
+        if a field it owns changed meanwhile, :class:`StatusConflict` asks for a new pass.
+        Returns whether anything was written.
+        """
+        meta = body["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        read = owned_part(body.get("status"), owned)
+        current = body
+        for _ in range(STATUS_WRITE_ATTEMPTS):
+            stored = stored_status(current.get("status"), status, owned)
+            if stored == (current.get("status") or {}):
+                return False
+            try:
+                self.custom.replace_namespaced_custom_object_status(
+                    GROUP, VERSION, namespace, plural, name, {**current, "status": stored}
+                )
+                return True
+            except ApiException as error:
+                if error.status == 404:  # deleted meanwhile
+                    return False
+                if error.status != 409:
+                    raise
+            fresh = self.get_custom(plural, namespace, name)
+            if fresh is None:
+                return False
+            if owned_part(fresh.get("status"), owned) != read:
+                raise StatusConflict(f"status of {plural}/{namespace}/{name} changed since it was read")
+            current = fresh
+        raise StatusConflict(f"status of {plural}/{namespace}/{name} kept changing")
 
     def get_custom(self, plural: str, namespace: str, name: str) -> Obj | None:
         return read(self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name)

@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import uuid
-from typing import Any
 
 from pydantic import ValidationError
 
+from feast_lineage import contract
 from feast_lineage.api import (
     FEATURE_STORE_PROJECT_KIND,
     FEATURE_STORE_PROJECT_PLURAL,
     MATERIALIZATION_JOB_KIND,
     MATERIALIZATION_JOB_PLURAL,
     FeatureStoreProject,
+    FeatureStoreProjectStatus,
+    LastApply,
+    LastMaterialization,
     MaterializationJob,
+    MaterializationJobStatus,
+    Provenance,
     validation_message,
 )
 from feast_lineage.controller import metrics
 from feast_lineage.controller.audit_redelivery import redeliver_pending
 from feast_lineage.controller.events import emit_transitions
-from feast_lineage.controller.kube import Kube, Obj, OwnershipConflict, create
+from feast_lineage.controller.kube import Kube, Obj, OwnershipConflict, StatusConflict, create
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.logs import object_fields
 from feast_lineage.controller.project_reconciler import runner_config_map_name
@@ -37,10 +43,11 @@ from feast_lineage.domain.materialization_state import (
 from feast_lineage.domain.provenance import provenance_tags, redact_url, triggered_by
 from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
 from feast_lineage.domain.runner_outcome import observe_job
-from feast_lineage.runner import contract
-from feast_lineage.timestamps import rfc3339
+from feast_lineage.domain.status_owners import PROJECT_LAST_MATERIALIZATION, RUN_AUDIT, RUN_RECONCILER
+from feast_lineage.timestamps import parse_rfc3339, rfc3339, utc_now
 
 log = logging.getLogger(__name__)
+PASS_ATTEMPTS = 3
 
 
 def materialize_job_name(name: str) -> str:
@@ -81,7 +88,8 @@ def file_registry(project: Obj | None) -> bool:
 
 
 def to_peers(summaries: list[Obj], project: Obj) -> list[Peer]:
-    all_views = (project.get("status") or {}).get("featureViews") or []
+    status = FeatureStoreProjectStatus.from_k8s(project.get("status"))
+    all_views = status.feature_views if status.materialized_feature_views is None else status.materialized_feature_views
     return [Peer(s["name"], s["created"], frozenset(s["featureViews"] or all_views), s["phase"]) for s in summaries]
 
 
@@ -94,17 +102,24 @@ class MaterializationReconciler:
     def reconcile(self, namespace: str, name: str, peers: list[Obj]) -> None:
         """One pass; ``peers`` are summaries of the project's runs (from the operator's index)."""
         with self.locks.hold(MATERIALIZATION_JOB_KIND, namespace, name):
-            body = self.kube.get_custom(MATERIALIZATION_JOB_PLURAL, namespace, name)
-            if body is None or body["metadata"].get("deletionTimestamp"):
+            for attempt in range(PASS_ATTEMPTS):
+                body = self.kube.get_custom(MATERIALIZATION_JOB_PLURAL, namespace, name)
+                if body is None or body["metadata"].get("deletionTimestamp"):
+                    return
+                if (body.get("status") or {}).get("phase") in TERMINAL:
+                    return
+                try:
+                    self._reconcile(body, peers)
+                except StatusConflict:
+                    if attempt + 1 < PASS_ATTEMPTS:
+                        continue
+                    metrics.RECONCILES.labels(MATERIALIZATION_JOB_KIND, "error").inc()
+                    raise
+                except Exception:
+                    metrics.RECONCILES.labels(MATERIALIZATION_JOB_KIND, "error").inc()
+                    raise
+                metrics.RECONCILES.labels(MATERIALIZATION_JOB_KIND, "ok").inc()
                 return
-            if (body.get("status") or {}).get("phase") in TERMINAL:
-                return
-            try:
-                self._reconcile(body, peers)
-            except Exception:
-                metrics.RECONCILES.labels(MATERIALIZATION_JOB_KIND, "error").inc()
-                raise
-            metrics.RECONCILES.labels(MATERIALIZATION_JOB_KIND, "ok").inc()
 
     def redeliver_audit(self, namespace: str, name: str) -> None:
         with self.locks.hold(MATERIALIZATION_JOB_KIND, namespace, name):
@@ -115,15 +130,22 @@ class MaterializationReconciler:
             project = self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, namespace, project_name)
             if project is None:
                 return
-            status = redeliver_pending(self.kube, body, project, self.settings.mlflow_tracking_uri)
-            if status is not None:
-                self.kube.patch_status_changes(MATERIALIZATION_JOB_PLURAL, namespace, name, body["status"], status)
+            status = MaterializationJobStatus.from_k8s(body.get("status"))
+            outcome = redeliver_pending(
+                self.kube, body, status.pending_audit, project, self.settings.mlflow_tracking_uri
+            )
+            if outcome is None:
+                return
+            status.pending_audit = outcome.remaining
+            if status.audit_id in outcome.delivered:
+                status.mlflow = outcome.delivered[status.audit_id]
+            self.kube.write_status(MATERIALIZATION_JOB_PLURAL, body, status, RUN_AUDIT)
 
     def _reconcile(self, body: Obj, peer_summaries: list[Obj]) -> None:
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
-        now = datetime.datetime.now(datetime.timezone.utc)
-        old_status: dict[str, Any] = dict(body.get("status") or {})
+        now = utc_now()
+        status = MaterializationJobStatus.from_k8s(body.get("status"))
         spec, invalid = None, None
         try:
             spec = MaterializationJob.model_validate(
@@ -146,61 +168,92 @@ class MaterializationReconciler:
                 job_observation = observe_job(job, self.kube.job_pods(job))
             elif project is not None and spec is not None:
                 peers = to_peers(peer_summaries, project)
-        status = dict(old_status)
-        status.setdefault("jobName", job_name)
-        status.setdefault("provenance", self._provenance(body, project))
-        observation = MaterializationObservation(
-            name=name,
-            created=meta.get("creationTimestamp", ""),
-            generation=meta.get("generation"),
-            status=status,
-            now=now,
-            spec=spec,
-            invalid=invalid,
-            project=project,
-            job=job_observation,
-            peers=peers,
-            one_at_a_time=file_registry(project),
+        if status.job_name is None:
+            status.job_name = job_name
+        if status.provenance is None:
+            status.provenance = self._provenance(body, project)
+        exclusive = spec is not None and job_observation is None and file_registry(project)
+        # With a file registry a run and an apply never overlap: deciding to start and starting happen
+        # under the project's lock, under which the project reconciler checks for runs before it applies.
+        guard = (
+            self.locks.hold(FEATURE_STORE_PROJECT_KIND, namespace, spec.project_ref.name)
+            if exclusive and spec is not None
+            else contextlib.nullcontext()
         )
-        decision = decide_materialization(observation)
-        if decision.create_job:
-            assert spec is not None and project is not None
-            audit_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{meta['uid']}/{job_name}"))
-            decision.status["auditId"] = audit_id
-            self._create_job(body, project, job_name, decision.feature_views, audit_id, now)
-        self.kube.patch_status_changes(MATERIALIZATION_JOB_PLURAL, namespace, name, old_status, decision.status)
+        with guard:
+            apply_running = None
+            if exclusive and spec is not None:
+                apply_running = self._running_apply(namespace, spec.project_ref.name)
+            observation = MaterializationObservation(
+                name=name,
+                created=meta.get("creationTimestamp", ""),
+                generation=meta.get("generation"),
+                status=status,
+                now=now,
+                spec=spec,
+                invalid=invalid,
+                project=project,
+                job=job_observation,
+                peers=peers,
+                one_at_a_time=file_registry(project),
+                apply_running=apply_running,
+            )
+            decision = decide_materialization(observation)
+            if decision.create_job:
+                assert spec is not None and project is not None
+                audit_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{meta['uid']}/{job_name}"))
+                decision.status.audit_id = audit_id
+                self._create_job(body, project, decision.status, job_name, audit_id, now)
+        self.kube.write_status(MATERIALIZATION_JOB_PLURAL, body, decision.status, RUN_RECONCILER)
         emit_transitions(self.kube, body, decision.transitions)
         if decision.finished is not None and spec is not None:
             result = decision.finished.result
             duration = result.duration_seconds if result is not None else None
             self._record_on_project(namespace, spec.project_ref.name, name, decision.status, duration)
 
-    def _provenance(self, body: Obj, project: Obj | None) -> dict[str, Any]:
+    def _running_apply(self, namespace: str, project_name: str) -> str | None:
+        """An apply Job of the project that has not finished, if any."""
+        selector = f"{labels.LABEL_PROJECT}={project_name},{labels.LABEL_OPERATION}=apply"
+        for job in self.kube.list_json(self.kube.batch.list_namespaced_job, namespace, label_selector=selector):
+            conditions = (job.get("status") or {}).get("conditions") or []
+            if not any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions):
+                return str(job["metadata"]["name"])
+        return None
+
+    def _provenance(self, body: Obj, project: Obj | None) -> Provenance:
         meta = body["metadata"]
         scheduled = (meta.get("annotations") or {}).get(labels.ANNOTATION_SCHEDULED_TIME)
-        provenance: dict[str, Any] = {
+        recorded = creator(meta)
+        provenance = Provenance(
             # Both marks, which only the schedule sets (admission refuses them from anyone else).
-            "triggeredBy": triggered_by(
+            triggered_by=triggered_by(
                 meta,
                 created_by_schedule=scheduled is not None
                 and project is not None
                 and labels.controller_owner_uid(meta, FEATURE_STORE_PROJECT_KIND) == project["metadata"]["uid"],
             ),
-            "manager": creating_manager(meta),
-            **creator(meta),
-            "scheduledTime": scheduled,
-            "rerunOf": (meta.get("annotations") or {}).get(labels.ANNOTATION_RERUN_OF),
-        }
+            manager=creating_manager(meta),
+            creator=recorded.get("creator"),
+            creator_source=recorded.get("creatorSource"),
+            scheduled_time=parse_rfc3339(scheduled) if scheduled else None,
+            rerun_of=(meta.get("annotations") or {}).get(labels.ANNOTATION_RERUN_OF),
+        )
         if project is not None:
             git = (project.get("spec") or {}).get("repo", {}).get("git")
-            last_apply = (project.get("status") or {}).get("lastApply") or {}
+            last_apply = FeatureStoreProjectStatus.from_k8s(project.get("status")).last_apply
             if git:
-                provenance["gitRepository"] = redact_url(git["url"])
-                provenance["gitRevision"] = last_apply.get("commit") or git.get("revision")
-        return {k: v for k, v in provenance.items() if v is not None}
+                provenance.git_repository = redact_url(git["url"])
+                provenance.git_revision = (last_apply.commit if last_apply else None) or git.get("revision")
+        return provenance
 
     def _create_job(
-        self, body: Obj, project_body: Obj, job_name: str, views: list[str], audit_id: str, now: datetime.datetime
+        self,
+        body: Obj,
+        project_body: Obj,
+        status: MaterializationJobStatus,
+        job_name: str,
+        audit_id: str,
+        now: datetime.datetime,
     ) -> None:
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
@@ -209,19 +262,20 @@ class MaterializationReconciler:
             {k: project_body[k] for k in ("apiVersion", "kind", "metadata", "spec")}
         )
         spec = run.spec
-        last_apply = (project_body.get("status") or {}).get("lastApply") or {}
+        last_apply = FeatureStoreProjectStatus.from_k8s(project_body.get("status")).last_apply or LastApply()
         repo_kind = "configMap" if project.spec.repo.config_map else "git" if project.spec.repo.git else "image"
-        repo = RepoIdentity(repo_kind, str(last_apply.get("revision", "")), "", last_apply.get("commit"))
+        repo = RepoIdentity(repo_kind, last_apply.revision or "", "", last_apply.commit)
         # The end of an open window is fixed once, here: a restarted operator reads it back from the Job.
         end = spec.end_time or now
         extra_env = [
             {"name": contract.ENV_MATERIALIZE_MODE, "value": spec.mode},
             {"name": contract.ENV_MATERIALIZE_END, "value": rfc3339(end)},
-            {"name": contract.ENV_FEATURE_VIEWS, "value": ",".join(views)},
+            # Named views only: for "all", Feast picks exactly what `feast materialize` would.
+            {"name": contract.ENV_FEATURE_VIEWS, "value": ",".join(spec.feature_views)},
         ]
         if spec.start_time is not None:
             extra_env.append({"name": contract.ENV_MATERIALIZE_START, "value": rfc3339(spec.start_time)})
-        provenance = (body.get("status") or {}).get("provenance") or self._provenance(body, project_body)
+        provenance = status.provenance or self._provenance(body, project_body)
         git = project.spec.repo.git
         tags = provenance_tags(
             namespace=namespace,
@@ -230,16 +284,20 @@ class MaterializationReconciler:
             uid=meta["uid"],
             generation=meta.get("generation"),
             job_name=job_name,
-            trigger=str(provenance.get("triggeredBy", "manual")),
+            trigger=provenance.triggered_by or "manual",
             metadata=meta,
             git_url=git.url if git else None,
             git_revision=git.revision if git else None,
             git_commit=repo.commit,
             extra={
                 "k8s.project": project.metadata.name or "",
-                **({"k8s.manager": provenance["manager"]} if provenance.get("manager") else {}),
-                **({"k8s.creator": provenance["creator"]} if provenance.get("creatorSource") == "admission" else {}),
-                **({"featurelineage.rerun_of": provenance["rerunOf"]} if provenance.get("rerunOf") else {}),
+                **({"k8s.manager": provenance.manager} if provenance.manager else {}),
+                **(
+                    {"k8s.creator": provenance.creator}
+                    if provenance.creator_source == "admission" and provenance.creator
+                    else {}
+                ),
+                **({"featurelineage.rerun_of": provenance.rerun_of} if provenance.rerun_of else {}),
             },
         )
         job_labels = {
@@ -269,7 +327,12 @@ class MaterializationReconciler:
             )
 
     def _record_on_project(
-        self, namespace: str, project_name: str, run_name: str, status: Obj, duration_seconds: float | None
+        self,
+        namespace: str,
+        project_name: str,
+        run_name: str,
+        run: MaterializationJobStatus,
+        duration_seconds: float | None,
     ) -> None:
         """The finished run in the project's metrics and lastMaterialization (written only here, so
         no other writer undoes it)."""
@@ -280,22 +343,20 @@ class MaterializationReconciler:
             # Under the project's lock and on a fresh read: a deleted project's series stay removed.
             project_labels = metrics.ProjectLabels.of(project)
             if project_labels is not None:
-                outcome = str(status.get("phase", "")).lower()
-                metrics.materialization_finished(project_labels, outcome, duration_seconds)
-            record = {
-                "name": run_name,
-                "phase": status.get("phase"),
-                "window": status.get("window"),
-                "completionTime": status.get("completionTime"),
-            }
-            record = {k: v for k, v in record.items() if v is not None}
-            old = dict(project.get("status") or {})
-            previous = old.get("lastMaterialization") or {}
-            if previous.get("completionTime", "") > record.get("completionTime", ""):
+                metrics.materialization_finished(project_labels, (run.phase or "").lower(), duration_seconds)
+            status = FeatureStoreProjectStatus.from_k8s(project.get("status"))
+            previous = status.last_materialization
+            if (
+                previous is not None
+                and previous.completion_time is not None
+                and run.completion_time is not None
+                and previous.completion_time > run.completion_time
+            ):
                 return  # a later run finished first
-            self.kube.patch_status_changes(
-                FEATURE_STORE_PROJECT_PLURAL, namespace, project_name, old, {**old, "lastMaterialization": record}
+            status.last_materialization = LastMaterialization(
+                name=run_name, phase=run.phase, window=run.window, completion_time=run.completion_time
             )
+            self.kube.write_status(FEATURE_STORE_PROJECT_PLURAL, project, status, PROJECT_LAST_MATERIALIZATION)
 
 
 __all__ = ["MaterializationReconciler", "materialize_job_name"]

@@ -11,12 +11,12 @@ import base64
 from collections.abc import Sequence
 
 from feast_lineage.api import FeatureStoreProject
+from feast_lineage.contract import GIT_SSH_KEY as SSH_KEY
 from feast_lineage.controller.git_remote import GitCredentials, GitError, resolve_commit
 from feast_lineage.controller.kube import Kube, read
 from feast_lineage.domain.apply_plan import RepoIdentity, configmap_fingerprint
 from feast_lineage.domain.project_state import InputProblem
 from feast_lineage.git_credentials import DEFAULT_PROTOCOLS
-from feast_lineage.runner.contract import GIT_SSH_KEY as SSH_KEY
 
 
 class _Secrets:

@@ -10,38 +10,54 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
 
+from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from feast_lineage.api import (
     FEATURE_STORE_PROJECT_KIND,
     FEATURE_STORE_PROJECT_PLURAL,
     FeatureStoreProject,
-    LastApply,
+    FeatureStoreProjectStatus,
     validation_message,
 )
+from feast_lineage.contract import FEATURE_STORE_YAML
 from feast_lineage.controller import metrics
 from feast_lineage.controller.audit_redelivery import redeliver_pending
-from feast_lineage.controller.events import emit_transitions
-from feast_lineage.controller.kube import Kube, Obj, OwnershipConflict, create
+from feast_lineage.controller.backoff import Backoff
+from feast_lineage.controller.events import emit, emit_transitions
+from feast_lineage.controller.kube import Kube, Obj, OwnershipConflict, StatusConflict, controlled_by, create
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.logs import object_fields
 from feast_lineage.controller.project_inputs import gather_inputs
 from feast_lineage.controller.settings import OperatorSettings
 from feast_lineage.domain import labels
-from feast_lineage.domain.apply_plan import RepoIdentity, apply_hash, apply_job_name, spec_hash, trigger
-from feast_lineage.domain.project_state import InputProblem, ProjectDecision, ProjectObservation, decide_project
+from feast_lineage.domain.apply_plan import (
+    RepoIdentity,
+    apply_hash,
+    apply_job_name,
+    last_applied_git_repo,
+    spec_hash,
+    trigger,
+)
+from feast_lineage.domain.project_state import (
+    SOURCE_REASONS,
+    InputProblem,
+    ProjectDecision,
+    ProjectObservation,
+    decide_project,
+)
 from feast_lineage.domain.provenance import provenance_tags
 from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
-from feast_lineage.domain.runner_outcome import observe_job
+from feast_lineage.domain.runner_outcome import JobObservation, observe_job
+from feast_lineage.domain.status_owners import PROJECT_AUDIT, PROJECT_RECONCILER
 from feast_lineage.domain.store_config import client_config_data, render_feature_store_yaml
 from feast_lineage.domain.store_paths import ephemeral_store_paths
 from feast_lineage.domain.tenancy import policy_violations
-from feast_lineage.runner.contract import FEATURE_STORE_YAML
-from feast_lineage.timestamps import now_rfc3339
+from feast_lineage.timestamps import utc_now
 
 log = logging.getLogger(__name__)
+PASS_ATTEMPTS = 3
 
 
 def runner_config_map_name(project_resource: str) -> str:
@@ -57,21 +73,30 @@ class ProjectReconciler:
         self.kube = kube
         self.settings = settings
         self.locks = locks
+        # Up to a quarter of a resync: an outage's end is noticed well before the next resync.
+        self.source_backoff = Backoff(settings.active_poll_seconds, settings.resync_seconds / 4)
 
     def reconcile(self, namespace: str, name: str) -> None:
         """One pass over the project; safe to call from any handler, any number of times."""
         # Handlers of one object can overlap (a timer and a Job event): one pass at a time per
         # object, each on a fresh read, so no pass writes a status computed from a stale one.
         with self.locks.hold(FEATURE_STORE_PROJECT_KIND, namespace, name):
-            body = self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, namespace, name)
-            if body is None or body["metadata"].get("deletionTimestamp"):
+            for attempt in range(PASS_ATTEMPTS):
+                body = self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, namespace, name)
+                if body is None or body["metadata"].get("deletionTimestamp"):
+                    return
+                try:
+                    self._reconcile(body)
+                except StatusConflict:
+                    if attempt + 1 < PASS_ATTEMPTS:
+                        continue  # another writer changed what this pass decided on: decide again
+                    metrics.RECONCILES.labels(FEATURE_STORE_PROJECT_KIND, "error").inc()
+                    raise
+                except Exception:
+                    metrics.RECONCILES.labels(FEATURE_STORE_PROJECT_KIND, "error").inc()
+                    raise
+                metrics.RECONCILES.labels(FEATURE_STORE_PROJECT_KIND, "ok").inc()
                 return
-            try:
-                self._reconcile(body)
-            except Exception:
-                metrics.RECONCILES.labels(FEATURE_STORE_PROJECT_KIND, "error").inc()
-                raise
-            metrics.RECONCILES.labels(FEATURE_STORE_PROJECT_KIND, "ok").inc()
 
     def redeliver_audit(self, namespace: str, name: str) -> None:
         """Deliver the project's pending audit records to MLflow, under the same lock as reconcile."""
@@ -79,12 +104,23 @@ class ProjectReconciler:
             body = self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, namespace, name)
             if body is None:
                 return
-            status = redeliver_pending(self.kube, body, body, self.settings.mlflow_tracking_uri)
-            if status is not None:
-                self.kube.patch_status_changes(FEATURE_STORE_PROJECT_PLURAL, namespace, name, body["status"], status)
-                project = metrics.ProjectLabels.of(body)
-                if project is not None:
-                    metrics.audit_pending(project, len(status.get("pendingAudit") or []))
+            status = FeatureStoreProjectStatus.from_k8s(body.get("status"))
+            outcome = redeliver_pending(self.kube, body, status.pending_audit, body, self.settings.mlflow_tracking_uri)
+            if outcome is None:
+                return
+            status.pending_audit = outcome.remaining
+            if status.last_apply is not None and status.last_apply.audit_id in outcome.delivered:
+                status.last_apply.mlflow = outcome.delivered[status.last_apply.audit_id]
+            self.kube.write_status(FEATURE_STORE_PROJECT_PLURAL, body, status, PROJECT_AUDIT)
+            project = metrics.ProjectLabels.of(body)
+            if project is not None:
+                metrics.audit_pending(project, len(status.pending_audit))
+
+    def retry_source(self, namespace: str, name: str) -> None:
+        """A pass for a project whose source was unavailable, once its backoff has passed: recovery
+        is noticed within seconds, never a whole resync later, and a dead server is not hammered."""
+        if self.source_backoff.due(f"{namespace}/{name}"):
+            self.reconcile(namespace, name)
 
     def deleted(self, namespace: str, name: str) -> None:
         """The project is being deleted: remove its metric series (Kubernetes removes its children)."""
@@ -92,13 +128,27 @@ class ProjectReconciler:
         # the deletionTimestamp and record nothing.
         with self.locks.hold(FEATURE_STORE_PROJECT_KIND, namespace, name):
             metrics.forget_project(namespace, name)
+            self.source_backoff.forget(f"{namespace}/{name}")
+
+    def _track_source(self, namespace: str, name: str, problem: InputProblem | None) -> None:
+        key = f"{namespace}/{name}"
+        if problem is not None and problem.reason in SOURCE_REASONS:
+            delay = self.source_backoff.failed(key)
+            log.info(
+                "repo source unavailable (%s); next attempt in %.0fs",
+                problem.reason,
+                delay,
+                extra=object_fields(namespace, name),
+            )
+        else:
+            self.source_backoff.forget(key)
 
     def _reconcile(self, body: Obj) -> None:
         meta = body["metadata"]
         namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
         generation = meta.get("generation")
-        status: dict[str, Any] = dict(body.get("status") or {})
-        now = now_rfc3339()
+        status = FeatureStoreProjectStatus.from_k8s(body.get("status"))
+        now = utc_now()
         try:
             project = FeatureStoreProject.model_validate(
                 {k: v for k, v in body.items() if k in ("apiVersion", "kind", "metadata", "spec")}
@@ -123,42 +173,80 @@ class ProjectReconciler:
                 decide_project(ProjectObservation(generation, status, InputProblem("Conflict", str(conflict))), now),
             )
             return
-        status["runnerConfigMap"] = runner_config_map_name(name)
-        status["clientConfigMap"] = client_config_map_name(name)
+        status.runner_config_map = runner_config_map_name(name)
+        status.client_config_map = client_config_map_name(name)
 
         ephemeral = ephemeral_store_paths(project.spec)
         if ephemeral:
             stores = InputProblem("EphemeralStore", "; ".join(ephemeral))
             self._write(body, decide_project(ProjectObservation(generation, status, stores), now))
             return
+        runner_image = project.spec.runner.image or self.settings.runner_image
+        spec_digest = spec_hash(project, runner_image)
         repo, problem = gather_inputs(
             self.kube, project, self.settings.git_timeout_seconds, sorted(self.settings.tenancy.git_protocols)
         )
+        source_problem = None
+        git = project.spec.repo.git
+        if repo is None and problem is not None and problem.reason == "GitUnreachable" and git is not None:
+            # An outage of the Git server: the registry still holds the last applied commit.
+            repo = last_applied_git_repo(
+                status.last_apply, status.applied_spec_hash, spec_digest, git.revision, git.path
+            )
+            if repo is not None:
+                problem, source_problem = None, problem
+        self._track_source(namespace, name, source_problem or problem)
         if repo is None:
             self._write(body, decide_project(ProjectObservation(generation, status, problem), now))
             return
 
-        runner_image = project.spec.runner.image or self.settings.runner_image
-        spec_digest = spec_hash(project, runner_image)
         digest = apply_hash(spec_digest, repo)
         job_name = apply_job_name(name, digest)
         try:
-            job = self.kube.owned_job(job_name, namespace, uid, f"FeatureStoreProject {name}")
+            self.kube.owned_job(job_name, namespace, uid, f"FeatureStoreProject {name}")
         except OwnershipConflict as conflict:
             self._write(
                 body,
                 decide_project(ProjectObservation(generation, status, InputProblem("Conflict", str(conflict))), now),
             )
             return
-        observed = observe_job(job, self.kube.job_pods(job)) if job is not None else None
-        observation = ProjectObservation(generation, status, None, repo, digest, job_name, observed)
+        applies = self._observe_jobs(namespace, name, uid, "apply")
+        observed = applies.pop(job_name, None)
+        running_materializations: list[str] = []
+        if project.spec.feature_store.registry.registry_type == "file":
+            running_materializations = [
+                job.name
+                for job in self._observe_jobs(namespace, name, None, "materialize").values()
+                if not job.finished
+            ]
+        observation = ProjectObservation(
+            generation,
+            status,
+            None,
+            repo,
+            digest,
+            job_name,
+            observed,
+            source_problem,
+            other_applies=list(applies.values()),
+            running_materializations=running_materializations,
+        )
         decision = decide_project(observation, now)
 
+        for superseded in decision.delete_jobs:
+            # Its pod never started: it must not start later and apply an old revision.
+            try:
+                self.kube.batch.delete_namespaced_job(superseded, namespace, propagation_policy="Background")
+            except ApiException as error:
+                if error.status != 404:
+                    raise
+            log.info("deleted superseded apply Job %s", superseded, extra=object_fields(namespace, name, generation))
         if decision.create_job:
-            last_apply = status.get("lastApply")
-            why = trigger(LastApply.model_validate(last_apply) if last_apply else None, spec_digest, repo)
+            why = trigger(decision.status.last_apply, spec_digest, repo)
             self._create_apply_job(project, body, job_name, runner_image, repo, spec_digest, digest, why, generation)
         self._write(body, decision)
+        for event_type, reason, message in decision.events:
+            emit(self.kube, body, event_type, reason, message)
         finished = decision.finished_job
         project_labels = metrics.ProjectLabels.of(body)
         if finished is not None and project_labels is not None:
@@ -169,18 +257,36 @@ class ProjectReconciler:
             metrics.apply_finished(project_labels, outcome, duration)
         self._prune_apply_jobs(namespace, name, keep=job_name)
 
+    def _observe_jobs(
+        self, namespace: str, name: str, owner_uid: str | None, operation: str
+    ) -> dict[str, JobObservation]:
+        """The project's Jobs of one operation, by name, each with the pods it controls. Labels can be
+        forged: only Jobs ``owner_uid`` controls count (materialize Jobs belong to their runs)."""
+        selector = f"{labels.LABEL_PROJECT}={name},{labels.LABEL_OPERATION}={operation}"
+        jobs = self.kube.list_json(self.kube.batch.list_namespaced_job, namespace, label_selector=selector)
+        if owner_uid is not None:
+            jobs = [job for job in jobs if controlled_by(job, owner_uid)]
+        if not jobs:
+            return {}
+        pods = self.kube.list_json(self.kube.core.list_namespaced_pod, namespace, label_selector=selector)
+        by_job: dict[str, list[Obj]] = {}
+        for pod in pods:
+            by_job.setdefault((pod["metadata"].get("labels") or {}).get("job-name", ""), []).append(pod)
+        return {
+            job["metadata"]["name"]: observe_job(
+                job, [p for p in by_job.get(job["metadata"]["name"], []) if controlled_by(p, job["metadata"]["uid"])]
+            )
+            for job in jobs
+        }
+
     # -- writes ----------------------------------------------------------------------------------
 
     def _write(self, body: Obj, decision: ProjectDecision) -> None:
-        meta = body["metadata"]
-        new_status = decision.status
-        self.kube.patch_status_changes(
-            FEATURE_STORE_PROJECT_PLURAL, meta["namespace"], meta["name"], body.get("status") or {}, new_status
-        )
+        self.kube.write_status(FEATURE_STORE_PROJECT_PLURAL, body, decision.status, PROJECT_RECONCILER)
         emit_transitions(self.kube, body, decision.transitions)
         project = metrics.ProjectLabels.of(body)
         if project is not None:
-            metrics.audit_pending(project, len(new_status.get("pendingAudit") or []))
+            metrics.audit_pending(project, len(decision.status.pending_audit))
 
     def _write_config_maps(self, project: FeatureStoreProject, owner: Obj) -> None:
         name = project.metadata.name or ""

@@ -22,12 +22,15 @@ from feast_lineage.api import (
     MATERIALIZATION_JOB_PLURAL,
     VERSION,
     FeatureStoreProject,
+    FeatureStoreProjectStatus,
+    ScheduleStatus,
 )
 from feast_lineage.controller.kube import Kube, Obj, create
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.logs import object_fields
 from feast_lineage.domain import labels
 from feast_lineage.domain.schedule_plan import ScheduledRun, plan_schedule
+from feast_lineage.domain.status_owners import PROJECT_SCHEDULE
 from feast_lineage.timestamps import rfc3339
 
 log = logging.getLogger(__name__)
@@ -86,14 +89,14 @@ class ScheduleReconciler:
             schedule = project.spec.materialization
             if schedule is None:
                 return
-            old_status = dict(body.get("status") or {})
-            schedule_status = dict(old_status.get("schedule") or {})
-            now = now or datetime.datetime.now(datetime.timezone.utc)
+            status = FeatureStoreProjectStatus.from_k8s(body.get("status"))
+            previous = status.schedule or ScheduleStatus()
+            now = now or datetime.datetime.now(datetime.UTC)
             decision = plan_schedule(
                 schedule,
                 project_resource=name,
                 now=now,
-                last_schedule_time=_parse(schedule_status.get("lastScheduleTime")),
+                last_schedule_time=previous.last_schedule_time,
                 project_created=_parse(body["metadata"]["creationTimestamp"]) or now,
                 runs=[
                     ScheduledRun(r["name"], _parse(r.get("scheduledTime")), r["phase"], _parse(r["created"]) or now)
@@ -102,6 +105,7 @@ class ScheduleReconciler:
             )
             for run in [*decision.delete_active, *decision.prune]:
                 self._delete_run(namespace, run)
+            last_run = previous.last_run
             if decision.create is not None and decision.create_name is not None:
                 manifest = scheduled_run_manifest(
                     project, body["metadata"]["uid"], decision.create_name, decision.create
@@ -115,16 +119,15 @@ class ScheduleReconciler:
                     manifest,
                 ):
                     log.info("schedule created %s", decision.create_name, extra=object_fields(namespace, name))
-                schedule_status["lastRun"] = decision.create_name
-            schedule_status.update(
-                lastScheduleTime=_iso(decision.last_schedule_time),
-                nextScheduleTime=_iso(decision.next_time),
+                last_run = decision.create_name
+            # Built whole: a message from an earlier tick does not outlive its reason.
+            status.schedule = ScheduleStatus(
+                last_schedule_time=decision.last_schedule_time,
+                next_schedule_time=decision.next_time,
+                last_run=last_run,
                 message=decision.waiting_reason,
             )
-            new_schedule = {k: v for k, v in schedule_status.items() if v is not None}
-            self.kube.patch_status_changes(
-                FEATURE_STORE_PROJECT_PLURAL, namespace, name, old_status, {**old_status, "schedule": new_schedule}
-            )
+            self.kube.write_status(FEATURE_STORE_PROJECT_PLURAL, body, status, PROJECT_SCHEDULE)
 
     def _delete_run(self, namespace: str, name: str) -> None:
         try:

@@ -1,4 +1,5 @@
-"""Kopf wiring: which events call which handler. Decorators only; the work is elsewhere."""
+"""Kopf wiring: which events call which handler, and Kopf's start. The only module that imports Kopf;
+decorators only, the work is elsewhere."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from feast_lineage.controller.settings import OperatorSettings
 from feast_lineage.domain import labels
 from feast_lineage.domain.conditions import RECONCILING, is_true
 from feast_lineage.domain.materialization_state import TERMINAL
+from feast_lineage.domain.project_state import SOURCE_AVAILABLE
 from feast_lineage.injection.service import InjectionService
 from feast_lineage.injection.targets import InjectionTargets
 
@@ -35,6 +37,10 @@ MANAGED = {labels.LABEL_MANAGED_BY: labels.MANAGED_BY}
 
 def _applying(status: kopf.Status, **_: Any) -> bool:
     return is_true(list(status.get("conditions") or []), RECONCILING)
+
+
+def _source_unavailable(status: kopf.Status, **_: Any) -> bool:
+    return any(c.get("type") == SOURCE_AVAILABLE and c.get("status") == "False" for c in status.get("conditions") or [])
 
 
 def _has_pending_audit(status: kopf.Status, **_: Any) -> bool:
@@ -124,6 +130,11 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
     def project_apply_in_flight(namespace: str | None, name: str, **_: Any) -> None:
         projects.reconcile(namespace or "", name)
 
+    # Checks often; the reconciler's backoff decides when the source is actually asked again.
+    @kopf.timer(*PROJECTS, interval=operator.active_poll_seconds, when=_source_unavailable, registry=registry)
+    def project_source_retry(namespace: str | None, name: str, **_: Any) -> None:
+        projects.retry_source(namespace or "", name)
+
     @kopf.timer(*PROJECTS, interval=operator.audit_retry_seconds, when=_has_pending_audit, registry=registry)
     def project_audit_redelivery(namespace: str | None, name: str, **_: Any) -> None:
         projects.redeliver_audit(namespace or "", name)
@@ -181,3 +192,19 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
             runs.reconcile(namespace or "", owner, peers_of(indices, namespace, run["spec"]))
 
     return registry
+
+
+def configure_kopf_logging(log_json: bool) -> None:
+    """Kopf's log handler on the root logger (the caller adjusts its format)."""
+    kopf.configure(verbose=False, log_format=kopf.LogFormat.JSON if log_json else kopf.LogFormat.FULL)
+
+
+def run_kopf(registry: kopf.OperatorRegistry, operator: OperatorSettings, liveness_port: int) -> None:
+    """Run the handlers until the process is stopped (a single replica: Kopf's standalone mode)."""
+    kopf.run(
+        registry=registry,
+        standalone=True,
+        clusterwide=not operator.namespaces,
+        namespaces=operator.namespaces,
+        liveness_endpoint=f"http://0.0.0.0:{liveness_port}/healthz" if liveness_port else None,
+    )

@@ -68,3 +68,24 @@ def trigger(previous: LastApply | None, spec_digest: str, repo: RepoIdentity) ->
     if (previous.revision, previous.commit) != (repo.revision, repo.commit):
         reasons.append("new git commit" if repo.kind == "git" else "repo content changed")
     return ", ".join(reasons) or "retry"
+
+
+def git_identity(revision: str, path: str, commit: str) -> RepoIdentity:
+    """A Git repo resolved to ``commit``."""
+    return RepoIdentity("git", revision, f"{path}@{commit}", commit)
+
+
+def last_applied_git_repo(
+    last_apply: LastApply | None, applied_hash: str | None, spec_digest: str, revision: str, path: str
+) -> RepoIdentity | None:
+    """The commit the registry holds, when the project is otherwise unchanged since its last successful apply.
+
+    While the Git server is unreachable, that commit is still what materializations run on: the
+    project stays Ready on it. Not when the spec changed since (the new spec's apply waits for Git).
+    """
+    if last_apply is None or last_apply.outcome != "Succeeded" or not last_apply.commit:
+        return None
+    if last_apply.spec_hash != spec_digest or last_apply.revision != revision:
+        return None
+    repo = git_identity(revision, path, last_apply.commit)
+    return repo if applied_hash == apply_hash(spec_digest, repo) else None

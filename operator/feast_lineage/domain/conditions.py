@@ -9,11 +9,15 @@ changes only, never on every resync.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+
+from feast_lineage.api import Condition
 
 READY = "Ready"
 RECONCILING = "Reconciling"
 STALLED = "Stalled"
+MESSAGE_LIMIT = 32768
 
 
 @dataclass(frozen=True)
@@ -42,28 +46,27 @@ def kstatus(ready: bool, reconciling: bool, stalled: bool, reason: str, message:
 
 
 def merge_conditions(
-    previous: list[dict[str, Any]], desired: list[DesiredCondition], generation: int | None, now: str
-) -> tuple[list[dict[str, Any]], list[Transition]]:
+    previous: list[Condition], desired: list[DesiredCondition], generation: int | None, now: datetime
+) -> tuple[list[Condition], list[Transition]]:
     """New condition list (previous ones not in ``desired`` are kept) and the transitions it makes."""
-    by_type = {c.get("type"): c for c in previous}
-    result: list[dict[str, Any]] = []
+    by_type = {c.type: c for c in previous}
+    result: list[Condition] = []
     transitions: list[Transition] = []
     for want in desired:
         old = by_type.pop(want.type, None)
         status = "True" if want.status else "False"
-        changed = old is None or old.get("status") != status or old.get("reason") != want.reason
-        moved = old is None or old.get("status") != status
-        condition = {
-            "type": want.type,
-            "status": status,
-            "observedGeneration": generation,
-            "lastTransitionTime": now if moved or old is None else old.get("lastTransitionTime", now),
-            "reason": want.reason,
-            "message": want.message[:32768],
-        }
-        if generation is None:
-            condition.pop("observedGeneration")
-        result.append(condition)
+        moved = old is None or old.status != status
+        changed = moved or old is None or old.reason != want.reason
+        result.append(
+            Condition(
+                type=want.type,
+                status=status,
+                observed_generation=generation,
+                last_transition_time=now if moved or old is None else old.last_transition_time,
+                reason=want.reason,
+                message=want.message[:MESSAGE_LIMIT],
+            )
+        )
         if changed:
             transitions.append(Transition(want.type, want.status, want.reason, want.message))
     result.extend(by_type.values())
@@ -71,4 +74,9 @@ def merge_conditions(
 
 
 def is_true(conditions: list[dict[str, Any]], kind: str) -> bool:
+    """On a status as stored (the handlers' filters see plain dicts)."""
     return any(c.get("type") == kind and c.get("status") == "True" for c in conditions)
+
+
+def find(conditions: list[Condition], kind: str) -> Condition | None:
+    return next((c for c in conditions if c.type == kind), None)

@@ -15,11 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from feast_lineage import contract
 from feast_lineage.api import FeatureStoreProjectSpec
 from feast_lineage.domain import labels
 from feast_lineage.domain.runner_job import mlflow_credentials_env
 from feast_lineage.domain.store_config import CLIENT_YAML, CLIENT_YAML_NO_AUTOLOG, SECRET_ENV_PREFIX
-from feast_lineage.runner import contract
 
 RESERVED_ENV_PREFIX = "FEAST_LINEAGE_"
 """Environment names the webhook owns in injected pods; a pod that sets one is not injected."""

@@ -12,14 +12,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from feast_lineage.api import MaterializationJobSpec
-from feast_lineage.domain.conditions import Transition, kstatus, merge_conditions
+from feast_lineage.api import (
+    FeatureStoreProjectStatus,
+    MaterializationJobSpec,
+    MaterializationJobStatus,
+    TimeWindow,
+)
+from feast_lineage.domain.conditions import READY, Transition, find, kstatus, merge_conditions
+from feast_lineage.domain.project_state import mlflow_ref
 from feast_lineage.domain.runner_outcome import JobObservation
-from feast_lineage.timestamps import rfc3339
+from feast_lineage.timestamps import parse_rfc3339, rfc3339
 
 TERMINAL = ("Succeeded", "Failed")
 FUTURE_TOLERANCE = timedelta(seconds=60)
 """Clock skew allowed between a client that wrote endTime and the operator."""
+MESSAGE_LIMIT = 1024
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,7 @@ class MaterializationObservation:
     name: str
     created: str
     generation: int | None
-    status: dict[str, Any]
+    status: MaterializationJobStatus
     now: datetime
     spec: MaterializationJobSpec | None
     invalid: str | None = None
@@ -51,26 +58,43 @@ class MaterializationObservation:
     one_at_a_time: bool = False
     """Every run of the project conflicts with every other: a file registry is rewritten whole by each
     materialization, so two at once lose each other's writes or read it half-written."""
+    apply_running: str | None = None
+    """An apply Job of the project that is running (checked with a file registry only)."""
 
 
 @dataclass
 class MaterializationDecision:
     create_job: bool
-    status: dict[str, Any]
+    status: MaterializationJobStatus
     feature_views: list[str] = field(default_factory=list)
     transitions: list[Transition] = field(default_factory=list)
     finished: JobObservation | None = None
 
 
-def _project_ready(project: dict[str, Any]) -> tuple[bool, str]:
-    for condition in (project.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return condition.get("status") == "True", str(condition.get("message") or condition.get("reason") or "")
-    return False, "not reconciled yet"
+def project_status(project: dict[str, Any]) -> FeatureStoreProjectStatus:
+    return FeatureStoreProjectStatus.from_k8s(project.get("status"))
 
 
-def resolved_feature_views(spec: MaterializationJobSpec, project: dict[str, Any]) -> list[str]:
-    return list(spec.feature_views) or list((project.get("status") or {}).get("featureViews") or [])
+def _project_ready(project: FeatureStoreProjectStatus) -> tuple[bool, str]:
+    ready = find(project.conditions, READY)
+    if ready is None:
+        return False, "not reconciled yet"
+    return ready.status == "True", ready.message or ready.reason
+
+
+def resolved_feature_views(spec: MaterializationJobSpec, project: FeatureStoreProjectStatus) -> list[str]:
+    """The views a run materializes: its own, or the ones `feast materialize` picks (when the project's
+    last apply could not say which, all of them: the run then only takes too wide a lock)."""
+    if spec.feature_views:
+        return list(spec.feature_views)
+    if project.materialized_feature_views is not None:
+        return list(project.materialized_feature_views)
+    return list(project.feature_views)
+
+
+def _refused(spec: MaterializationJobSpec, project: FeatureStoreProjectStatus) -> list[str]:
+    named = set(spec.feature_views)
+    return [f"{v.name} ({v.reason})" for v in project.unmaterializable_feature_views if v.name in named]
 
 
 def _blocking_peer(name: str, created: str, views: set[str], peers: list[Peer], every: bool) -> Peer | None:
@@ -89,46 +113,48 @@ def _window_problem(spec: MaterializationJobSpec, now: datetime) -> str | None:
     return None
 
 
-def _finish(status: dict[str, Any], job: JobObservation, now: datetime) -> None:
+def _finish(status: MaterializationJobStatus, job: JobObservation, now: datetime) -> None:
     result = job.result
-    status["phase"] = "Succeeded" if job.state == "succeeded" else "Failed"
-    status["completionTime"] = job.finished_at or rfc3339(now)
+    status.phase = "Succeeded" if job.state == "succeeded" else "Failed"
+    status.completion_time = parse_rfc3339(job.finished_at) if job.finished_at else now
     if result is not None:
-        status["durationSeconds"] = round(result.duration_seconds, 3)
+        status.duration_seconds = round(result.duration_seconds, 3)
         if result.window_start or result.window_end:
-            status["window"] = {k: v for k, v in (("start", result.window_start), ("end", result.window_end)) if v}
+            status.window = TimeWindow(
+                start=parse_rfc3339(result.window_start) if result.window_start else None,
+                end=parse_rfc3339(result.window_end) if result.window_end else None,
+            )
         if result.feature_views is not None:
-            status["featureViews"] = result.feature_views
-        if result.mlflow is not None:
-            status["mlflow"] = {
-                "experiment": result.mlflow.experiment,
-                "runId": result.mlflow.run_id,
-                "runUrl": result.mlflow.run_url,
-            }
+            status.feature_views = list(result.feature_views)
+        status.mlflow = mlflow_ref(result.mlflow) if result.mlflow is not None else None
         if result.audit is not None:
-            status["pendingAudit"] = [result.audit]
+            status.pending_audit = [result.audit]
     if job.state == "failed":
         # A deadline is the Job's doing, not Feast's: say so.
-        status["reason"] = "DeadlineExceeded" if job.job_reason == "DeadlineExceeded" else "MaterializationFailed"
-        status["message"] = job.message.splitlines()[0][:1024] if job.message else "the runner failed"
+        status.reason = "DeadlineExceeded" if job.job_reason == "DeadlineExceeded" else "MaterializationFailed"
+        status.message = job.message.splitlines()[0][:MESSAGE_LIMIT] if job.message else "the runner failed"
+    elif result is not None and result.repo_unavailable:
+        status.reason = "Succeeded"
+        status.message = f"materialized from the registry alone ({result.repo_unavailable})"[:MESSAGE_LIMIT]
     else:
-        status["reason"], status["message"] = "Succeeded", "materialized"
+        status.reason, status.message = "Succeeded", "materialized"
 
 
 def decide_materialization(obs: MaterializationObservation) -> MaterializationDecision:
-    status = dict(obs.status)
-    if status.get("phase") in TERMINAL:
+    status = obs.status.model_copy(deep=True)
+    if status.phase in TERMINAL:
         return MaterializationDecision(False, status)
     create_job = False
     finished: JobObservation | None = None
-    views: list[str] = list(status.get("featureViews") or [])
-    status.pop("waitingFor", None)
+    views: list[str] = list(status.feature_views)
+    status.waiting_for = None
 
     def fail(reason: str, message: str) -> None:
-        status.update(phase="Failed", reason=reason, message=message, completionTime=rfc3339(obs.now))
+        status.phase, status.reason, status.message = "Failed", reason, message
+        status.completion_time = obs.now
 
     def wait(reason: str, message: str) -> None:
-        status.update(phase="Pending", reason=reason, message=message, waitingFor=message)
+        status.phase, status.reason, status.message, status.waiting_for = "Pending", reason, message, message
 
     if obs.spec is None:
         fail("InvalidSpec", obs.invalid or "invalid spec")
@@ -139,25 +165,33 @@ def decide_materialization(obs: MaterializationObservation) -> MaterializationDe
             _finish(status, job, obs.now)
         elif job.state == "stuck":
             wait("RunnerNotStarting", f"Job {job.name} cannot start: {job.message}")
-            status["phase"] = "Running"
+            status.phase = "Running"
         else:
-            status.update(phase="Running", reason="Running", message=f"Job {job.name} is materializing")
+            status.phase, status.reason, status.message = "Running", "Running", f"Job {job.name} is materializing"
     elif obs.project is None:
         wait("ProjectNotFound", f"FeatureStoreProject {obs.spec.project_ref.name} not found")
     else:
-        ready, why = _project_ready(obs.project)
-        views = resolved_feature_views(obs.spec, obs.project)
-        known = set((obs.project.get("status") or {}).get("featureViews") or [])
-        unknown = sorted(set(views) - known)
+        project = project_status(obs.project)
+        ready, why = _project_ready(project)
+        views = resolved_feature_views(obs.spec, project)
+        unknown = sorted(set(views) - set(project.feature_views))
+        refused = _refused(obs.spec, project)
         window_problem = _window_problem(obs.spec, obs.now)
         blocking = _blocking_peer(obs.name, obs.created, set(views), obs.peers, obs.one_at_a_time)
         if not ready:
             wait("ProjectNotReady", f"FeatureStoreProject {obs.spec.project_ref.name} is not Ready: {why}")
+        elif obs.apply_running is not None:
+            wait(
+                "WaitingForApply",
+                f"apply Job {obs.apply_running} (the project's file registry takes one writer at a time)",
+            )
         elif unknown:
             fail(
                 "UnknownFeatureView",
                 f"feature view(s) not in project {obs.spec.project_ref.name}: {', '.join(unknown)}",
             )
+        elif refused:
+            fail("FeatureViewNotMaterializable", f"Feast cannot materialize {'; '.join(refused)}")
         elif window_problem:
             fail("InvalidWindow", window_problem)
         elif not views:
@@ -168,13 +202,13 @@ def decide_materialization(obs: MaterializationObservation) -> MaterializationDe
             wait("WaitingForRun", f"MaterializationJob {blocking.name} ({why})")
         else:
             create_job = True
-            status.update(phase="Running", reason="JobCreated", message="starting the materialize Job")
-            status["startTime"] = rfc3339(obs.now)
-            status["featureViews"] = views
+            status.phase, status.reason, status.message = "Running", "JobCreated", "starting the materialize Job"
+            status.start_time = obs.now
+            status.feature_views = views
 
-    phase = status.get("phase", "Pending")
-    reason = str(status.get("reason") or phase)
-    message = str(status.get("message") or "")
+    phase = status.phase or "Pending"
+    reason = status.reason or phase
+    message = status.message or ""
     desired = kstatus(
         ready=phase == "Succeeded",
         reconciling=phase in ("Pending", "Running") and reason not in ("RunnerNotStarting",),
@@ -182,9 +216,6 @@ def decide_materialization(obs: MaterializationObservation) -> MaterializationDe
         reason=reason,
         message=message,
     )
-    conditions, transitions = merge_conditions(
-        list(status.get("conditions") or []), desired, obs.generation, rfc3339(obs.now)
-    )
-    status["conditions"] = conditions
-    status["observedGeneration"] = obs.generation
+    status.conditions, transitions = merge_conditions(status.conditions, desired, obs.generation, obs.now)
+    status.observed_generation = obs.generation
     return MaterializationDecision(create_job, status, views, transitions, finished)

@@ -7,14 +7,36 @@ the apply Job for the current hash) and writes what this module returns.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
 
+from feast_lineage.api import (
+    AppliedChanges,
+    FeatureStoreProjectStatus,
+    LastApply,
+    MlflowRunRef,
+    PendingApply,
+    UnmaterializableView,
+)
+from feast_lineage.contract import MlflowRun
 from feast_lineage.domain.apply_plan import RepoIdentity
 from feast_lineage.domain.conditions import DesiredCondition, Transition, kstatus, merge_conditions
-from feast_lineage.domain.labels import ANNOTATION_AUDIT_ID, ANNOTATION_SPEC_HASH, ANNOTATION_TRIGGER
+from feast_lineage.domain.labels import (
+    ANNOTATION_APPLY_HASH,
+    ANNOTATION_AUDIT_ID,
+    ANNOTATION_COMMIT,
+    ANNOTATION_REVISION,
+    ANNOTATION_SPEC_HASH,
+    ANNOTATION_TRIGGER,
+)
 from feast_lineage.domain.runner_outcome import JobObservation
+from feast_lineage.timestamps import parse_rfc3339
 
 APPLIED = "Applied"
+SOURCE_AVAILABLE = "SourceAvailable"
+SOURCE_REASONS = ("RepoNotFound", "GitUnreachable", "GitRevisionNotFound")
+"""Input problems that are about the repo source itself."""
+ERROR_LIMIT = 4096
+REASON_LIMIT = 1024
 
 
 @dataclass(frozen=True)
@@ -28,101 +50,207 @@ class InputProblem:
 @dataclass(frozen=True)
 class ProjectObservation:
     generation: int | None
-    status: dict[str, Any]
-    """The current status, as stored (camelCase)."""
+    status: FeatureStoreProjectStatus
+    """The current status, as read."""
     problem: InputProblem | None = None
     repo: RepoIdentity | None = None
     apply_hash: str | None = None
     job_name: str | None = None
     job: JobObservation | None = None
+    source_problem: InputProblem | None = None
+    """The source cannot be reached, and ``repo`` is the last applied commit, which the registry holds."""
+    other_applies: list[JobObservation] = field(default_factory=list)
+    """The project's apply Jobs for other hashes: earlier applies, running or finished."""
+    running_materializations: list[str] = field(default_factory=list)
+    """Materialize Jobs of the project still running, when its registry is a file (one writer at a time)."""
 
 
 @dataclass
 class ProjectDecision:
     create_job: bool
-    status: dict[str, Any]
+    status: FeatureStoreProjectStatus
+    """The whole new status (fields other writers own are carried over as read)."""
     transitions: list[Transition] = field(default_factory=list)
     finished_job: JobObservation | None = None
     """Set when this decision records a Job's outcome for the first time (for metrics and Events)."""
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+    """Events that are no condition's transition: (type, reason, message)."""
+    delete_jobs: list[str] = field(default_factory=list)
+    """Superseded apply Jobs whose pod never started: they must not start later and apply an old revision."""
+
+
+def mlflow_ref(run: MlflowRun) -> MlflowRunRef:
+    return MlflowRunRef(experiment=run.experiment, run_id=run.run_id, run_url=run.run_url)
 
 
 def _applied_condition(up_to_date: bool, reason: str, message: str) -> DesiredCondition:
     return DesiredCondition(APPLIED, up_to_date, reason, message)
 
 
-def _summary(last_apply: dict[str, Any]) -> str:
-    changes = last_apply.get("changes") or {}
-    changed = sum(len(changes.get(kind) or []) for kind in ("featureViews", "featureServices", "entities"))
-    commit = f" (commit {last_apply['commit'][:12]})" if last_apply.get("commit") else ""
+def _summary(last_apply: LastApply | None) -> str:
+    last_apply = last_apply or LastApply()
+    changes = last_apply.changes or AppliedChanges()
+    changed = len(changes.feature_views) + len(changes.feature_services) + len(changes.entities)
+    commit = f" (commit {last_apply.commit[:12]})" if last_apply.commit else ""
     what = f"{changed} object(s) changed" if changed else "no changes"
-    return f"applied {last_apply.get('revision', '')}{commit}: {what}"
+    return f"applied {last_apply.revision or ''}{commit}: {what}"
 
 
-def _record(job: JobObservation, obs: ProjectObservation, now: str) -> dict[str, Any]:
-    """The lastApply entry for a finished Job."""
+def _record(job: JobObservation, obs: ProjectObservation, now: datetime) -> LastApply:
+    """The lastApply entry for a finished Job: built whole, so nothing of an earlier apply survives."""
     assert obs.repo is not None
     annotations = job.annotations or {}
     result = job.result
-    record: dict[str, Any] = {
-        "revision": obs.repo.revision,
-        "commit": (result.git_commit if result and result.git_commit else obs.repo.commit),
-        "time": job.finished_at or now,
-        "jobName": job.name,
-        "trigger": annotations.get(ANNOTATION_TRIGGER),
-        "outcome": "Succeeded" if job.state == "succeeded" else "Failed",
-        "specHash": annotations.get(ANNOTATION_SPEC_HASH),
-        "auditId": annotations.get(ANNOTATION_AUDIT_ID),
-    }
-    if job.state == "failed":
-        record["error"] = job.message[:4096]
-    if result is not None:
-        record["durationSeconds"] = round(result.duration_seconds, 3)
-        if result.changes is not None:
-            record["changes"] = result.changes.model_dump(by_alias=True)
-        if result.mlflow is not None:
-            record["mlflow"] = {
-                "experiment": result.mlflow.experiment,
-                "runId": result.mlflow.run_id,
-                "runUrl": result.mlflow.run_url,
-            }
-    return {key: value for key, value in record.items() if value is not None}
+    current = annotations.get(ANNOTATION_APPLY_HASH, obs.apply_hash) == obs.apply_hash
+    return LastApply(
+        # An earlier apply's Job says what it applied; the current one is what was just resolved.
+        revision=obs.repo.revision if current else annotations.get(ANNOTATION_REVISION),
+        commit=result.git_commit
+        if result and result.git_commit
+        else (obs.repo.commit if current else annotations.get(ANNOTATION_COMMIT)),
+        time=parse_rfc3339(job.finished_at) if job.finished_at else now,
+        job_name=job.name,
+        trigger=annotations.get(ANNOTATION_TRIGGER),
+        outcome="Succeeded" if job.state == "succeeded" else "Failed",
+        error=job.message[:ERROR_LIMIT] if job.state == "failed" else None,
+        spec_hash=annotations.get(ANNOTATION_SPEC_HASH),
+        audit_id=annotations.get(ANNOTATION_AUDIT_ID),
+        duration_seconds=round(result.duration_seconds, 3) if result is not None else None,
+        changes=(
+            AppliedChanges.model_validate(result.changes.model_dump())
+            if result is not None and result.changes is not None
+            else None
+        ),
+        mlflow=mlflow_ref(result.mlflow) if result is not None and result.mlflow is not None else None,
+    )
 
 
-def decide_project(obs: ProjectObservation, now: str) -> ProjectDecision:
-    status = dict(obs.status)
-    previous_conditions = list(status.get("conditions") or [])
+def _finished_since_last_apply(obs: ProjectObservation, last_apply: LastApply | None) -> JobObservation | None:
+    """The newest earlier apply Job that finished after the one status records: the registry holds what it did."""
+    recorded_at = last_apply.time if last_apply is not None else None
+    recorded_job = last_apply.job_name if last_apply is not None else None
+    unrecorded = [
+        job
+        for job in obs.other_applies
+        if job.state in ("succeeded", "failed")
+        and job.finished_at is not None
+        and job.name != recorded_job
+        and (recorded_at is None or parse_rfc3339(job.finished_at) > recorded_at)
+    ]
+    return max(unrecorded, key=lambda job: parse_rfc3339(job.finished_at or ""), default=None)
+
+
+def _record_finished(
+    status: FeatureStoreProjectStatus, job: JobObservation, obs: ProjectObservation, now: datetime
+) -> None:
+    status.last_apply = _record(job, obs, now)
+    result = job.result
+    if job.state == "succeeded":
+        status.applied_spec_hash = (job.annotations or {}).get(ANNOTATION_APPLY_HASH, obs.apply_hash)
+        if result is not None and result.current is not None:
+            status.feature_views = list(result.current.feature_views)
+            status.feature_services = list(result.current.feature_services)
+            status.entities = list(result.current.entities)
+        # Unknown (None) when the runner could not report it: runs then let Feast choose.
+        status.materialized_feature_views = result.default_materialized if result is not None else None
+        status.unmaterializable_feature_views = [
+            UnmaterializableView(name=name, reason=reason[:REASON_LIMIT])
+            for name, reason in sorted(((result.not_materializable if result else None) or {}).items())
+        ]
+    if result is not None and result.audit is not None:
+        # "i" is the record id in the compact form (feast_lineage.audit.AuditRecord.to_compact).
+        pending = [a for a in status.pending_audit if a.get("i") != result.audit.get("i")]
+        status.pending_audit = [*pending, result.audit]
+
+
+def _describe(pending: PendingApply) -> str:
+    commit = f" (commit {pending.commit[:12]})" if pending.commit else ""
+    return f"{pending.revision or 'an earlier revision'}{commit}"
+
+
+def _settle_pending(
+    status: FeatureStoreProjectStatus, obs: ProjectObservation, now: datetime, waiting_for: str | None
+) -> list[tuple[str, str, str]]:
+    """Keep ``pendingApply`` for the apply that waits (``waiting_for``), or clear it; one that waited and is no
+    longer wanted was superseded before it started, and is recorded as such."""
+    events = []
+    pending = status.pending_apply
+    if pending is not None and pending.apply_hash != obs.apply_hash:
+        status.last_superseded_apply = pending
+        events.append(("Normal", "ApplySuperseded", f"{_describe(pending)} was superseded before its apply started"))
+        pending = None
+    if waiting_for is None:
+        status.pending_apply = None
+    elif pending is None:
+        assert obs.repo is not None
+        status.pending_apply = PendingApply(
+            revision=obs.repo.revision,
+            commit=obs.repo.commit,
+            apply_hash=obs.apply_hash,
+            since=now,
+            waiting_for=waiting_for,
+        )
+    else:
+        pending.waiting_for = waiting_for
+        status.pending_apply = pending
+    return events
+
+
+def decide_project(obs: ProjectObservation, now: datetime) -> ProjectDecision:
+    status = obs.status.model_copy(deep=True)
     create_job = False
     finished: JobObservation | None = None
-    applied_hash = status.get("appliedSpecHash")
-    last_apply = status.get("lastApply") or {}
+    events: list[tuple[str, str, str]] = []
+    delete_jobs: list[str] = []
+
+    source = _source_condition(obs)
+    if obs.problem is None:
+        # An earlier apply that finished since status was written: status says what the registry holds.
+        earlier = _finished_since_last_apply(obs, status.last_apply)
+        if earlier is not None:
+            finished = earlier
+            _record_finished(status, earlier, obs, now)
+    applied_hash = status.applied_spec_hash
+    running = [job for job in obs.other_applies if job.state == "running"]
 
     if obs.problem is not None:
         desired = kstatus(False, False, True, obs.problem.reason, obs.problem.message)
         up_to_date = applied_hash is not None and applied_hash == obs.apply_hash
         desired.append(_applied_condition(up_to_date, obs.problem.reason, obs.problem.message))
+    elif running:
+        # One apply per project at a time: a registry write is never raced, nor cut off half-way; what
+        # the running one applies is recorded when it ends, and the current revision applied after it.
+        waiting_for = f"Job {running[0].name} (an earlier apply) to finish"
+        events += _settle_pending(status, obs, now, waiting_for)
+        message = f"waiting for {waiting_for} before applying {obs.repo.revision if obs.repo else ''}"
+        desired = kstatus(False, True, False, "ApplyWaiting", message)
+        desired.append(_applied_condition(False, "ApplyPending", message))
     elif obs.apply_hash is not None and applied_hash == obs.apply_hash:
-        message = _summary(last_apply)
+        events += _settle_pending(status, obs, now, None)
+        message = _summary(status.last_apply)
+        if obs.source_problem is not None:
+            # Still Ready: the registry holds the last applied commit, and runs materialize it.
+            message = f"{message}; source unavailable: {obs.source_problem.message}"
         desired = kstatus(True, False, False, "Applied", message)
         desired.append(_applied_condition(True, "Applied", message))
     else:
         job = obs.job
-        recorded = last_apply.get("jobName") == (job.name if job else None)
+        recorded = status.last_apply is not None and status.last_apply.job_name == (job.name if job else None)
         if job is not None and job.state in ("succeeded", "failed") and not recorded:
             finished = job
-            last_apply = _record(job, obs, now)
-            status["lastApply"] = last_apply
-            result = job.result
-            if job.state == "succeeded":
-                status["appliedSpecHash"] = obs.apply_hash
-                if result is not None and result.current is not None:
-                    status["featureViews"] = result.current.feature_views
-                    status["featureServices"] = result.current.feature_services
-                    status["entities"] = result.current.entities
-            if result is not None and result.audit is not None:
-                # "i" is the record id in the compact form (feast_lineage.audit.AuditRecord.to_compact).
-                pending = [a for a in status.get("pendingAudit") or [] if a.get("i") != result.audit.get("i")]
-                status["pendingAudit"] = [*pending, result.audit]
-        if job is None:
+            _record_finished(status, job, obs, now)
+        waiting_for = None
+        if job is None and obs.running_materializations:
+            waiting_for = (
+                f"materialize Job {', '.join(sorted(obs.running_materializations))} to finish "
+                "(the project's file registry takes one writer at a time)"
+            )
+        events += _settle_pending(status, obs, now, waiting_for)
+        if waiting_for is not None:
+            message = f"waiting for {waiting_for} before applying {obs.repo.revision if obs.repo else ''}"
+            desired = kstatus(False, True, False, "ApplyWaiting", message)
+            desired.append(_applied_condition(False, "ApplyPending", message))
+        elif job is None:
             create_job = True
             message = f"starting Job {obs.job_name} to run feast apply"
             desired = kstatus(False, True, False, "ApplyStarted", message)
@@ -136,15 +264,30 @@ def decide_project(obs: ProjectObservation, now: str) -> ProjectDecision:
             desired = kstatus(False, False, True, "RunnerNotStarting", message)
             desired.append(_applied_condition(False, "RunnerNotStarting", message))
         elif job.state == "succeeded":
-            message = _summary(last_apply)
+            message = _summary(status.last_apply)
             desired = kstatus(True, False, False, "Applied", message)
             desired.append(_applied_condition(True, "Applied", message))
         else:
             message = f"feast apply failed in Job {job.name}: {job.message}"
             desired = kstatus(False, False, True, "ApplyFailed", message)
             desired.append(_applied_condition(False, "ApplyFailed", message))
+    if obs.problem is None:
+        delete_jobs = [job.name for job in obs.other_applies if job.state == "stuck"]
 
-    conditions, transitions = merge_conditions(previous_conditions, desired, obs.generation, now)
-    status["conditions"] = conditions
-    status["observedGeneration"] = obs.generation
-    return ProjectDecision(create_job, status, transitions, finished)
+    if source is not None:
+        desired.append(source)
+    status.conditions, transitions = merge_conditions(status.conditions, desired, obs.generation, now)
+    status.observed_generation = obs.generation
+    return ProjectDecision(create_job, status, transitions, finished, events, delete_jobs)
+
+
+def _source_condition(obs: ProjectObservation) -> DesiredCondition | None:
+    """SourceAvailable: whether the repo source answered this pass; unknown (left as it was) when the
+    pass stopped before asking it."""
+    problem = obs.source_problem or (obs.problem if obs.problem and obs.problem.reason in SOURCE_REASONS else None)
+    if problem is not None:
+        return DesiredCondition(SOURCE_AVAILABLE, False, problem.reason, problem.message)
+    if obs.repo is None:
+        return None
+    resolved = f"{obs.repo.revision} is commit {obs.repo.commit}" if obs.repo.commit else obs.repo.revision
+    return DesiredCondition(SOURCE_AVAILABLE, True, "SourceAvailable", resolved)

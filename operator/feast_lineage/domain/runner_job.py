@@ -12,10 +12,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from feast_lineage import contract
 from feast_lineage.api import FeatureStoreProject, MlflowConfig
 from feast_lineage.domain.apply_plan import RepoIdentity
 from feast_lineage.domain.tenancy import git_protocol
-from feast_lineage.runner import contract
 
 _RESTRICTED_CONTAINER = {
     "allowPrivilegeEscalation": False,

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from feast_lineage.runner.contract import RunnerResult
+from feast_lineage.contract import RunnerResult
 
 JobState = Literal["running", "stuck", "succeeded", "failed"]
 
@@ -32,6 +32,10 @@ class JobObservation:
     annotations: dict[str, str] | None = None
     job_reason: str | None = None
     """The Job's own failure reason: BackoffLimitExceeded, DeadlineExceeded, ..."""
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("succeeded", "failed")
 
 
 def _condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -68,10 +72,13 @@ def observe_job(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobObservati
         (state["terminated"] for pod in newest_first if "terminated" in (state := _container_state(pod))), None
     )
     result = parse_result(terminated.get("message")) if terminated else None
-    finished_at = terminated.get("finishedAt") if terminated else None
-    if _condition(job, "Complete") is not None:
+    complete, failed = _condition(job, "Complete"), _condition(job, "Failed")
+    # When the runner's container ended; else when the Job did (its pod may be gone).
+    finished_at = (terminated.get("finishedAt") if terminated else None) or (complete or failed or {}).get(
+        "lastTransitionTime"
+    )
+    if complete is not None:
         return JobObservation(name, "succeeded", "", result, finished_at, annotations)
-    failed = _condition(job, "Failed")
     if failed is not None:
         if result is not None and result.error:
             message = result.error

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from feast_lineage.api import FeatureStoreProjectSpec, StoreConfig
-from feast_lineage.runner.contract import FEATURE_STORE_YAML
+from feast_lineage.contract import FEATURE_STORE_YAML
 
 Variant = Literal["runner", "client", "client-no-autolog"]
 

@@ -26,15 +26,16 @@ from typing import Any
 from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
-from feast_lineage.api import FEATURE_STORE_PROJECT_PLURAL
+from feast_lineage.api import FEATURE_STORE_PROJECT_PLURAL, FeatureStoreProjectStatus, InjectionStatus
 from feast_lineage.audit.errors import DeliveryError, MlflowApiError
 from feast_lineage.audit.mlflow_rest import MlflowRestClient
 from feast_lineage.controller import metrics
 from feast_lineage.controller.audit_redelivery import mlflow_credentials
 from feast_lineage.controller.events import emit
-from feast_lineage.controller.kube import Kube
+from feast_lineage.controller.kube import Kube, StatusConflict
 from feast_lineage.domain import labels
 from feast_lineage.domain.injection import decide_injection
+from feast_lineage.domain.status_owners import PROJECT_INJECTION
 from feast_lineage.injection.targets import InjectionTargets, scopes
 
 log = logging.getLogger(__name__)
@@ -232,11 +233,16 @@ class PodMonitor:
             return  # no such project (yet): nothing to count on
         if target.spec is not None:
             metrics.injection_missed(metrics.ProjectLabels(namespace, project, target.spec.project), len(names))
-        status = {"injection": {"missedPods": summary[0], "missedPodNames": list(summary[1])}}
+        injection = InjectionStatus(missed_pods=summary[0], missed_pod_names=list(summary[1]))
         try:
-            self.kube.patch_status(FEATURE_STORE_PROJECT_PLURAL, namespace, project, status)
-        except ApiException as error:
-            log.warning("could not record missed injections on %s/%s: %s", namespace, project, error.reason)
+            body = self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, namespace, project)
+            if body is None:
+                return
+            status = FeatureStoreProjectStatus.from_k8s(body.get("status"))
+            status.injection = injection
+            self.kube.write_status(FEATURE_STORE_PROJECT_PLURAL, body, status, PROJECT_INJECTION)
+        except (ApiException, StatusConflict) as error:
+            log.warning("could not record missed injections on %s/%s: %s", namespace, project, error)
             return
         self._written[(namespace, project)] = summary
 

@@ -127,7 +127,7 @@ class SecretCertificates:
                 continue
             data = current["data"]
             cert_pem = base64.b64decode(data.get(CERT_KEY, ""))
-            now = datetime.datetime.now(datetime.timezone.utc)
+            now = datetime.datetime.now(datetime.UTC)
             if (
                 not all(data.get(k) for k in (CA_KEY, CERT_KEY, KEY_KEY))
                 or _expires_soon(cert_pem, now)

@@ -34,7 +34,7 @@ from feast_lineage.lineage.records import ModelVersion, Run
 Entry = TypeVar("Entry", ApplyEntry, MaterializationEntry)
 Obj = Mapping[str, Any]
 
-_EARLIEST = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+_EARLIEST = datetime.datetime.min.replace(tzinfo=datetime.UTC)
 
 
 def _fill(into: Entry, other: Entry) -> Entry:

@@ -69,7 +69,7 @@ def from_millis(value: Any) -> datetime.datetime | None:
         return None
     if millis <= 0:
         return None
-    return datetime.datetime.fromtimestamp(millis / 1000, tz=datetime.timezone.utc)
+    return datetime.datetime.fromtimestamp(millis / 1000, tz=datetime.UTC)
 
 
 def from_rfc3339(value: Any) -> datetime.datetime | None:
@@ -79,7 +79,7 @@ def from_rfc3339(value: Any) -> datetime.datetime | None:
         parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)
 
 
 def split_names(value: str | None) -> list[str]:

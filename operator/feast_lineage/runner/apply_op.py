@@ -9,6 +9,7 @@ from feast_lineage.runner.changes import KindChanges, Snapshot, diff
 from feast_lineage.runner.console import feast_output
 from feast_lineage.runner.errors import OperationFailed, exception_line
 from feast_lineage.runner.feast_repo import inside_repo, load_config, parse_repo
+from feast_lineage.runner.materializable import materialization_support
 from feast_lineage.runner.snapshot import registry_snapshot
 
 
@@ -17,6 +18,10 @@ class ApplyOutcome:
     project: str
     changes: dict[str, KindChanges]
     after: Snapshot
+    default_materialized: list[str]
+    """Feature views ``feast materialize`` materializes when given none."""
+    not_materializable: dict[str, str]
+    """Feature views Feast refuses to materialize by name, with its reason."""
 
 
 def run_apply(repo: Path) -> ApplyOutcome:
@@ -39,4 +44,11 @@ def run_apply(repo: Path) -> ApplyOutcome:
         except Exception as error:
             raise OperationFailed(f"feast apply failed: {exception_line(error)}") from error
         after = registry_snapshot(registry, project)
-    return ApplyOutcome(project=project, changes=diff(before, after), after=after)
+        default, refused = materialization_support(FeatureStore(repo_path=str(repo)), after.feature_views)
+    return ApplyOutcome(
+        project=project,
+        changes=diff(before, after),
+        after=after,
+        default_materialized=default,
+        not_materializable=refused,
+    )

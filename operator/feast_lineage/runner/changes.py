@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from feast_lineage.runner.contract import CHANGE_CREATED, CHANGE_DELETED, CHANGE_UPDATED, ObjectChanges
+from feast_lineage.contract import CHANGE_CREATED, CHANGE_DELETED, CHANGE_UPDATED, ObjectChanges
 
 KINDS = ("entities", "feature_views", "feature_services")
 

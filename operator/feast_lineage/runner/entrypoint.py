@@ -1,7 +1,7 @@
 """``feast-lineage runner apply|materialize``: the program of a runner Job's pod.
 
 It reads only the contract's environment variables and files (see
-:mod:`feast_lineage.runner.contract`), assembles the feature repo, runs Feast, logs the
+:mod:`feast_lineage.contract`), assembles the feature repo, runs Feast, logs the
 operation to MLflow within a bounded time, and always leaves a :class:`RunnerResult` of at most
 4096 bytes in the termination message and as the last line of stdout.
 """
@@ -17,10 +17,10 @@ from pathlib import Path
 
 from feast_lineage.audit.delivery import deliver
 from feast_lineage.audit.errors import DeliveryError
+from feast_lineage.contract import RunnerResult
 from feast_lineage.runner.apply_op import run_apply
 from feast_lineage.runner.audit_records import OperationFacts, build_record
 from feast_lineage.runner.changes import as_object_changes, current_names
-from feast_lineage.runner.contract import RunnerResult
 from feast_lineage.runner.errors import EXIT_OK, BadInput, RunnerError, exception_line
 from feast_lineage.runner.feast_repo import project_name
 from feast_lineage.runner.fetch import fetch_repo
@@ -91,14 +91,19 @@ def _perform(settings: RunnerSettings, facts: OperationFacts, result: RunnerResu
         facts.operation = "materialize_incremental" if request.incremental else "materialize"
         facts.window_start, facts.window_end = request.start, request.end
         facts.feature_views = request.feature_views or None
-    fetched = fetch_repo(settings)
+    fetched = fetch_repo(settings, registry_suffices=request is not None)
     facts.git_commit = fetched.git_commit
     facts.project = project_name(fetched.path)
     if request is None:
         applied = run_apply(fetched.path)
         facts.project, facts.changes = applied.project, applied.changes
         return result.model_copy(
-            update={"changes": as_object_changes(applied.changes), "current": current_names(applied.after)}
+            update={
+                "changes": as_object_changes(applied.changes),
+                "current": current_names(applied.after),
+                "default_materialized": applied.default_materialized,
+                "not_materializable": applied.not_materializable,
+            }
         )
     store, plan = plan_materialize(fetched.path, request, datetime.now(UTC))
     facts.project, facts.window_start, facts.feature_views = plan.project, plan.start, plan.feature_views
@@ -109,6 +114,7 @@ def _perform(settings: RunnerSettings, facts: OperationFacts, result: RunnerResu
             "window_start": format_time(outcome.start) if outcome.start else None,
             "window_end": format_time(outcome.end),
             "feature_views": outcome.feature_views,
+            "repo_unavailable": fetched.unavailable,
         }
     )
 

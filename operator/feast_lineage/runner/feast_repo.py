@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from feast_lineage.runner.contract import FEATURE_STORE_YAML
+from feast_lineage.contract import FEATURE_STORE_YAML
 from feast_lineage.runner.errors import OperationFailed, exception_line
 
 IMPORT_FAILED = "feature repo failed to import:"

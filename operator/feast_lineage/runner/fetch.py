@@ -6,7 +6,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from feast_lineage.runner import contract
+from feast_lineage import contract
 from feast_lineage.runner.errors import BadInput, OperationFailed
 from feast_lineage.runner.git_source import checkout
 from feast_lineage.runner.settings import RunnerSettings
@@ -19,10 +19,17 @@ class FetchedRepo:
     path: Path
     """The feature repo, with the rendered feature_store.yaml in it."""
     git_commit: str | None = None
+    unavailable: str | None = None
+    """Why the Git repo could not be fetched, when ``path`` holds feature_store.yaml alone."""
 
 
-def fetch_repo(settings: RunnerSettings) -> FetchedRepo:
-    """Copy or check out the repo into ``<workspace>/repo`` and put feature_store.yaml in it."""
+def fetch_repo(settings: RunnerSettings, registry_suffices: bool = False) -> FetchedRepo:
+    """Copy or check out the repo into ``<workspace>/repo`` and put feature_store.yaml in it.
+
+    ``registry_suffices``: a materialization reads its definitions from the registry, so when the Git
+    server cannot be reached it goes on with feature_store.yaml alone (file sources with absolute or
+    remote paths still work; one relative to the repo fails and says so).
+    """
     if not settings.config_path.is_file():
         raise BadInput(f"feature_store.yaml not found at {settings.config_path} ({contract.ENV_CONFIG_PATH})")
     root = settings.workspace / "repo"
@@ -31,7 +38,15 @@ def fetch_repo(settings: RunnerSettings) -> FetchedRepo:
     commit = None
     if settings.repo_kind == "git":
         assert settings.git is not None
-        commit = checkout(settings.git, root, settings.workspace / ".git-helper")
+        try:
+            commit = checkout(settings.git, root, settings.workspace / ".git-helper")
+        except OperationFailed as error:
+            if not registry_suffices:
+                raise
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir(parents=True)
+            shutil.copyfile(settings.config_path, root / contract.FEATURE_STORE_YAML)
+            return FetchedRepo(path=root, git_commit=settings.git.commit, unavailable=str(error))
         repo = (root / settings.git.path).resolve()
         if not repo.is_relative_to(root.resolve()):
             raise BadInput(f"{contract.ENV_GIT_PATH} leaves the repository: {settings.git.path}")

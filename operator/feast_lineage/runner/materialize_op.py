@@ -11,6 +11,7 @@ from typing import Any
 from feast_lineage.runner.console import feast_output
 from feast_lineage.runner.errors import BadInput, OperationFailed, exception_line
 from feast_lineage.runner.feast_repo import inside_repo, load_config
+from feast_lineage.runner.materializable import feast_selection
 from feast_lineage.runner.window import ViewHistory, format_time, incremental_start
 
 
@@ -21,7 +22,7 @@ class MaterializeRequest:
     """Range only."""
     end: datetime
     feature_views: list[str]
-    """Empty: every feature view Feast materializes by default."""
+    """Empty: the feature views ``feast materialize`` materializes (see :mod:`.materializable`)."""
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,13 @@ def plan_materialize(repo: Path, request: MaterializeRequest, now: datetime) -> 
     with inside_repo(repo), feast_output():
         store = FeatureStore(repo_path=str(repo))
         views = {view.name: view for view in store.registry.list_all_feature_views(store.project, allow_cache=False)}
-    unknown = [name for name in request.feature_views if name not in views]
-    if unknown:
-        raise BadInput(f"feature view(s) not in project {config.project}: {', '.join(unknown)}")
-    chosen = [views[name] for name in request.feature_views] or [
-        view for view in views.values() if _materialized_by_default(view)
-    ]
+        unknown = [name for name in request.feature_views if name not in views]
+        if unknown:
+            raise BadInput(f"feature view(s) not in project {config.project}: {', '.join(unknown)}")
+        try:
+            chosen = feast_selection(store, request.feature_views or None)
+        except ValueError as error:
+            raise BadInput(f"feature view cannot be materialized: {error}") from None
     start = request.start
     if request.incremental:
         start = incremental_start(
@@ -101,12 +103,3 @@ def run_materialize(repo: Path, store: Any, plan: MaterializePlan, request: Mate
         feature_views=plan.feature_views,
         duration_seconds=time.monotonic() - began,
     )
-
-
-def _materialized_by_default(view: Any) -> bool:
-    """Feast's choice when no names are given: online views, and on-demand views written online."""
-    if not getattr(view, "enabled", True):
-        return False
-    if hasattr(view, "write_to_online_store"):
-        return bool(view.write_to_online_store)
-    return bool(getattr(view, "online", False))

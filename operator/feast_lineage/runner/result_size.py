@@ -1,7 +1,7 @@
 """Fitting a :class:`RunnerResult` into the termination message (pure functions).
 
-Kubernetes keeps 4096 bytes. What matters least goes first: the ``current`` lists (the registry
-has them), then list tails, then the audit record's params and tag values (the run still gets
+Kubernetes keeps 4096 bytes. What matters least goes first: the ``current`` lists and what can be
+materialized (the registry has them), then list tails, then the audit record's params and tag values (the run still gets
 created with its id, outcome and times), then long messages.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from feast_lineage.audit.caps import cap_list, cap_text
-from feast_lineage.runner.contract import TERMINATION_MESSAGE_LIMIT, ObjectChanges, RunnerResult
+from feast_lineage.contract import TERMINATION_MESSAGE_LIMIT, ObjectChanges, RunnerResult
 
 _KEPT_AUDIT_TAGS = ("featurelineage.audit_id", "featurelineage.outcome", "feast.operation", "feast.project")
 
@@ -27,7 +27,8 @@ def fit_result(result: RunnerResult, limit: int = TERMINATION_MESSAGE_LIMIT) -> 
 
 def _shrinking(result: RunnerResult) -> Iterator[RunnerResult]:
     yield result
-    result = result.model_copy(update={"current": None})
+    # The operator then falls back to the names it had and lets Feast pick the views of a run.
+    result = result.model_copy(update={"current": None, "default_materialized": None, "not_materializable": None})
     yield result
     for keep in (50, 20, 10, 5, 2, 0):
         yield (result := _cap_lists(result, keep))

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, cast
 
+from feast_lineage import contract
 from feast_lineage.audit.mlflow_rest import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, Credentials
-from feast_lineage.runner import contract
 from feast_lineage.runner.errors import BadInput
 
 Operation = Literal["apply", "materialize"]

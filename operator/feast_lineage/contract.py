@@ -3,7 +3,8 @@
 The operator renders Jobs whose container runs ``feast-lineage runner <operation>``
 with the environment variables and mounts named here; the runner reports a
 :class:`RunnerResult` as JSON in its termination message, which the operator
-copies into status. Both sides import this module, so the two never drift.
+copies into status. Both sides import this module, which sits below both and imports
+nothing of the package, so the two never drift and the result channel has one owner.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ ENV_OPS_EXPERIMENT = "FEAST_LINEAGE_OPS_EXPERIMENT"  # <project><opsExperimentSu
 ENV_MATERIALIZE_MODE = "FEAST_LINEAGE_MATERIALIZE_MODE"  # Incremental | Range
 ENV_MATERIALIZE_START = "FEAST_LINEAGE_MATERIALIZE_START"  # RFC 3339
 ENV_MATERIALIZE_END = "FEAST_LINEAGE_MATERIALIZE_END"  # RFC 3339
-ENV_FEATURE_VIEWS = "FEAST_LINEAGE_FEATURE_VIEWS"  # comma-separated; empty = all
+ENV_FEATURE_VIEWS = "FEAST_LINEAGE_FEATURE_VIEWS"  # comma-separated; empty = what `feast materialize` picks
 # MLflow's own client settings, set by the operator from spec.mlflow.
 MLFLOW_ENV_TRACKING_URI = "MLFLOW_TRACKING_URI"
 MLFLOW_ENV_TIMEOUT = "MLFLOW_HTTP_REQUEST_TIMEOUT"
@@ -110,11 +111,17 @@ class RunnerResult(_Wire):
     """apply: objects created, updated or deleted (by spec, not by timestamps)."""
     current: ObjectChanges | None = None
     """apply: every object in the registry afterwards."""
+    default_materialized: list[str] | None = Field(default=None, alias="defaultMaterialized")
+    """apply: the feature views ``feast materialize`` materializes when it is given none."""
+    not_materializable: dict[str, str] | None = Field(default=None, alias="notMaterializable")
+    """apply: feature views Feast refuses to materialize even by name, with its reason."""
     window_start: str | None = Field(default=None, alias="windowStart")
     """materialize: event-time window actually materialized."""
     window_end: str | None = Field(default=None, alias="windowEnd")
     feature_views: list[str] | None = Field(default=None, alias="featureViews")
     """materialize: feature views materialized."""
+    repo_unavailable: str | None = Field(default=None, alias="repoUnavailable")
+    """materialize: why the repo could not be fetched; Feast then ran from the registry alone."""
     mlflow: MlflowRun | None = None
     """The ops run, when it was logged."""
     mlflow_error: str | None = Field(default=None, alias="mlflowError")
