@@ -42,3 +42,16 @@ def test_failures_reported_early_do_not_grow_the_delay() -> None:
 
 def test_the_first_delay_never_exceeds_the_cap() -> None:
     assert Backoff(2, 1.5).failed("p") == 1.5
+
+
+def test_a_deferred_attempt_and_entries_of_forgotten_objects_go() -> None:
+    clock = Clock()
+    backoff = Backoff(2, 10, clock)
+    backoff.defer("queued", 60)
+    assert not backoff.due("queued")
+    clock.now = 60
+    assert backoff.due("queued")
+    backoff.failed("deleted-while-waiting")
+    clock.now = 1000  # nobody asked about either for long: the next write sweeps them
+    backoff.failed("active")
+    assert len(backoff) == 1

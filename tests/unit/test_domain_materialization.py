@@ -234,3 +234,15 @@ def test_with_a_file_registry_a_run_waits_for_a_running_apply() -> None:
         "WaitingForApply",
         "apply Job drivers-apply-0123456789 (the project's file registry takes one writer at a time)",
     )
+
+
+def test_runs_past_the_waiting_cap_queue_with_a_clear_reason() -> None:
+    older = [Peer(f"older-{n}", f"2026-11-26T10:0{n}:00Z", frozenset({"b"}), "Pending") for n in range(3)]
+    queued = decide_materialization(_observe(peers=older, max_waiting=3))
+    assert not queued.create_job
+    assert (_wire(queued)["reason"], _wire(queued)["waitingFor"]) == (
+        "QueueFull",
+        "3 earlier runs of FeatureStoreProject drivers wait to start (at most 3 are considered at a time)",
+    )
+    # Below the cap it waits for the run it conflicts with, as before.
+    assert _wire(decide_materialization(_observe(peers=older, max_waiting=4)))["reason"] == "WaitingForRun"

@@ -548,3 +548,27 @@ def test_a_superseded_apply_whose_pod_never_started_is_deleted() -> None:
     stuck = _apply_job("job-hB", "stuck", "hB", "rev-hB")
     decision = _racing(APPLIED_A, "hC", stuck)
     assert decision.delete_jobs == ["job-hB"] and decision.create_job
+
+
+# -- runner Job bounds ------------------------------------------------------------------------------
+
+
+def test_runner_jobs_are_bounded_by_default_and_overridable() -> None:
+    job = _job(_project())
+    pod = job["spec"]["template"]["spec"]
+    assert pod["containers"][0]["resources"] == {
+        "requests": {"cpu": "250m", "memory": "512Mi"},
+        "limits": {"cpu": "2", "memory": "2Gi"},
+    }
+    assert job["spec"]["activeDeadlineSeconds"] == 3600
+    workspace = next(v for v in pod["volumes"] if v["name"] == "workspace")
+    assert workspace == {"name": "workspace", "emptyDir": {"sizeLimit": "2Gi"}}
+
+    runner = {"resources": {"requests": {"cpu": "1"}}, "activeDeadlineSeconds": 600, "workspaceSizeLimit": "10Gi"}
+    custom = _job(_project(runner=runner))
+    pod = custom["spec"]["template"]["spec"]
+    assert pod["containers"][0]["resources"] == {"requests": {"cpu": "1"}}
+    assert custom["spec"]["activeDeadlineSeconds"] == 600
+    assert next(v for v in pod["volumes"] if v["name"] == "workspace")["emptyDir"] == {"sizeLimit": "10Gi"}
+    # A run's own deadline comes first.
+    assert _job(_project(runner=runner), active_deadline_seconds=5)["spec"]["activeDeadlineSeconds"] == 5

@@ -454,3 +454,24 @@ def test_naive_datetimes_are_rejected_by_the_helpers() -> None:
         next_schedule_time(_schedule(), NAIVE)
     with pytest.raises(ValueError, match="timezone-aware"):
         scheduled_run_name(PROJECT, NAIVE)
+
+
+def test_at_most_so_many_scheduled_runs_wait_to_start() -> None:
+    from feast_lineage.domain.schedule_plan import ScheduleDecision, cap_waiting
+
+    tick = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    decision = ScheduleDecision(
+        create=tick,
+        create_name="p-20261126-1200",
+        delete_active=[],
+        prune=[],
+        waiting_reason=None,
+        next_time=tick,
+        last_schedule_time=tick,
+    )
+    waiting = [ScheduledRun(f"p-2026112{n}-0000", tick, "Pending", tick) for n in range(2)]
+    manual = ScheduledRun("manual", None, "Pending", tick)
+    assert cap_waiting(decision, [*waiting, manual], 3, None) == decision
+    capped = cap_waiting(decision, [*waiting, manual], 2, None)
+    assert capped.create is None and capped.last_schedule_time is None
+    assert capped.waiting_reason == "2 scheduled runs are waiting to start (at most 2), the oldest p-20261120-0000"

@@ -64,7 +64,8 @@ class RunnerConfig(CamelModel):
     service_account_name: Annotated[str, Field(min_length=1, max_length=253)] | None = None
     """Service account of the runner pods; the operator's runner account when not set."""
     resources: ResourceRequirements | None = None
-    """Resources of the runner container."""
+    """Resources of the runner container; when not set, requests of 250m CPU and 512Mi memory and
+    limits of 2 CPUs and 2Gi memory."""
     node_selector: dict[str, str] = Field(default_factory=dict)
     """Node labels the runner pods must match."""
     tolerations: list[dict[str, Any]] = Field(default_factory=list)
@@ -76,7 +77,10 @@ class RunnerConfig(CamelModel):
     backoff_limit: Annotated[int, Field(ge=0, le=10)] = 0
     """Retries of a failed runner pod."""
     active_deadline_seconds: Annotated[int, Field(ge=1)] | None = None
-    """Seconds a Job may run before it is stopped; no limit when not set."""
+    """Seconds a Job may run before it is stopped (a MaterializationJob's own setting comes first); one
+    hour for applies and six hours for materializations when not set."""
+    workspace_size_limit: Quantity | None = None
+    """Size limit of the /workspace emptyDir (repo checkout, HOME, TMPDIR); 2Gi when not set."""
     env: list[EnvVar] = Field(
         default_factory=list,
         max_length=128,

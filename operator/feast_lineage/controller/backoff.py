@@ -1,4 +1,8 @@
-"""Retry times per object that double after each failure, forgotten on success or deletion."""
+"""Retry times per object that double after each failure, forgotten on success or deletion.
+
+Entries of objects nobody asks about any more (deleted while waiting) are dropped once they are
+long overdue, so the table stays as small as the set of objects being retried.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +32,20 @@ class Backoff:
                 return previous[1] - now
             delay = self.first if previous is None else min(previous[0] * 2, self.cap)
             self._entries[key] = (delay, now + delay)
+            self._sweep(now)
             return delay
+
+    def defer(self, key: str, delay: float) -> None:
+        """The next attempt is due in ``delay`` seconds, whatever the backoff says."""
+        with self._lock:
+            now = self.clock()
+            self._entries[key] = (self.cap, now + delay)
+            self._sweep(now)
+
+    def _sweep(self, now: float) -> None:
+        stale = [key for key, (delay, due) in self._entries.items() if due < now - 10 * max(delay, self.cap)]
+        for key in stale:
+            del self._entries[key]
 
     def forget(self, key: str) -> None:
         with self._lock:

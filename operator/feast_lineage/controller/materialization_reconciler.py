@@ -26,6 +26,8 @@ from feast_lineage.api import (
 )
 from feast_lineage.controller import metrics
 from feast_lineage.controller.audit_redelivery import redeliver_pending
+from feast_lineage.controller.backoff import Backoff
+from feast_lineage.controller.errors import stalled_by
 from feast_lineage.controller.events import emit_transitions
 from feast_lineage.controller.kube import Kube, Obj, OwnershipConflict, StatusConflict, create
 from feast_lineage.controller.locks import ObjectLocks
@@ -36,9 +38,11 @@ from feast_lineage.domain import labels
 from feast_lineage.domain.apply_plan import RepoIdentity
 from feast_lineage.domain.materialization_state import (
     TERMINAL,
+    MaterializationDecision,
     MaterializationObservation,
     Peer,
     decide_materialization,
+    stall_run,
 )
 from feast_lineage.domain.provenance import provenance_tags, redact_url, triggered_by
 from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
@@ -98,6 +102,8 @@ class MaterializationReconciler:
         self.kube = kube
         self.settings = settings
         self.locks = locks
+        # Waiting runs are looked at less and less often, and at once when a run of their project ends.
+        self.waiting = Backoff(settings.active_poll_seconds, settings.resync_seconds / 4)
 
     def reconcile(self, namespace: str, name: str, peers: list[Obj]) -> None:
         """One pass; ``peers`` are summaries of the project's runs (from the operator's index)."""
@@ -115,11 +121,52 @@ class MaterializationReconciler:
                         continue
                     metrics.RECONCILES.labels(MATERIALIZATION_JOB_KIND, "error").inc()
                     raise
-                except Exception:
+                except Exception as error:
                     metrics.RECONCILES.labels(MATERIALIZATION_JOB_KIND, "error").inc()
-                    raise
+                    if not self._stall(body, error):
+                        raise
+                    return
                 metrics.RECONCILES.labels(MATERIALIZATION_JOB_KIND, "ok").inc()
                 return
+
+    def _stall(self, body: Obj, error: Exception) -> bool:
+        """A pass that fails the same way each time: Stalled with the reason rather than a traceback loop."""
+        problem = stalled_by(error)
+        if problem is None:
+            return False
+        meta = body["metadata"]
+        status = MaterializationJobStatus.from_k8s(body.get("status"))
+        decision = stall_run(status, meta.get("generation"), problem.reason, problem.message, utc_now())
+        try:
+            self.kube.write_status(MATERIALIZATION_JOB_PLURAL, body, decision.status, RUN_RECONCILER)
+        except Exception:
+            return False
+        emit_transitions(self.kube, body, decision.transitions)
+        if decision.transitions:
+            log.warning(
+                "stalled: %s",
+                problem.message,
+                extra=object_fields(meta["namespace"], meta["name"], meta.get("generation")),
+            )
+        return True
+
+    def poll_waiting(self, namespace: str, name: str, peers: list[Obj]) -> None:
+        """A pass for a waiting run, once its backoff has passed."""
+        if self.waiting.due(f"{namespace}/{name}"):
+            self.reconcile(namespace, name, peers)
+
+    def _track_waiting(self, namespace: str, name: str, decision: MaterializationDecision, peers: list[Obj]) -> None:
+        key = f"{namespace}/{name}"
+        if decision.status.phase == "Pending":
+            if decision.status.reason == "QueueFull":
+                self.waiting.defer(key, self.settings.resync_seconds)
+            else:
+                self.waiting.failed(key)
+        else:
+            self.waiting.forget(key)
+        if decision.finished is not None:
+            for peer in peers:
+                self.waiting.forget(f"{namespace}/{peer['name']}")
 
     def redeliver_audit(self, namespace: str, name: str) -> None:
         with self.locks.hold(MATERIALIZATION_JOB_KIND, namespace, name):
@@ -197,6 +244,7 @@ class MaterializationReconciler:
                 peers=peers,
                 one_at_a_time=file_registry(project),
                 apply_running=apply_running,
+                max_waiting=self.settings.max_waiting_runs,
             )
             decision = decide_materialization(observation)
             if decision.create_job:
@@ -206,6 +254,7 @@ class MaterializationReconciler:
                 self._create_job(body, project, decision.status, job_name, audit_id, now)
         self.kube.write_status(MATERIALIZATION_JOB_PLURAL, body, decision.status, RUN_RECONCILER)
         emit_transitions(self.kube, body, decision.transitions)
+        self._track_waiting(namespace, name, decision, peer_summaries)
         if decision.finished is not None and spec is not None:
             result = decision.finished.result
             duration = result.duration_seconds if result is not None else None

@@ -25,6 +25,7 @@ from feast_lineage.contract import FEATURE_STORE_YAML
 from feast_lineage.controller import metrics
 from feast_lineage.controller.audit_redelivery import redeliver_pending
 from feast_lineage.controller.backoff import Backoff
+from feast_lineage.controller.errors import stalled_by
 from feast_lineage.controller.events import emit, emit_transitions
 from feast_lineage.controller.kube import Kube, Obj, OwnershipConflict, StatusConflict, controlled_by, create
 from feast_lineage.controller.locks import ObjectLocks
@@ -92,9 +93,13 @@ class ProjectReconciler:
                         continue  # another writer changed what this pass decided on: decide again
                     metrics.RECONCILES.labels(FEATURE_STORE_PROJECT_KIND, "error").inc()
                     raise
-                except Exception:
+                except Exception as error:
                     metrics.RECONCILES.labels(FEATURE_STORE_PROJECT_KIND, "error").inc()
-                    raise
+                    # A pass that fails the same way each time stalls the project with the reason,
+                    # instead of a traceback retried forever; a transient error is retried.
+                    if not self._stall(body, error):
+                        raise
+                    return
                 metrics.RECONCILES.labels(FEATURE_STORE_PROJECT_KIND, "ok").inc()
                 return
 
@@ -115,6 +120,25 @@ class ProjectReconciler:
             project = metrics.ProjectLabels.of(body)
             if project is not None:
                 metrics.audit_pending(project, len(status.pending_audit))
+
+    def _stall(self, body: Obj, error: Exception) -> bool:
+        problem = stalled_by(error)
+        if problem is None:
+            return False
+        meta = body["metadata"]
+        status = FeatureStoreProjectStatus.from_k8s(body.get("status"))
+        decision = decide_project(ProjectObservation(meta.get("generation"), status, problem), utc_now())
+        try:
+            self._write(body, decision)
+        except Exception:
+            return False
+        if decision.transitions:
+            log.warning(
+                "stalled: %s",
+                problem.message,
+                extra=object_fields(meta["namespace"], meta["name"], meta.get("generation")),
+            )
+        return True
 
     def retry_source(self, namespace: str, name: str) -> None:
         """A pass for a project whose source was unavailable, once its backoff has passed: recovery

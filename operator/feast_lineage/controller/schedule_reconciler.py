@@ -29,7 +29,7 @@ from feast_lineage.controller.kube import Kube, Obj, create
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.logs import object_fields
 from feast_lineage.domain import labels
-from feast_lineage.domain.schedule_plan import ScheduledRun, plan_schedule
+from feast_lineage.domain.schedule_plan import ScheduledRun, cap_waiting, plan_schedule
 from feast_lineage.domain.status_owners import PROJECT_SCHEDULE
 from feast_lineage.timestamps import rfc3339
 
@@ -70,9 +70,10 @@ def scheduled_run_manifest(
 
 
 class ScheduleReconciler:
-    def __init__(self, kube: Kube, locks: ObjectLocks) -> None:
+    def __init__(self, kube: Kube, locks: ObjectLocks, max_waiting: int = 10) -> None:
         self.kube = kube
         self.locks = locks
+        self.max_waiting = max_waiting
 
     def tick(self, namespace: str, name: str, runs: list[Obj], now: datetime.datetime | None = None) -> None:
         """``runs``: summaries of the project's MaterializationJobs (from the operator's index)."""
@@ -92,17 +93,19 @@ class ScheduleReconciler:
             status = FeatureStoreProjectStatus.from_k8s(body.get("status"))
             previous = status.schedule or ScheduleStatus()
             now = now or datetime.datetime.now(datetime.UTC)
+            scheduled = [
+                ScheduledRun(r["name"], _parse(r.get("scheduledTime")), r["phase"], _parse(r["created"]) or now)
+                for r in runs
+            ]
             decision = plan_schedule(
                 schedule,
                 project_resource=name,
                 now=now,
                 last_schedule_time=previous.last_schedule_time,
                 project_created=_parse(body["metadata"]["creationTimestamp"]) or now,
-                runs=[
-                    ScheduledRun(r["name"], _parse(r.get("scheduledTime")), r["phase"], _parse(r["created"]) or now)
-                    for r in runs
-                ],
+                runs=scheduled,
             )
+            decision = cap_waiting(decision, scheduled, self.max_waiting, previous.last_schedule_time)
             for run in [*decision.delete_active, *decision.prune]:
                 self._delete_run(namespace, run)
             last_run = previous.last_run

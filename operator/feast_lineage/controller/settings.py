@@ -50,6 +50,9 @@ class OperatorSettings:
     """Bound on resolving a Git revision."""
     schedule_tick_seconds: float = 10.0
     """How often materialization schedules are checked (cron has minute resolution)."""
+    max_waiting_runs: int = 10
+    """Runs of one project that wait to start: the schedule creates no more, and beyond it a run waits
+    in a queue that is looked at only every resync."""
     audit_retry_seconds: float = 30.0
     """How often audit records that MLflow could not take are offered to it again."""
     webhook: WebhookSettings | None = None

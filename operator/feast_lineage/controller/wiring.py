@@ -69,7 +69,7 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
     locks = ObjectLocks()
     projects = ProjectReconciler(kube, operator, locks)
     runs = MaterializationReconciler(kube, operator, locks)
-    schedules = ScheduleReconciler(kube, locks)
+    schedules = ScheduleReconciler(kube, locks, operator.max_waiting_runs)
     targets = InjectionTargets()
     injection = InjectionService(kube, operator, targets) if operator.webhook is not None else None
 
@@ -169,9 +169,10 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
     def run_created(namespace: str | None, name: str, spec: kopf.Spec, **indices: Any) -> None:
         runs.reconcile(namespace or "", name, peers_of(indices, namespace, spec))
 
+    # Checks often; the reconciler's backoff decides when a waiting run is actually looked at again.
     @kopf.timer(*RUNS, interval=operator.active_poll_seconds, when=_run_waiting, registry=registry)
     def run_waiting(namespace: str | None, name: str, spec: kopf.Spec, **indices: Any) -> None:
-        runs.reconcile(namespace or "", name, peers_of(indices, namespace, spec))
+        runs.poll_waiting(namespace or "", name, peers_of(indices, namespace, spec))
 
     # Job events report completion at once; this slower timer only catches pods that cannot start.
     @kopf.timer(*RUNS, interval=operator.resync_seconds, when=_run_active, registry=registry)

@@ -60,6 +60,8 @@ class MaterializationObservation:
     materialization, so two at once lose each other's writes or read it half-written."""
     apply_running: str | None = None
     """An apply Job of the project that is running (checked with a file registry only)."""
+    max_waiting: int | None = None
+    """Runs of a project that wait to start and are looked at promptly; later ones queue (QueueFull)."""
 
 
 @dataclass
@@ -105,6 +107,17 @@ def _blocking_peer(name: str, created: str, views: set[str], peers: list[Peer], 
         if peer.phase == "Running" or (peer.created, peer.name) < (created, name):
             return peer
     return None
+
+
+def _waiting_ahead(obs: MaterializationObservation) -> int:
+    """Unfinished runs of the project created before this one that have not started."""
+    return sum(
+        1
+        for peer in obs.peers
+        if peer.name != obs.name
+        and peer.phase in ("", "Pending")
+        and (peer.created, peer.name) < (obs.created, obs.name)
+    )
 
 
 def _window_problem(spec: MaterializationJobSpec, now: datetime) -> str | None:
@@ -196,6 +209,12 @@ def decide_materialization(obs: MaterializationObservation) -> MaterializationDe
             fail("InvalidWindow", window_problem)
         elif not views:
             fail("NoFeatureViews", f"FeatureStoreProject {obs.spec.project_ref.name} has no feature views")
+        elif obs.max_waiting is not None and (ahead := _waiting_ahead(obs)) >= obs.max_waiting:
+            wait(
+                "QueueFull",
+                f"{ahead} earlier runs of FeatureStoreProject {obs.spec.project_ref.name} wait to start "
+                f"(at most {obs.max_waiting} are considered at a time)",
+            )
         elif blocking is not None:
             shared = ", ".join(sorted(blocking.feature_views & set(views)))
             why = f"feature views {shared}" if shared else "the project's file registry takes one run at a time"
@@ -219,3 +238,16 @@ def decide_materialization(obs: MaterializationObservation) -> MaterializationDe
     status.conditions, transitions = merge_conditions(status.conditions, desired, obs.generation, obs.now)
     status.observed_generation = obs.generation
     return MaterializationDecision(create_job, status, views, transitions, finished)
+
+
+def stall_run(
+    status: MaterializationJobStatus, generation: int | None, reason: str, message: str, now: datetime
+) -> MaterializationDecision:
+    """A pass that fails the same way each time: Stalled with the reason, the phase as it was."""
+    status = status.model_copy(deep=True)
+    status.phase = status.phase or "Pending"
+    status.reason, status.message = reason, message
+    desired = kstatus(ready=False, reconciling=False, stalled=True, reason=reason, message=message)
+    status.conditions, transitions = merge_conditions(status.conditions, desired, generation, now)
+    status.observed_generation = generation
+    return MaterializationDecision(False, status, list(status.feature_views), transitions)

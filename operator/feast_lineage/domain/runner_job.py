@@ -26,6 +26,16 @@ _RESTRICTED_CONTAINER = {
 }
 
 
+DEFAULT_RESOURCES: dict[str, dict[str, int | str]] = {
+    "requests": {"cpu": "250m", "memory": "512Mi"},
+    "limits": {"cpu": "2", "memory": "2Gi"},
+}
+"""Bounds of a runner container whose project sets no spec.runner.resources (Feast alone takes ~200Mi)."""
+DEFAULT_DEADLINE_SECONDS = {"apply": 3600, "materialize": 6 * 3600}
+"""activeDeadlineSeconds when neither the run nor spec.runner sets one: no Job runs forever."""
+DEFAULT_WORKSPACE_SIZE_LIMIT = "2Gi"
+
+
 @dataclass(frozen=True)
 class RunnerJobRequest:
     """Everything about one runner Job that does not come from the project spec."""
@@ -175,7 +185,7 @@ def render_runner_job(project: FeatureStoreProject, request: RunnerJobRequest) -
     ]
     volumes = [
         {"name": "config", "configMap": {"name": request.runner_config_map}},
-        {"name": "workspace", "emptyDir": {}},
+        {"name": "workspace", "emptyDir": {"sizeLimit": runner.workspace_size_limit or DEFAULT_WORKSPACE_SIZE_LIMIT}},
         *repo_volumes,
         *runner.volumes,
     ]
@@ -198,8 +208,11 @@ def render_runner_job(project: FeatureStoreProject, request: RunnerJobRequest) -
     }
     if runner.image_pull_policy:
         container["imagePullPolicy"] = runner.image_pull_policy
-    if runner.resources is not None:
-        container["resources"] = runner.resources.model_dump(mode="json", exclude_defaults=True)
+    container["resources"] = (
+        runner.resources.model_dump(mode="json", exclude_defaults=True)
+        if runner.resources is not None
+        else {kind: dict(values) for kind, values in DEFAULT_RESOURCES.items()}
+    )
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
@@ -215,10 +228,11 @@ def render_runner_job(project: FeatureStoreProject, request: RunnerJobRequest) -
         pod_spec["tolerations"] = runner.tolerations
     job_spec: dict[str, Any] = {
         "backoffLimit": request.backoff_limit,
+        "activeDeadlineSeconds": request.active_deadline_seconds
+        or runner.active_deadline_seconds
+        or DEFAULT_DEADLINE_SECONDS.get(request.operation, DEFAULT_DEADLINE_SECONDS["materialize"]),
         "template": {"metadata": {"labels": request.labels}, "spec": pod_spec},
     }
-    if request.active_deadline_seconds:
-        job_spec["activeDeadlineSeconds"] = request.active_deadline_seconds
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

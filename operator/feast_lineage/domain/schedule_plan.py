@@ -26,7 +26,7 @@ Missed ticks
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -283,3 +283,23 @@ def plan_schedule(
     if schedule.concurrency_policy == "Replace":
         return decide(create=tick, handled=tick, delete_active=active)
     return decide(create=tick, handled=tick)
+
+
+def cap_waiting(
+    decision: ScheduleDecision, runs: list[ScheduledRun], cap: int, last_schedule_time: datetime | None
+) -> ScheduleDecision:
+    """At most ``cap`` schedule-created runs wait to start at once (concurrencyPolicy Allow with a blocked
+    view would pile them up): past it the tick is delayed, not created, and the message says why."""
+    if decision.create is None:
+        return decision
+    waiting = sorted(run.name for run in runs if run.scheduled_time is not None and run.phase in ("", "Pending"))
+    if len(waiting) < cap:
+        return decision
+    return replace(
+        decision,
+        create=None,
+        create_name=None,
+        delete_active=[],
+        waiting_reason=f"{len(waiting)} scheduled runs are waiting to start (at most {cap}), the oldest {waiting[0]}",
+        last_schedule_time=last_schedule_time,
+    )

@@ -1,0 +1,40 @@
+"""What a reconcile pass that raised tells the user: a Stalled reason and a one-line message, or nothing
+when the error is transient (the API server restarting, a timeout) and the pass is simply retried."""
+
+from __future__ import annotations
+
+import json
+
+import urllib3
+from kubernetes.client.exceptions import ApiException
+
+from feast_lineage.domain.project_state import InputProblem
+
+MESSAGE_LIMIT = 1024
+
+
+def _api_message(error: ApiException) -> str:
+    try:
+        body = json.loads(error.body or "{}")
+    except (TypeError, ValueError):
+        body = {}
+    message = body.get("message") if isinstance(body, dict) else None
+    return str(message or error.reason or "").strip()
+
+
+def stalled_by(error: Exception) -> InputProblem | None:
+    """The Stalled reason and message for ``error``; None for a transient error worth retrying as is."""
+    if isinstance(error, ApiException):
+        if error.status is None or error.status >= 500 or error.status == 429 or error.status == 0:
+            return None
+        # A request the API server refuses (400, 403, 404, 409, 422) is refused again until something changes.
+        detail = _api_message(error)
+        return InputProblem(
+            "ApiRequestRejected", f"the API server refused a request ({error.status}): {detail}"[:MESSAGE_LIMIT]
+        )
+    if isinstance(error, OSError | TimeoutError | urllib3.exceptions.HTTPError):
+        return None  # the API server or a connection is down for now
+    text = " ".join(str(error).split())
+    return InputProblem(
+        "ReconcileError", f"{type(error).__name__}: {text}"[:MESSAGE_LIMIT] if text else type(error).__name__
+    )
