@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -95,6 +96,22 @@ def test_a_repeated_apply_reports_no_changes_even_after_a_materialization(
     run = _ops_run(world, env)
     assert "feast.feature_views_changed" not in run.data.tags
     assert run.data.metrics["feast.apply.feature_views_count"] == 0
+
+
+def test_an_online_store_moved_to_a_new_path_gets_its_tables_on_the_next_apply(
+    applied: tuple[RunnerWorld, dict[str, Any], dict[str, str]],
+) -> None:
+    world, _, _ = applied
+    config = world.root / "config" / "feature_store.yaml"
+    moved = world.root / "data" / "moved_online_store.db"
+    config.write_text(config.read_text().replace(str(world.root / "data" / "online_store.db"), str(moved)))
+    code, again, _ = world.run("apply")
+    # Nothing changed in the registry, yet the new store has every materializable view's table.
+    assert (code, again["changes"]) == (0, NO_CHANGES)
+    with sqlite3.connect(moved) as db:
+        tables = {row[0] for row in db.execute("select name from sqlite_master where type = 'table'")}
+    assert {"driver_stats_driver_hourly_stats", "driver_stats_driver_daily_trips"} <= tables, tables
+    assert world.run("materialize", **RANGE)[0] == 0
 
 
 def test_changing_one_definition_reports_exactly_that_change(

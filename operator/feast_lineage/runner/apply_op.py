@@ -44,7 +44,9 @@ def run_apply(repo: Path) -> ApplyOutcome:
         except Exception as error:
             raise OperationFailed(f"feast apply failed: {exception_line(error)}") from error
         after = registry_snapshot(registry, project)
-        default, refused = materialization_support(FeatureStore(repo_path=str(repo)), after.feature_views)
+        store = FeatureStore(repo_path=str(repo))
+        default, refused = materialization_support(store, after.feature_views)
+        _ensure_online_tables(store, project, default)
     return ApplyOutcome(
         project=project,
         changes=diff(before, after),
@@ -52,3 +54,29 @@ def run_apply(repo: Path) -> ApplyOutcome:
         default_materialized=default,
         not_materializable=refused,
     )
+
+
+def _ensure_online_tables(store: object, project: str, views: list[str]) -> None:
+    """Create any online table the registry says should exist and the store lacks.
+
+    Feast updates the online store only for objects an apply changed: a project whose online store
+    moved to a new path applies as "no changes" and leaves the new store empty, and the next
+    materialization fails. Feast's own update creates what is missing and keeps what is there.
+    """
+    from feast import FeatureStore
+
+    assert isinstance(store, FeatureStore)
+    try:
+        tables = [store.get_feature_view(name) for name in views]
+        store._get_provider().update_infra(
+            project=project,
+            tables_to_delete=[],
+            tables_to_keep=tables,
+            entities_to_delete=[],
+            entities_to_keep=store.list_entities(),
+            partial=True,
+        )
+    except Exception as error:
+        raise OperationFailed(
+            f"the online store lacks tables for {', '.join(views)}: {exception_line(error)}"
+        ) from error
