@@ -101,6 +101,23 @@ class OperatorProcess:
     def log_path(self) -> Path:
         return self.directory / "operator.log"
 
+    def like(self, directory: Path, resync_seconds: float) -> OperatorProcess:
+        """The same operator (credentials, ports, webhooks, policy) with another resync; start it only
+        while this one is stopped."""
+        other = OperatorProcess(self.kubeconfig, self.mlflow_url, directory, resync_seconds)
+        other.metrics_port, other.liveness_port, other.webhook_port = (
+            self.metrics_port,
+            self.liveness_port,
+            self.webhook_port,
+        )
+        other.webhook_args = list(self.webhook_args)
+        if self.run_args is not None:
+            other.run_args = [
+                f"--resync-seconds={resync_seconds:g}" if arg.startswith("--resync-seconds=") else arg
+                for arg in self.run_args
+            ]
+        return other
+
     def start(self) -> None:
         self.starts += 1
         env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), NO_PROXY="127.0.0.1,localhost")
@@ -173,3 +190,24 @@ def operators_paused() -> Iterator[None]:
     finally:
         for operator in paused:
             operator.start()
+
+
+@contextlib.contextmanager
+def without_validation(api: client.ApiClient) -> Iterator[None]:
+    """As if the validating webhook were not installed, for the block: for tests of what gets past
+    admission (the reconciler's own checks) or of the schema alone."""
+    admission = client.AdmissionregistrationV1Api(api)
+    saved = [
+        api.sanitize_for_serialization(configuration)
+        for configuration in admission.list_validating_webhook_configuration().items
+        if configuration.metadata.name.endswith("-validation")
+    ]
+    for configuration in saved:
+        admission.delete_validating_webhook_configuration(configuration["metadata"]["name"])
+    try:
+        yield
+    finally:
+        for configuration in saved:
+            keep = ("name", "labels", "annotations")
+            configuration["metadata"] = {k: v for k, v in configuration["metadata"].items() if k in keep}
+            admission.create_validating_webhook_configuration(configuration)

@@ -2,27 +2,36 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from tests.cluster.projects import Projects, example_files, git_repo, project_manifest, repo_configmap
-from tests.cluster_helpers import OperatorProcess
+from tests.cluster_helpers import OperatorProcess, without_validation
 
 pytestmark = pytest.mark.cluster
 
 
 def test_a_git_url_no_parser_reads_stalls_as_an_invalid_spec_then_recovers(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path
+    api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path, git_server: str
 ) -> None:
     projects = Projects(api, namespace)
-    projects.create(project_manifest("drivers", tmp_path / "data", {"git": {"url": "https://[x", "path": "features"}}))
+    manifest = project_manifest("drivers", tmp_path / "data", {"git": {"url": "https://[x", "path": "features"}})
+    # Admission refuses it with the reason...
+    with pytest.raises(ApiException) as refused:
+        projects.create(manifest)
+    assert "spec.repo.git.url is not a valid URL: Invalid IPv6 URL" in str(json.loads(refused.value.body)["message"])
+    # ...and what gets past admission (no webhook installed) stalls with it.
+    with without_validation(api):
+        projects.create(manifest)
     stalled = projects.wait_condition("drivers", "Stalled", "True", "InvalidSpec", timeout=60)
     message = next(c["message"] for c in stalled["status"]["conditions"] if c["type"] == "Stalled")
     assert "not a valid URL: Invalid IPv6 URL" in message, message
-    bare, _ = git_repo(tmp_path)
-    projects.patch_spec("drivers", {"repo": {"git": {"url": f"file://{bare}", "path": "features"}}})
+    git_repo(tmp_path)
+    projects.patch_spec("drivers", {"repo": {"git": {"url": f"{git_server}/server.git", "path": "features"}}})
     projects.wait_condition("drivers", "Ready", timeout=180)
 
 

@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client
 
 from tests.api_cases import BAD_CASES, GOOD_CASES, UPDATE_CASES, BadCase, GoodCase, UpdateCase
+from tests.cluster_helpers import without_validation
 from tests.conftest import REPO_ROOT, Kubectl
 
 pytestmark = pytest.mark.cluster
 
 CRDS = REPO_ROOT / "crds"
+
+
+@pytest.fixture(autouse=True)
+def schema_only(api: client.ApiClient) -> Iterator[None]:
+    """These cases test the CRDs' schema and CEL rules, which hold with or without the operator: the
+    validating webhook, registered once an operator has started in this session, adds the
+    administrator's policy (tested in test_tenancy) and is set aside here."""
+    with without_validation(api):
+        yield
 
 
 def _manifest_yaml(manifest: dict[str, Any]) -> str:

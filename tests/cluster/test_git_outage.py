@@ -67,10 +67,7 @@ def test_a_git_outage_keeps_materializing_the_last_applied_commit_and_recovery_t
     # notices the server is back.
     operator.stop()
     (tmp_path / "operator").mkdir()
-    production = OperatorProcess(
-        operator.kubeconfig, operator.mlflow_url, tmp_path / "operator", resync_seconds=PRODUCTION_RESYNC_SECONDS
-    )
-    production.webhook_port, production.webhook_args = operator.webhook_port, operator.webhook_args
+    production = operator.like(tmp_path / "operator", resync_seconds=PRODUCTION_RESYNC_SECONDS)
     try:
         production.start()
         time.sleep(15)  # the outage goes on: the backoff grows past its first steps

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -226,3 +227,28 @@ def test_https_git_with_credentials_and_a_private_ca(
         assert "server certificate verification failed" in wait_until(
             untrusted_server, 60, "a message on the certificate"
         )
+
+
+def test_a_repo_configmap_created_after_its_project_is_acted_on_in_seconds(
+    api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    # With a 10-minute resync, only the ConfigMap watch can explain a reaction within the minute.
+    operator.stop()
+    (tmp_path / "operator").mkdir()
+    slow = operator.like(tmp_path / "operator", resync_seconds=600)
+    try:
+        slow.start()
+        projects = Projects(api, namespace)
+        projects.create(project_manifest("drivers", tmp_path / "data", {"configMap": {"name": "late-repo"}}))
+        stalled = projects.wait_condition("drivers", "Stalled", "True", "RepoNotFound", timeout=60)
+        message = next(c["message"] for c in stalled["status"]["conditions"] if c["type"] == "Stalled")
+        assert message.endswith("; acted on as soon as it is created or changed"), message
+        created = time.monotonic()
+        client.CoreV1Api(api).create_namespaced_config_map(namespace, repo_configmap("late-repo", example_files()))
+        wait_until(
+            lambda: (projects.condition("drivers", "Stalled") or {}).get("status") == "False", 60, "the project to act"
+        )
+        print(f"repo ConfigMap created after its project: acted on in {time.monotonic() - created:.1f}s (resync 600s)")
+    finally:
+        slow.stop()
+        operator.start()

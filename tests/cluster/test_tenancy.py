@@ -16,7 +16,7 @@ from feast_lineage.devcluster.cluster import DevCluster
 from tests.cluster.projects import Projects, project_manifest
 from tests.cluster.test_materialization import Runs
 from tests.cluster.users import grant, user_api
-from tests.cluster_helpers import OperatorProcess, wait_until
+from tests.cluster_helpers import OperatorProcess, wait_until, without_validation
 
 pytestmark = pytest.mark.cluster
 
@@ -162,21 +162,9 @@ def test_a_spec_change_is_checked_like_a_create(users: dict[str, client.ApiClien
 
 
 def test_what_gets_past_admission_stalls(api: client.ApiClient, namespace: str, operator: OperatorProcess) -> None:
-    # As if the validating webhook were not installed (it is removed for this one create).
-    admission = client.AdmissionregistrationV1Api(api)
-    (name,) = [
-        c.metadata.name
-        for c in admission.list_validating_webhook_configuration().items
-        if c.metadata.name.endswith("-validation")
-    ]
-    saved = api.sanitize_for_serialization(admission.read_validating_webhook_configuration(name))
-    admission.delete_validating_webhook_configuration(name)
-    try:
-        projects = Projects(api, namespace)
+    projects = Projects(api, namespace)
+    with without_validation(api):  # as if the webhook were not installed
         projects.create(_manifest(runner={"env": [{"name": "FEAST_LINEAGE_AUDIT_ID", "value": "forged"}]}))
-    finally:
-        saved["metadata"] = {k: v for k, v in saved["metadata"].items() if k in ("name", "labels", "annotations")}
-        admission.create_validating_webhook_configuration(saved)
     stalled = projects.wait_condition("drivers", "Stalled", reason="NotAllowed", timeout=60)
     condition = next(c for c in stalled["status"]["conditions"] if c["type"] == "Stalled")
     assert "FEAST_LINEAGE_AUDIT_ID: the name is reserved" in condition["message"]

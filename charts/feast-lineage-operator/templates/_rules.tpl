@@ -25,10 +25,11 @@
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create", "delete"]
-# The rendered runner and client configurations are ConfigMaps it writes; a repo ConfigMap is read.
+# The rendered runner and client configurations are ConfigMaps it writes; a repo ConfigMap is read,
+# and watched, so a project acts within seconds when the ConfigMap it waits for appears or changes.
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get", "create", "update"]
+  verbs: ["get", "list", "watch", "create", "update"]
 # Secrets a project references are checked to exist, and Git and MLflow credentials are read; never
 # listed.
 - apiGroups: [""]

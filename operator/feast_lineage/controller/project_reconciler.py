@@ -210,6 +210,8 @@ class ProjectReconciler:
         repo, problem = gather_inputs(
             self.kube, project, self.settings.git_timeout_seconds, sorted(self.settings.tenancy.git_protocols)
         )
+        if problem is not None:
+            problem = self._with_retry_hint(problem)
         source_problem = None
         git = project.spec.repo.git
         if repo is None and problem is not None and problem.reason == "GitUnreachable" and git is not None:
@@ -280,6 +282,16 @@ class ProjectReconciler:
             duration = finished.result.duration_seconds if finished.result is not None else None
             metrics.apply_finished(project_labels, outcome, duration)
         self._prune_apply_jobs(namespace, name, keep=job_name)
+
+    def _with_retry_hint(self, problem: InputProblem) -> InputProblem:
+        """A message that waits on something says when it will look again."""
+        if problem.reason in ("SecretNotFound", "SecretKeyNotFound"):
+            hint = f"looking again every {self.settings.input_retry_seconds:g} s"
+        elif problem.reason in ("RepoNotFound", "ConfigMapNotFound"):
+            hint = "acted on as soon as it is created or changed"
+        else:
+            return problem
+        return InputProblem(problem.reason, f"{problem.message}; {hint}")
 
     def _observe_jobs(
         self, namespace: str, name: str, owner_uid: str | None, operation: str

@@ -40,6 +40,8 @@ class OperatorSettings:
     """Tracking server for projects that do not set spec.mlflow.trackingUri."""
     resync_seconds: float = 60.0
     """How often each project is checked for a new repo revision and for drift."""
+    input_retry_seconds: float = 5.0
+    """How often a project waiting for a Secret looks again (Secrets are not watched: least privilege)."""
     active_poll_seconds: float = 2.0
     """How often a project with an apply in flight is checked."""
     metrics_port: int = 8080

@@ -24,9 +24,10 @@ from feast_lineage.controller.project_reconciler import ProjectReconciler
 from feast_lineage.controller.schedule_reconciler import ScheduleReconciler
 from feast_lineage.controller.settings import OperatorSettings
 from feast_lineage.domain import labels
-from feast_lineage.domain.conditions import RECONCILING, is_true
+from feast_lineage.domain.conditions import RECONCILING, STALLED, is_true
 from feast_lineage.domain.materialization_state import TERMINAL
 from feast_lineage.domain.project_state import SOURCE_AVAILABLE
+from feast_lineage.domain.references import referenced_config_maps
 from feast_lineage.injection.service import InjectionService
 from feast_lineage.injection.targets import InjectionTargets
 
@@ -41,6 +42,16 @@ def _applying(status: kopf.Status, **_: Any) -> bool:
 
 def _source_unavailable(status: kopf.Status, **_: Any) -> bool:
     return any(c.get("type") == SOURCE_AVAILABLE and c.get("status") == "False" for c in status.get("conditions") or [])
+
+
+WAITING_FOR_SECRET = frozenset({"SecretNotFound", "SecretKeyNotFound"})
+
+
+def _waiting_for_secret(status: kopf.Status, **_: Any) -> bool:
+    return any(
+        c.get("type") == STALLED and c.get("status") == "True" and c.get("reason") in WAITING_FOR_SECRET
+        for c in status.get("conditions") or []
+    )
 
 
 def _has_pending_audit(status: kopf.Status, **_: Any) -> bool:
@@ -134,6 +145,24 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
     @kopf.timer(*PROJECTS, interval=operator.active_poll_seconds, when=_source_unavailable, registry=registry)
     def project_source_retry(namespace: str | None, name: str, **_: Any) -> None:
         projects.retry_source(namespace or "", name)
+
+    # Secrets are not watched (that would take list/watch on every Secret): a short retry instead.
+    @kopf.timer(*PROJECTS, interval=operator.input_retry_seconds, when=_waiting_for_secret, registry=registry)
+    def project_secret_retry(namespace: str | None, name: str, **_: Any) -> None:
+        projects.reconcile(namespace or "", name)
+
+    @kopf.index(*PROJECTS, id="projects_by_configmap", registry=registry)
+    def projects_by_configmap(
+        namespace: str | None, name: str, spec: kopf.Spec, **_: Any
+    ) -> dict[tuple[str | None, str], str]:
+        return {(namespace, config_map): name for config_map in referenced_config_maps(dict(spec))}
+
+    # A ConfigMap a project references appears or changes: act now, not at the next resync.
+    @kopf.on.event("", "v1", "configmaps", registry=registry)
+    def config_map_changed(namespace: str | None, name: str, **indices: Any) -> None:
+        index: kopf.Index[Any, Any] = indices["projects_by_configmap"]
+        for project in set(index.get((namespace, name), [])):
+            projects.reconcile(namespace or "", project)
 
     @kopf.timer(*PROJECTS, interval=operator.audit_retry_seconds, when=_has_pending_audit, registry=registry)
     def project_audit_redelivery(namespace: str | None, name: str, **_: Any) -> None:

@@ -171,6 +171,11 @@ def _check_git(spec: FeatureStoreProjectSpec, policy: TenancyPolicy, found: _Fin
     git = spec.repo.git
     if git is None:
         return
+    try:
+        urllib.parse.urlsplit(git.url).port  # noqa: B018 - parses the host and port, as git will
+    except ValueError as error:
+        found.add(f"spec.repo.git.url is not a valid URL: {error}")
+        return
     protocol = git_protocol(git.url)
     if protocol not in policy.git_protocols:
         allowed = ", ".join(sorted(policy.git_protocols))
@@ -197,6 +202,7 @@ def _check_mlflow(spec: FeatureStoreProjectSpec, found: _Findings) -> None:
     try:
         parts = urllib.parse.urlsplit(uri)
         host = parts.hostname
+        parts.port  # noqa: B018 - a bad port is as unusable as a bad host
     except ValueError as error:
         found.add(f"spec.mlflow.trackingUri is not a valid URL: {error}")
         return

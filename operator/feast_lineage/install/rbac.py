@@ -89,10 +89,11 @@ WATCHED_RULES = (
         ("get", "list", "watch", "create", "delete"),
     ),
     Rule(
-        "The rendered runner and client configurations are ConfigMaps it writes; a repo ConfigMap is read.",
+        "The rendered runner and client configurations are ConfigMaps it writes; a repo ConfigMap is read, "
+        "and watched, so a project acts within seconds when the ConfigMap it waits for appears or changes.",
         ("",),
         ("configmaps",),
-        ("get", "create", "update"),
+        ("get", "list", "watch", "create", "update"),
     ),
     Rule(
         "Secrets a project references are checked to exist, and Git and MLflow credentials are read; never listed.",
