@@ -23,7 +23,7 @@ def test_a_git_url_no_parser_reads_stalls_as_an_invalid_spec_then_recovers(
     # Admission refuses it with the reason...
     with pytest.raises(ApiException) as refused:
         projects.create(manifest)
-    assert "spec.repo.git.url is not a valid URL: Invalid IPv6 URL" in str(json.loads(refused.value.body)["message"])
+    assert "repo.git.url: not a valid URL: Invalid IPv6 URL" in str(json.loads(refused.value.body)["message"])
     # ...and what gets past admission (no webhook installed) stalls with it.
     with without_validation(api):
         projects.create(manifest)

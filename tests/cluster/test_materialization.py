@@ -261,6 +261,28 @@ def test_deleting_a_run_deletes_its_job(api: client.ApiClient, namespace: str, a
     wait_until(lambda: runs.jobs() == [], 60, "the Job to be garbage-collected")
 
 
+def test_deleting_a_project_removes_what_it_owns_and_keeps_runs_and_data(
+    api: client.ApiClient, namespace: str, applied: Path
+) -> None:
+    runs = Runs(api, namespace)
+    runs.create("kept", mode="Range", startTime="2026-11-02T00:00:00Z", endTime="2026-11-03T00:00:00Z")
+    runs.wait_phase("kept", "Succeeded", "Failed")
+    projects = Projects(api, namespace)
+    assert projects.apply_jobs("drivers"), "an apply Job exists before the deletion"
+    projects.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "featurestoreprojects", "drivers")
+    core = client.CoreV1Api(api)
+
+    def owned_gone() -> bool:
+        names = {cm.metadata.name for cm in core.list_namespaced_config_map(namespace).items}
+        return not ({"drivers-runner-config", "drivers-client-config"} & names) and projects.apply_jobs("drivers") == []
+
+    wait_until(owned_gone, 60, "the project's ConfigMaps and apply Jobs to be garbage-collected")
+    # A run created by hand names the project; it is not owned by it, nor is Feast's data.
+    assert runs.get("kept")["status"]["phase"] == "Succeeded"
+    assert runs.jobs() == ["kept-materialize"]
+    assert (applied / "registry.db").exists() and (applied / "online_store.db").exists()
+
+
 def test_active_deadline_stops_the_run_and_says_so(api: client.ApiClient, namespace: str, applied: Path) -> None:
     runs = Runs(api, namespace)
     runs.create(

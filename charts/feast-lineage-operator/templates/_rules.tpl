@@ -5,11 +5,11 @@
 - apiGroups: ["featurelineage.io"]
   resources: ["featurestoreprojects", "materializationjobs"]
   verbs: ["get", "list", "watch", "patch"]
-# Status (conditions, last apply, phase, pending audit records) is written through the status
-# subresource.
+# Status (conditions, last apply, phase, pending audit records) is written whole through the status
+# subresource (an update at the resourceVersion read; a patch for the fields of one writer).
 - apiGroups: ["featurelineage.io"]
   resources: ["featurestoreprojects/status", "materializationjobs/status"]
-  verbs: ["patch"]
+  verbs: ["update", "patch"]
 # A project's materialization schedule creates its MaterializationJobs and prunes their history.
 - apiGroups: ["featurelineage.io"]
   resources: ["materializationjobs"]

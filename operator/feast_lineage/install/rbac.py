@@ -63,10 +63,11 @@ WATCHED_RULES = (
         ("get", "list", "watch", "patch"),
     ),
     Rule(
-        "Status (conditions, last apply, phase, pending audit records) is written through the status subresource.",
+        "Status (conditions, last apply, phase, pending audit records) is written whole through the status "
+        "subresource (an update at the resourceVersion read; a patch for the fields of one writer).",
         (GROUP,),
         (f"{PROJECTS}/status", f"{RUNS}/status"),
-        ("patch",),
+        ("update", "patch"),
     ),
     Rule(
         "A project's materialization schedule creates its MaterializationJobs and prunes their history.",

@@ -149,7 +149,7 @@ class ResourceValidation:
             response["status"] = {
                 "code": 403,
                 "reason": "Forbidden",
-                "message": "the operator would do for you what you may not: " + "; ".join(problems),
+                "message": "refused by feast-lineage: " + "; ".join(problems),
             }
         return {
             "apiVersion": review.get("apiVersion", "admission.k8s.io/v1"),
