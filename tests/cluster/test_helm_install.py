@@ -119,7 +119,7 @@ def test_helm_install_test_upgrade_uninstall(
     sets = [arg for value in values for arg in ("--set", value)]
     core = client.CoreV1Api(api)
     custom = client.CustomObjectsApi(api)
-    with operators_paused():
+    with operators_paused(api):
         try:
             installed = helm("install", release, str(CHART), "--create-namespace", "--wait", "--timeout", "4m", *sets)
             assert f"watching {namespace}." in installed.stdout and "helm test" in installed.stdout  # NOTES.txt

@@ -96,7 +96,7 @@ def test_cluster_wide_operator_needs_only_the_chart_rbac(
     namespace: str,
     tmp_path: Path,
 ) -> None:
-    with operators_paused():
+    with operators_paused(api):
         install, process = start_under_chart_rbac(dev_cluster, mlflow_server, tmp_path / "operator")
         try:
             assert whoami(dev_cluster, process.kubeconfig) == (
@@ -122,7 +122,7 @@ def test_namespaced_operator_acts_in_its_namespaces_only_and_is_refused_elsewher
     other_namespace: str,
     tmp_path: Path,
 ) -> None:
-    with operators_paused():
+    with operators_paused(api):
         install, process = start_under_chart_rbac(
             dev_cluster, mlflow_server, tmp_path / "operator", f"watchNamespaces={{{namespace}}}"
         )

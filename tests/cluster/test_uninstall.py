@@ -86,7 +86,7 @@ def test_cleanup_releases_every_finalizer_once_the_operator_is_gone(
         ),
     )
     custom = client.CustomObjectsApi(api)
-    with operators_paused():
+    with operators_paused(api):
         install.apply()
         hook_objects = [o for o in install.rendered if o["kind"] != "Job" and "cleanup" in o["metadata"]["name"]]
         hook_objects = [o for o in hook_objects if o["kind"] != "Pod"]
@@ -180,7 +180,7 @@ def test_the_readmes_kubectl_recipe_releases_only_the_operators_finalizer(
 ) -> None:
     custom = client.CustomObjectsApi(api)
     held = {"alone": [FINALIZER], "behind-another": ["example.com/other", FINALIZER]}
-    with operators_paused():  # no operator that would put the finalizer back
+    with operators_paused(api):  # no operator that would put the finalizer back
         for name, held_by in held.items():
             manifest = project_manifest(name, Path("/tmp/unused"), {"configMap": {"name": "repo"}})
             manifest["metadata"]["finalizers"] = held_by
