@@ -115,6 +115,8 @@ def test_helm_install_test_upgrade_uninstall(
         "metrics.enabled=false",
         f"mlflow.trackingUri={mlflow_server.url}",
         "resyncSeconds=3",
+        # Test projects keep Feast's files on hostPath volumes: an administrator's choice.
+        "policy.runnerVolumeTypes={configMap,secret,emptyDir,persistentVolumeClaim,hostPath}",
     ]
     sets = [arg for value in values for arg in ("--set", value)]
     core = client.CoreV1Api(api)

@@ -61,6 +61,8 @@ def start_under_chart_rbac(
             f"metrics.port={process.metrics_port}",
             f"mlflow.trackingUri={mlflow.url}",
             f"resyncSeconds={OperatorProcess.RESYNC_SECONDS}",
+            # Test projects keep Feast's files on hostPath volumes: an administrator's choice.
+            "policy.runnerVolumeTypes={configMap,secret,emptyDir,persistentVolumeClaim,hostPath}",
             *values,
         ),
     )

@@ -63,6 +63,7 @@ def test_configmap_project_applies_and_records_the_audit_trail(
         "Reconciling": "False",
         "Stalled": "False",
         "Applied": "True",
+        "SourceAvailable": "True",
     }
     assert all(c["observedGeneration"] == ready["metadata"]["generation"] for c in status["conditions"])
 

@@ -83,6 +83,8 @@ def test_cleanup_releases_every_finalizer_once_the_operator_is_gone(
             f"livenessPort={operator.liveness_port}",
             f"metrics.port={operator.metrics_port}",
             f"resyncSeconds={OperatorProcess.RESYNC_SECONDS}",
+            # Test projects keep Feast's files on hostPath volumes: an administrator's choice.
+            "policy.runnerVolumeTypes={configMap,secret,emptyDir,persistentVolumeClaim,hostPath}",
         ),
     )
     custom = client.CustomObjectsApi(api)

@@ -15,6 +15,13 @@ VALIDATION_CONFIGURATION = "feast-lineage-validation"
 VALIDATION_WEBHOOK = "resources.validate.featurelineage.io"
 PROVENANCE_CONFIGURATION = "feast-lineage-provenance"
 PROVENANCE_WEBHOOK = "creator.featurelineage.io"
+PROVENANCE_OR_SPEC_CHANGE = (
+    "request.operation == 'CREATE' || object.spec != oldObject.spec || "
+    "('annotations' in object.metadata ? object.metadata.annotations : {}) != "
+    "('annotations' in oldObject.metadata ? oldObject.metadata.annotations : {}) || "
+    "('ownerReferences' in object.metadata ? object.metadata.ownerReferences : []) != "
+    "('ownerReferences' in oldObject.metadata ? oldObject.metadata.ownerReferences : [])"
+)
 _RESOURCE_RULE = {
     "apiGroups": ["featurelineage.io"],
     "apiVersions": ["*"],
@@ -103,12 +110,9 @@ def validation_webhook_configuration(
                     {"name": "not-the-operator", "expression": f"request.userInfo.username != '{operator_username}'"},
                     {
                         # Provenance lives in metadata too (creator, a run's schedule marks): creates,
-                        # spec changes, every change of a run and annotation changes are checked.
+                        # spec, annotation and owner changes are checked; finalizers never wait on it.
                         "name": "spec-or-provenance-may-change",
-                        "expression": "request.operation == 'CREATE' || request.resource.resource == "
-                        "'materializationjobs' || object.spec != oldObject.spec || "
-                        "('annotations' in object.metadata ? object.metadata.annotations : {}) != "
-                        "('annotations' in oldObject.metadata ? oldObject.metadata.annotations : {})",
+                        "expression": PROVENANCE_OR_SPEC_CHANGE,
                     },
                 ],
                 "rules": [{"operations": ["CREATE", "UPDATE"], **_RESOURCE_RULE}],
