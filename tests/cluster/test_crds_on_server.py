@@ -20,7 +20,7 @@ pytestmark = pytest.mark.cluster
 CRDS = REPO_ROOT / "crds"
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def schema_only(api: client.ApiClient) -> Iterator[None]:
     """These cases test the CRDs' schema and CEL rules, which hold with or without the operator: the
     validating webhook, registered once an operator has started in this session, adds the
