@@ -89,11 +89,15 @@ def test_bad_manifest_is_rejected_with_the_rule(
 def test_update(kubectl: Kubectl, crds_installed: None, namespace: str, case: UpdateCase, tmp_path: Path) -> None:
     kubectl("create", "-n", namespace, "-f", "-", input=_manifest_yaml(case.old))
     kind, name = case.old["kind"].lower(), case.old["metadata"]["name"]
-    current = json.loads(kubectl("get", "-n", namespace, kind, name, "-o", "json").stdout)
-    updated = dict(
-        case.new, metadata={**case.new["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]}
-    )
-    result = kubectl("replace", "-n", namespace, "-f", "-", input=_manifest_yaml(updated), check=False)
+    for _ in range(5):
+        # An operator running in this session may write the object between our read and our update.
+        current = json.loads(kubectl("get", "-n", namespace, kind, name, "-o", "json").stdout)
+        updated = dict(
+            case.new, metadata={**case.new["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]}
+        )
+        result = kubectl("replace", "-n", namespace, "-f", "-", input=_manifest_yaml(updated), check=False)
+        if "the object has been modified" not in result.stderr:
+            break
     if case.server_message is None:
         assert result.returncode == 0, result.stderr
     else:
