@@ -110,7 +110,7 @@ def test_cluster_wide_operator_needs_only_the_chart_rbac(
                 assert_certificate_and_ca_bundle(api, install)
             finally:
                 process.stop()
-            assert_nothing_refused(process.log())
+            assert_nothing_refused(process.log(), (namespace,))
         finally:
             install.delete()
 
