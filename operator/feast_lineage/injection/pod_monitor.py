@@ -26,7 +26,7 @@ from typing import Any
 from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
-from feast_lineage.api import FEATURE_STORE_PROJECT_PLURAL, FeatureStoreProjectStatus, InjectionStatus
+from feast_lineage.api import FEATURE_STORE_PROJECT_PLURAL, FeatureStoreProjectStatus, InjectionStatus, MlflowConfig
 from feast_lineage.audit.errors import DeliveryError, MlflowApiError
 from feast_lineage.audit.mlflow_rest import MlflowRestClient
 from feast_lineage.controller import metrics
@@ -261,7 +261,7 @@ class PodMonitor:
         self._mlflow.submit(self._end_running_runs, uid, namespace, tracking_uri, mlflow, status, why)
 
     def _end_running_runs(
-        self, uid: str, namespace: str, tracking_uri: str, mlflow: Any, status: str, why: str
+        self, uid: str, namespace: str, tracking_uri: str, mlflow: MlflowConfig, status: str, why: str
     ) -> None:
         try:
             rest = MlflowRestClient(
