@@ -64,7 +64,7 @@ class JobWatch:
                 time.sleep(0.5)
 
 
-def _with_ttl(days: int) -> dict[str, bytes]:
+def with_ttl(days: int) -> dict[str, bytes]:
     files = example_files()
     files["features.py"] = files["features.py"].replace(
         b"ttl=timedelta(days=1)", f"ttl=timedelta(days={days})".encode(), 1
@@ -72,7 +72,7 @@ def _with_ttl(days: int) -> dict[str, bytes]:
     return files
 
 
-def _runs_with_audit_id(mlflow_url: str, audit_id: str) -> int:
+def runs_with_audit_id(mlflow_url: str, audit_id: str) -> int:
     mlflow = MlflowClient(mlflow_url)
     experiment = mlflow.get_experiment_by_name("driver_stats-feast-ops")
     if experiment is None:
@@ -103,7 +103,7 @@ def test_operator_killed_at_random_points_creates_nothing_twice_and_loses_nothin
             kind = ("apply", "range", "incremental")[index % 3]
             if kind == "apply":
                 ttl += 1
-                core.replace_namespaced_config_map("repo", namespace, repo_configmap("repo", _with_ttl(ttl)))
+                core.replace_namespaced_config_map("repo", namespace, repo_configmap("repo", with_ttl(ttl)))
             elif kind == "range":
                 day = 2 + index % 6
                 name = f"range-{index}"
@@ -139,7 +139,7 @@ def test_operator_killed_at_random_points_creates_nothing_twice_and_loses_nothin
     failed = {
         name: (s.get("reason"), s.get("message")) for name, s in outcomes.items() if s.get("phase") != "Succeeded"
     }
-    records = {name: _runs_with_audit_id(mlflow_server.url, audit_id) for name, audit_id in jobs.audit_ids.items()}
+    records = {name: runs_with_audit_id(mlflow_server.url, audit_id) for name, audit_id in jobs.audit_ids.items()}
     print(
         f"chaos: {operations} operations, {kills} kills, {len(jobs.uids)} Jobs, "
         f"converged after {converge_seconds:.0f}s; MLflow records per Job: {sorted(set(records.values()))}"
