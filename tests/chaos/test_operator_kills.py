@@ -12,6 +12,7 @@ import random
 import threading
 import time
 from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,8 @@ class JobWatch:
         self.namespace = namespace
         self.uids: defaultdict[str, set[str]] = defaultdict(set)
         self.audit_ids: dict[str, str] = {}
+        self.intervals: dict[str, tuple[str, datetime, datetime | None]] = {}
+        """Job name -> (operation, start, completion), as last seen."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -48,6 +51,17 @@ class JobWatch:
         self._stop.set()
         self._thread.join(timeout=15)
 
+    def overlaps(self) -> list[tuple[str, str]]:
+        """Pairs of Jobs that ran at once although they must not: two applies, or (file registry) an apply
+        and a materialization, or two materializations."""
+        found = []
+        items = sorted(self.intervals.items(), key=lambda item: item[1][1])
+        for index, (first, (_, _, first_end)) in enumerate(items):
+            for second, (_, second_start, _) in items[index + 1 :]:
+                if first_end is None or second_start < first_end:
+                    found.append((first, second))
+        return found
+
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
@@ -58,6 +72,10 @@ class JobWatch:
                     audit_id = (meta.annotations or {}).get(AUDIT_ANNOTATION)
                     if audit_id:
                         self.audit_ids[meta.name] = audit_id
+                    job_status = event["object"].status
+                    if job_status is not None and job_status.start_time is not None:
+                        operation = (meta.labels or {}).get("featurelineage.io/operation", "")
+                        self.intervals[meta.name] = (operation, job_status.start_time, job_status.completion_time)
                     if self._stop.is_set():
                         stream.stop()
             except Exception:
@@ -145,6 +163,8 @@ def test_operator_killed_at_random_points_creates_nothing_twice_and_loses_nothin
         f"converged after {converge_seconds:.0f}s; MLflow records per Job: {sorted(set(records.values()))}"
     )
     assert duplicated == {}, f"Jobs created twice: {duplicated}"
+    # A file registry: one writer at a time, whatever the kills did.
+    assert jobs.overlaps() == [], jobs.intervals
     assert failed == {}, failed
     assert status["lastApply"]["outcome"] == "Succeeded" and not status.get("pendingApply")
     lost = sorted(name for name, count in records.items() if count == 0)
