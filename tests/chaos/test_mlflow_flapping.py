@@ -2,7 +2,7 @@
 
 Each operation's audit record must end up in MLflow exactly once: logged by the runner, or kept in
 status and delivered by the operator later (and a run an interrupted attempt left behind completed,
-not duplicated). Short by default (``CHAOS_MLFLOW_OPERATIONS``, 6); the issue's long run is 50.
+not duplicated). Short by default (``CHAOS_MLFLOW_OPERATIONS``, 6); a long run is 50.
 """
 
 from __future__ import annotations
