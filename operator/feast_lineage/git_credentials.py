@@ -78,6 +78,9 @@ def git_env(
     if trust.ssh_key:
         ssh += ["-i", str(trust.ssh_key), "-o", "IdentitiesOnly=yes"]
     env["GIT_SSH_COMMAND"] = " ".join(shlex.quote(part) for part in ssh)
+    # A remote that answers with a redirect must not get git to send the credentials to another
+    # host (git follows the first redirect by default and answers its 401 with the same askpass).
+    _add_config(env, "http.followRedirects", "false")
     if trust.ca_bundle:
         env["GIT_SSL_CAINFO"] = str(trust.ca_bundle)
     secret = token or password
@@ -90,6 +93,14 @@ def git_env(
         env["FEAST_LINEAGE_ASKPASS_USERNAME"] = username or TOKEN_USERNAME
         env["FEAST_LINEAGE_ASKPASS_PASSWORD"] = secret
     return env
+
+
+def _add_config(env: dict[str, str], key: str, value: str) -> None:
+    """One more ``git -c key=value`` through the environment, after any the caller's environment has."""
+    index = int(env.get("GIT_CONFIG_COUNT", "0"))
+    env[f"GIT_CONFIG_KEY_{index}"] = key
+    env[f"GIT_CONFIG_VALUE_{index}"] = value
+    env["GIT_CONFIG_COUNT"] = str(index + 1)
 
 
 def redact(text: str, secrets: Sequence[str] = ()) -> str:
