@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +168,22 @@ def test_validation_denies_naming_what_the_user_lacks() -> None:
     assert {user for user, _ in asked} == {"alice"}
     unchanged = validation.review(_request("alice", spec, "UPDATE", old=spec))["response"]
     assert unchanged["allowed"] is True, "a metadata-only update asks nothing"
+
+
+def test_access_reviews_of_one_request_are_asked_at_once() -> None:
+    """Three Secrets and a pod: four reviews in flight together (a barrier of four would time out
+    if they were asked one after another)."""
+    arrived = threading.Barrier(4, timeout=10)
+
+    def authorize(user: dict[str, Any], check: AccessCheck) -> bool:
+        arrived.wait()
+        return True
+
+    secrets = [{"name": f"S{i}", "secretKeyRef": {"name": f"secret-{i}", "key": "k"}} for i in range(3)]
+    store = {"registry": {"path": "/data/registry.db"}, "secretEnv": secrets}
+    spec = _spec(featureStore=store).model_dump(mode="json", by_alias=True, exclude_none=True)
+    response = ResourceValidation(authorize, TenancyPolicy()).review(_request("alice", spec))["response"]
+    assert response["allowed"] is True
 
 
 def test_subject_access_review_carries_the_users_identity() -> None:
