@@ -8,6 +8,7 @@ printed.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,34 @@ def test_an_apiserver_restart_mid_operation_loses_nothing_and_converges(
     assert {name: uids for name, uids in jobs.uids.items() if len(uids) > 1} == {}
     records = {name: runs_with_audit_id(mlflow_server.url, audit_id) for name, audit_id in jobs.audit_ids.items()}
     assert all(count == 1 for count in records.values()), records
+
+
+def test_a_pod_that_ends_while_the_apiserver_is_away_is_reported_when_it_returns(
+    dev_cluster: DevCluster, api: client.ApiClient, namespace: str
+) -> None:
+    """The node sends a status the API server did not take again, as kubelet does; otherwise the pod
+    would look Running forever and hold its Job."""
+    core = client.CoreV1Api(api)
+    pod = {
+        "metadata": {"name": "short"},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "main", "image": "python:3.11-slim", "command": ["sleep", "6"]}],
+        },
+    }
+    core.create_namespaced_pod(namespace, pod)
+    wait_until(lambda: core.read_namespaced_pod_status("short", namespace).status.phase == "Running", 120, "Running")
+    stopped_at = time.time()
+    dev_cluster.control_plane.restart_apiserver(down_seconds=15)
+    back_at = time.time()
+
+    def ended() -> client.V1Pod | None:
+        read = core.read_namespaced_pod_status("short", namespace)
+        return read if read.status.phase in ("Succeeded", "Failed") else None
+
+    ended_pod = wait_until(ended, 120, "the pod's end to be reported")
+    assert ended_pod.status.phase == "Succeeded"
+    finished = ended_pod.status.container_statuses[0].state.terminated.finished_at
+    assert isinstance(finished, datetime)
+    # finishedAt has whole seconds: the pod ended after the API server stopped and before it was back.
+    assert int(stopped_at) <= finished.astimezone(UTC).timestamp() < back_at, (stopped_at, finished, back_at)
