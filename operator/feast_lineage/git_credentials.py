@@ -6,7 +6,6 @@ Shared by the operator (``git ls-remote`` to resolve a revision) and the runner
 
 from __future__ import annotations
 
-import re
 import shlex
 import stat
 from collections.abc import Mapping, Sequence
@@ -52,9 +51,6 @@ class GitTrust:
         return cls(put("ca.crt", ca_bundle), put("known_hosts", known_hosts), put("ssh-privatekey", ssh_key))
 
 
-_USERINFO = re.compile(r"(://)[^/@\s]+@")
-
-
 def git_env(
     base: Mapping[str, str],
     helper_dir: Path,
@@ -90,12 +86,3 @@ def git_env(
         env["FEAST_LINEAGE_ASKPASS_USERNAME"] = username or TOKEN_USERNAME
         env["FEAST_LINEAGE_ASKPASS_PASSWORD"] = secret
     return env
-
-
-def redact(text: str, secrets: Sequence[str] = ()) -> str:
-    """``text`` without URL user info and without any of ``secrets``."""
-    text = _USERINFO.sub(r"\1***@", text)
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from feast_lineage.controller.git_remote import GitCredentials, GitError, resolve_commit
-from feast_lineage.git_credentials import git_env, redact
+from feast_lineage.git_credentials import git_env
 
 
 def test_askpass_answers_user_and_secret_from_the_environment(tmp_path: Path) -> None:
@@ -23,12 +23,6 @@ def test_askpass_answers_user_and_secret_from_the_environment(tmp_path: Path) ->
 
 def test_no_credentials_no_askpass(tmp_path: Path) -> None:
     assert "GIT_ASKPASS" not in git_env({}, tmp_path)
-
-
-def test_redact_removes_user_info_and_secrets() -> None:
-    assert redact("fatal: https://me:pw@git.example/r.git: pw rejected", ["pw"]) == (
-        "fatal: https://***@git.example/r.git: *** rejected"
-    )
 
 
 def _git(cwd: Path, *args: str) -> str:

@@ -10,6 +10,7 @@ from feast_lineage.controller.kube import Kube, Obj
 from feast_lineage.controller.logs import object_fields
 from feast_lineage.domain.conditions import READY, RECONCILING, STALLED, Transition
 from feast_lineage.domain.project_state import SOURCE_AVAILABLE
+from feast_lineage.redaction import KNOWN
 from feast_lineage.timestamps import now_rfc3339
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def emit(kube: Kube, body: Obj, event_type: str, reason: str, message: str) -> N
         },
         "type": event_type,
         "reason": reason,
-        "message": message[:1024],
+        "message": KNOWN.redact(message)[:1024],
         "source": {"component": COMPONENT},
         "reportingComponent": COMPONENT,
         "firstTimestamp": now,

@@ -32,6 +32,7 @@ from feast_lineage.controller.events import emit_transitions
 from feast_lineage.controller.kube import Kube, Obj, OwnershipConflict, StatusConflict, create
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.logs import object_fields
+from feast_lineage.controller.project_inputs import learn_secrets
 from feast_lineage.controller.project_reconciler import runner_config_map_name
 from feast_lineage.controller.settings import OperatorSettings
 from feast_lineage.domain import labels
@@ -44,10 +45,11 @@ from feast_lineage.domain.materialization_state import (
     decide_materialization,
     stall_run,
 )
-from feast_lineage.domain.provenance import provenance_tags, redact_url, triggered_by
+from feast_lineage.domain.provenance import provenance_tags, triggered_by
 from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
 from feast_lineage.domain.runner_outcome import observe_job
 from feast_lineage.domain.status_owners import PROJECT_LAST_MATERIALIZATION, RUN_AUDIT, RUN_RECONCILER
+from feast_lineage.redaction import redact
 from feast_lineage.timestamps import parse_rfc3339, rfc3339, utc_now
 
 log = logging.getLogger(__name__)
@@ -213,6 +215,8 @@ class MaterializationReconciler:
                 spec = None
             if job is not None:
                 job_observation = observe_job(job, self.kube.job_pods(job))
+                if job_observation.finished and project is not None:
+                    self._learn_secrets(project)
             elif project is not None and spec is not None:
                 peers = to_peers(peer_summaries, project)
         if status.job_name is None:
@@ -260,6 +264,17 @@ class MaterializationReconciler:
             duration = result.duration_seconds if result is not None else None
             self._record_on_project(namespace, spec.project_ref.name, name, decision.status, duration)
 
+    def _learn_secrets(self, project_body: Obj) -> None:
+        """The values of the project's Secrets, before the runner's words are written (after a restart,
+        the project's own pass may not have read them yet)."""
+        try:
+            project = FeatureStoreProject.model_validate(
+                {k: project_body[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in project_body}
+            )
+        except ValidationError:
+            return
+        learn_secrets(self.kube, project)
+
     def _running_apply(self, namespace: str, project_name: str) -> str | None:
         """An apply Job of the project that has not finished, if any."""
         selector = f"{labels.LABEL_PROJECT}={project_name},{labels.LABEL_OPERATION}=apply"
@@ -291,7 +306,7 @@ class MaterializationReconciler:
             git = (project.get("spec") or {}).get("repo", {}).get("git")
             last_apply = FeatureStoreProjectStatus.from_k8s(project.get("status")).last_apply
             if git:
-                provenance.git_repository = redact_url(git["url"])
+                provenance.git_repository = redact(git["url"])
                 provenance.git_revision = (last_apply.commit if last_apply else None) or git.get("revision")
         return provenance
 
