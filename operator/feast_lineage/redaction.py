@@ -77,12 +77,13 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
 
 
 def redact_data(data: Any, secrets: Iterable[str] = ()) -> Any:
-    """``data`` (JSON-like: dicts, lists, strings) with every string in it redacted, keys included."""
+    """``data`` (JSON-like: dicts, lists, strings) with every string value in it redacted (keys are names
+    the writer chose, and stay)."""
     values = tuple(secrets)
     if isinstance(data, str):
         return redact(data, values)
     if isinstance(data, dict):
-        return {redact_data(key, values): redact_data(item, values) for key, item in data.items()}
+        return {key: redact_data(item, values) for key, item in data.items()}
     if isinstance(data, list | tuple):
         return [redact_data(item, values) for item in data]
     return data

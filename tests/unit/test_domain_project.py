@@ -117,6 +117,8 @@ def test_job_passes_secrets_only_by_reference() -> None:
     assert env["FEAST_LINEAGE_OPS_EXPERIMENT"]["value"] == "driver_stats-feast-ops"
     assert json.loads(env["FEAST_LINEAGE_PROVENANCE"]["value"]) == {"k8s.name": "drivers"}
     assert SECRET_VALUE not in json.dumps(job)
+    # The runner redacts the values of exactly these from everything it writes.
+    assert env["FEAST_LINEAGE_SECRET_ENV"]["value"] == "MLFLOW_TRACKING_TOKEN,REDIS_URL"
 
 
 def test_job_runs_restricted_without_api_token_and_is_owned() -> None:

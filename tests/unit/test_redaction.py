@@ -71,8 +71,8 @@ def test_lines_of_a_multi_line_secret_are_masked_alone() -> None:
 
 
 def test_structures_are_redacted_throughout() -> None:
-    data = {"message": f"x {SECRET}", "list": [SECRET, 3, None], SECRET: True}
-    assert redact_data(data, [SECRET]) == {"message": f"x {MASK}", "list": [MASK, 3, None], MASK: True}
+    data = {"message": f"x {SECRET}", "list": [SECRET, 3, None], "nested": {"k": SECRET}}
+    assert redact_data(data, [SECRET]) == {"message": f"x {MASK}", "list": [MASK, 3, None], "nested": {"k": MASK}}
 
 
 def test_known_values_are_bounded_and_shared() -> None:
