@@ -28,7 +28,7 @@ from feast_lineage.controller import metrics
 from feast_lineage.controller.audit_redelivery import redeliver_pending
 from feast_lineage.controller.backoff import Backoff
 from feast_lineage.controller.errors import stalled_by
-from feast_lineage.controller.events import emit_transitions
+from feast_lineage.controller.events import emit_transitions, report_distrusted
 from feast_lineage.controller.kube import Kube, Obj, OwnershipConflict, StatusConflict, create
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.logs import object_fields
@@ -259,6 +259,8 @@ class MaterializationReconciler:
         self.kube.write_status(MATERIALIZATION_JOB_PLURAL, body, decision.status, RUN_RECONCILER)
         emit_transitions(self.kube, body, decision.transitions)
         self._track_waiting(namespace, name, decision, peer_summaries)
+        if decision.finished is not None:
+            report_distrusted(self.kube, body, decision.finished)
         if decision.finished is not None and spec is not None:
             result = decision.finished.result
             duration = result.duration_seconds if result is not None else None
