@@ -21,6 +21,7 @@ from feast_lineage.domain.tenancy import (
 )
 from feast_lineage.domain.webhook_config import validation_webhook_configuration
 from feast_lineage.git_credentials import GitTrust, git_env
+from feast_lineage.redaction import KNOWN
 from feast_lineage.tenancy.admission import ResourceValidation, subject_access_review
 
 
@@ -264,3 +265,15 @@ def test_git_trusts_only_what_the_project_names(tmp_path: Path) -> None:
     assert "GlobalKnownHostsFile=/dev/null" in ssh and f"-i {tmp_path / 'ssh-privatekey'}" in ssh
     assert (tmp_path / "ssh-privatekey").stat().st_mode & 0o077 == 0, "the key is private"
     assert "StrictHostKeyChecking=yes" in git_env({}, tmp_path / "askpass")["GIT_SSH_COMMAND"]
+
+
+def test_a_refusal_never_repeats_a_secret_value_the_operator_knows() -> None:
+    # Contrived, but it shows the path: a value the operator learned from a Secret that a refusal quotes.
+    spec = _spec(repo={"git": {"url": "https://git.example/r.git", "revision": "tok-3f9a1c"}}).model_dump(
+        mode="json", by_alias=True, exclude_none=True
+    )
+    spec["repo"]["git"]["revision"] = "-tok-3f9a1c"  # a revision git could read as an option
+    KNOWN.learn(["-tok-3f9a1c"])
+    response = ResourceValidation(lambda user, check: True, TenancyPolicy()).review(_request("alice", spec))
+    message = response["response"]["status"]["message"]
+    assert "revision" in message and "tok-3f9a1c" not in message, message
