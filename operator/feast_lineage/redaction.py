@@ -31,6 +31,7 @@ MIN_LINE_LENGTH = 16
 
 # The user info of a URL: after ``scheme://``, up to the ``@`` that ends it.
 _USERINFO = re.compile(r"(?<=://)[^/?#@\s]+(?=@)")
+_ESCAPE = re.compile(r"%[0-9A-F]{2}")
 
 
 @lru_cache(maxsize=4096)
@@ -44,7 +45,8 @@ def secret_forms(value: str) -> frozenset[str]:
     for plain in candidates:
         encoded = {quote(plain, safe=""), quote(plain), quote_plus(plain)}
         escaped = {json.dumps(plain)[1:-1], json.dumps(plain, ensure_ascii=False)[1:-1], repr(plain)[1:-1]}
-        forms.update(encoded, {form.lower() for form in encoded if "%" in form}, escaped, {plain})
+        lower_hex = {_ESCAPE.sub(lambda match: match.group(0).lower(), form) for form in encoded}
+        forms.update(encoded, lower_hex, escaped, {plain})
     return frozenset(form for form in forms if len(form) >= MIN_SECRET_LENGTH)
 
 
