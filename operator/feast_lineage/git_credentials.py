@@ -6,7 +6,6 @@ Shared by the operator (``git ls-remote`` to resolve a revision) and the runner
 
 from __future__ import annotations
 
-import re
 import shlex
 import stat
 from collections.abc import Mapping, Sequence
@@ -50,9 +49,6 @@ class GitTrust:
             return path
 
         return cls(put("ca.crt", ca_bundle), put("known_hosts", known_hosts), put("ssh-privatekey", ssh_key))
-
-
-_USERINFO = re.compile(r"(://)[^/@\s]+@")
 
 
 def git_env(
@@ -101,12 +97,3 @@ def _add_config(env: dict[str, str], key: str, value: str) -> None:
     env[f"GIT_CONFIG_KEY_{index}"] = key
     env[f"GIT_CONFIG_VALUE_{index}"] = value
     env["GIT_CONFIG_COUNT"] = str(index + 1)
-
-
-def redact(text: str, secrets: Sequence[str] = ()) -> str:
-    """``text`` without URL user info and without any of ``secrets``."""
-    text = _USERINFO.sub(r"\1***@", text)
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text

@@ -22,7 +22,7 @@ from feast_lineage.domain.apply_plan import (
 )
 from feast_lineage.domain.conditions import DesiredCondition, kstatus, merge_conditions
 from feast_lineage.domain.project_state import InputProblem, ProjectObservation, decide_project
-from feast_lineage.domain.provenance import gitops_owner, provenance_tags, redact_url, triggered_by
+from feast_lineage.domain.provenance import gitops_owner, provenance_tags, triggered_by
 from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
 from feast_lineage.domain.runner_outcome import JobObservation, observe_job
 from feast_lineage.domain.store_config import feature_store_config, render_feature_store_yaml
@@ -117,6 +117,8 @@ def test_job_passes_secrets_only_by_reference() -> None:
     assert env["FEAST_LINEAGE_OPS_EXPERIMENT"]["value"] == "driver_stats-feast-ops"
     assert json.loads(env["FEAST_LINEAGE_PROVENANCE"]["value"]) == {"k8s.name": "drivers"}
     assert SECRET_VALUE not in json.dumps(job)
+    # The runner redacts the values of exactly these from everything it writes.
+    assert env["FEAST_LINEAGE_SECRET_ENV"]["value"] == "MLFLOW_TRACKING_TOKEN,REDIS_URL"
 
 
 def test_job_runs_restricted_without_api_token_and_is_owned() -> None:
@@ -180,7 +182,6 @@ def test_trigger_says_why() -> None:
 
 
 def test_credentials_in_git_urls_never_reach_tags() -> None:
-    assert redact_url("https://user:s3cret@git.example:8443/r.git") == "https://git.example:8443/r.git"
     tags = provenance_tags(
         namespace="ml",
         kind="FeatureStoreProject",
@@ -193,7 +194,7 @@ def test_credentials_in_git_urls_never_reach_tags() -> None:
         git_url="https://tok:x-oauth@git.example/r.git",
         git_commit="c" * 40,
     )
-    assert tags["git.url"] == "https://git.example/r.git" and tags["git.commit"] == "c" * 40
+    assert tags["git.url"] == "https://***@git.example/r.git" and tags["git.commit"] == "c" * 40
 
 
 def test_gitops_owners_are_recognised() -> None:

@@ -8,6 +8,7 @@ and costs ~160 MiB to import; this one makes at most ``max_retries + 1`` attempt
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import ssl
@@ -67,12 +68,22 @@ class Credentials:
 
 
 def check_tracking_uri(tracking_uri: str) -> str:
-    """The URI without a trailing slash; raises :class:`DeliveryError` unless it is http(s)."""
-    scheme = urllib.parse.urlsplit(tracking_uri).scheme.lower()
+    """The URI without a trailing slash; raises :class:`DeliveryError` unless it is http(s) to a host
+    without user info (the error never repeats the URI: it may hold a password)."""
+    try:
+        parts = urllib.parse.urlsplit(tracking_uri)
+        parts.port  # noqa: B018 - parsing the port is what raises for a bad one
+    except ValueError:
+        raise DeliveryError("MLflow tracking URI is not a valid URL") from None
+    scheme = parts.scheme.lower()
     if scheme not in {"http", "https"}:
         raise DeliveryError(
             f"MLflow tracking URI scheme {scheme or '(none)'!r} is not supported for audit delivery; "
             "use an http:// or https:// tracking server"
+        )
+    if "@" in parts.netloc:
+        raise DeliveryError(
+            "MLflow tracking URI carries user info (user:password@); give credentials by spec.mlflow.credentials"
         )
     return tracking_uri.rstrip("/")
 
@@ -145,7 +156,9 @@ class MlflowRestClient:
                 if error.code not in _RETRYABLE_STATUS:
                     raise MlflowApiError(endpoint, error.code, code, message) from None
                 last_error = f"HTTP {error.code} {code}: {message}"
-            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as error:
+            except (urllib.error.URLError, http.client.HTTPException, ValueError, OSError) as error:
+                # http.client's own errors (IncompleteRead, RemoteDisconnected, InvalidURL, LineTooLong, ...)
+                # and a body that is not UTF-8 are a failed attempt like a refused connection, never a crash.
                 reason = error.reason if isinstance(error, urllib.error.URLError) else error
                 last_error = f"{type(reason).__name__}: {reason}" if str(reason) else type(reason).__name__
         raise DeliveryError(

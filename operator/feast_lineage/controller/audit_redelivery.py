@@ -19,6 +19,7 @@ from feast_lineage.audit import AuditRecord, Credentials, DeliveryError, deliver
 from feast_lineage.controller import metrics
 from feast_lineage.controller.kube import Kube, Obj, read
 from feast_lineage.controller.logs import object_fields
+from feast_lineage.redaction import KNOWN
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ def mlflow_credentials(kube: Kube, namespace: str, mlflow: MlflowConfig) -> Cred
     def value(key: str | None) -> str | None:
         return base64.b64decode(data[key]).decode() if key and key in data else None
 
+    KNOWN.learn(value(key) for key in data)
     return Credentials(
         username=value(spec.username_key), password=value(spec.password_key), token=value(spec.token_key)
     )

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from feast_lineage.domain.provenance import redact_url
 from feast_lineage.domain.tenancy import check_revision, git_protocol, is_full_commit
-from feast_lineage.git_credentials import DEFAULT_PROTOCOLS, GitTrust, git_env, redact
+from feast_lineage.git_credentials import DEFAULT_PROTOCOLS, GitTrust, git_env
+from feast_lineage.redaction import redact
 
 
 class GitError(Exception):
@@ -91,18 +91,16 @@ def resolve_commit(
                 stdin=subprocess.DEVNULL,
             )
         except subprocess.TimeoutExpired as error:
-            raise GitError(
-                "GitUnreachable", f"git ls-remote {redact_url(url)} timed out after {timeout:.0f}s"
-            ) from error
+            raise GitError("GitUnreachable", f"git ls-remote {redact(url)} timed out after {timeout:.0f}s") from error
     if result.returncode != 0:
         lines = [line.strip() for line in result.stderr.strip().splitlines() if line.strip()]
         fatal = [line for line in lines if line.startswith(("fatal:", "error:"))]
         detail = (fatal or lines or [f"exit code {result.returncode}"])[0]
-        raise GitError("GitUnreachable", f"cannot reach {redact_url(url)}: {redact(detail, secrets)}")
+        raise GitError("GitUnreachable", f"cannot reach {redact(url)}: {redact(detail, secrets)}")
     commit = _pick(result.stdout.strip().splitlines(), revision)
     if commit is None:
-        raise GitError("GitRevisionNotFound", f"revision {revision!r} not found in {redact_url(url)}")
+        raise GitError("GitRevisionNotFound", f"revision {revision!r} not found in {redact(url)}")
     if not is_full_commit(commit):
         # It names the checkout the runner does: never pass on anything but an object name.
-        raise GitError("GitUnreachable", f"{redact_url(url)} answered with an invalid object name for {revision!r}")
+        raise GitError("GitUnreachable", f"{redact(url)} answered with an invalid object name for {revision!r}")
     return commit

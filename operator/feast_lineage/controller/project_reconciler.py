@@ -26,7 +26,7 @@ from feast_lineage.controller import metrics
 from feast_lineage.controller.audit_redelivery import redeliver_pending
 from feast_lineage.controller.backoff import Backoff
 from feast_lineage.controller.errors import stalled_by
-from feast_lineage.controller.events import emit, emit_transitions
+from feast_lineage.controller.events import emit, emit_transitions, report_distrusted
 from feast_lineage.controller.kube import Kube, Obj, OwnershipConflict, StatusConflict, controlled_by, create
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.logs import object_fields
@@ -274,6 +274,8 @@ class ProjectReconciler:
         for event_type, reason, message in decision.events:
             emit(self.kube, body, event_type, reason, message)
         finished = decision.finished_job
+        if finished is not None:
+            report_distrusted(self.kube, body, finished)
         project_labels = metrics.ProjectLabels.of(body)
         if finished is not None and project_labels is not None:
             # Counted once the status that records this Job is written, so a failed write does not

@@ -25,6 +25,7 @@ from feast_lineage.api import (
 )
 from feast_lineage.domain.labels import ANNOTATION_CREATOR, ANNOTATION_SCHEDULED_TIME
 from feast_lineage.domain.tenancy import AccessCheck, TenancyPolicy, policy_violations, required_access
+from feast_lineage.redaction import KNOWN
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,8 @@ class ResourceValidation:
             response["status"] = {
                 "code": 403,
                 "reason": "Forbidden",
-                "message": "refused by feast-lineage: " + "; ".join(problems),
+                # A refusal quotes the spec: never a secret value the operator knows, nor URL user info.
+                "message": KNOWN.redact("refused by feast-lineage: " + "; ".join(problems)),
             }
         return {
             "apiVersion": review.get("apiVersion", "admission.k8s.io/v1"),
