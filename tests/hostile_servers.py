@@ -150,3 +150,21 @@ class DropFirstAnswer:
             return 0  # the server did the work; the client never hears of it
         conn.sendall(answer)
         return len(answer)
+
+
+class Gate:
+    """A proxy in front of a real server that, while closed, hangs up on every request unanswered
+    (MLflow down, as the client sees it) and, once opened, forwards everything."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.opened = threading.Event()
+        self.refused = 0
+
+    def __call__(self, conn: socket.socket, request: bytes) -> int:
+        if not self.opened.is_set():
+            self.refused += 1
+            return 0
+        answer = forward(self.upstream_port, request)
+        conn.sendall(answer)
+        return len(answer)
