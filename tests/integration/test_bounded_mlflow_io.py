@@ -4,12 +4,13 @@ a create whose answer is lost is not repeated blindly; a Job's retries are one r
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 
 import pytest
 
-from feast_lineage.audit import DeliveryError, deliver
+from feast_lineage.audit import DeliveryError, MlflowRestClient, deliver
 from feast_lineage.audit.errors import PermanentDeliveryError
 from feast_lineage.devcluster.mlflow_server import MlflowServer
 from tests.hostile_servers import GIB, DropFirstAnswer, serving, stream_gibibyte, trickle_body, trickle_headers
@@ -111,3 +112,21 @@ def test_a_retried_job_is_one_run_whose_outcome_is_the_last_attempts(mlflow_serv
 def test_an_unsupported_tracking_uri_is_permanent() -> None:
     with pytest.raises(PermanentDeliveryError, match="not supported"):
         deliver(new_record(), "databricks")
+
+
+def test_the_environments_proxy_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[bytes] = []
+
+    def proxy(conn: socket.socket, request: bytes) -> int:
+        seen.append(request.split(b"\r\n", 1)[0])
+        answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+        conn.sendall(answer)
+        return len(answer)
+
+    with serving(proxy) as served:
+        monkeypatch.setenv("HTTP_PROXY", served.url)
+        monkeypatch.setenv("NO_PROXY", "")
+        monkeypatch.setenv("no_proxy", "")
+        reply = MlflowRestClient("http://mlflow.example:5000", timeout=5).get("experiments/list", {"a": "b"})
+    assert reply == {}
+    assert seen == [b"GET http://mlflow.example:5000/api/2.0/mlflow/experiments/list?a=b HTTP/1.1"]

@@ -15,6 +15,7 @@ import ssl
 import threading
 import time
 import urllib.parse
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -57,13 +58,8 @@ def exchange(
     if remaining <= 0:
         raise ExchangeTimeout("no time left")
     parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
     timeout = min(read_timeout, remaining)
-    connection: http.client.HTTPConnection
-    if parts.scheme == "https":
-        connection = http.client.HTTPSConnection(host, parts.port, timeout=timeout, context=ssl_context)
-    else:
-        connection = http.client.HTTPConnection(host, parts.port, timeout=timeout)
+    connection, target = _connection(parts, timeout, ssl_context)
     expired = threading.Event()
 
     def abort() -> None:
@@ -76,9 +72,6 @@ def exchange(
     watchdog = threading.Timer(remaining, abort)
     watchdog.daemon = True
     watchdog.start()
-    target = parts.path or "/"
-    if parts.query:
-        target += "?" + parts.query
     try:
         connection.request(method, target, body=data, headers=dict(headers))
         response = connection.getresponse()
@@ -106,3 +99,23 @@ def exchange(
     finally:
         watchdog.cancel()
         connection.close()
+
+
+def _connection(
+    parts: urllib.parse.SplitResult, timeout: float, ssl_context: ssl.SSLContext | None
+) -> tuple[http.client.HTTPConnection, str]:
+    """A connection to the server, or through the proxy the environment names (HTTP(S)_PROXY,
+    NO_PROXY, as urllib reads them), and the request target to send on it."""
+    host, port = parts.hostname or "", parts.port
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(host):
+        via = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        if parts.scheme == "https":
+            tunnel = http.client.HTTPSConnection(via.hostname or "", via.port, timeout=timeout, context=ssl_context)
+            tunnel.set_tunnel(host, port)
+            return tunnel, target
+        return http.client.HTTPConnection(via.hostname or "", via.port, timeout=timeout), parts.geturl()
+    if parts.scheme == "https":
+        return http.client.HTTPSConnection(host, port, timeout=timeout, context=ssl_context), target
+    return http.client.HTTPConnection(host, port, timeout=timeout), target
