@@ -3,15 +3,19 @@ a create whose answer is lost is not repeated blindly; a Job's retries are one r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import ssl
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from feast_lineage.audit import DeliveryError, MlflowRestClient, deliver
 from feast_lineage.audit.errors import PermanentDeliveryError
+from feast_lineage.certificates import issue, make_ca
 from feast_lineage.devcluster.mlflow_server import MlflowServer
 from tests.hostile_servers import GIB, DropFirstAnswer, serving, stream_gibibyte, trickle_body, trickle_headers
 from tests.integration.mlflow_checks import new_record, runs_with_audit_id
@@ -130,3 +134,28 @@ def test_the_environments_proxy_is_used(monkeypatch: pytest.MonkeyPatch) -> None
         reply = MlflowRestClient("http://mlflow.example:5000", timeout=5).get("experiments/list", {"a": "b"})
     assert reply == {}
     assert seen == [b"GET http://mlflow.example:5000/api/2.0/mlflow/experiments/list?a=b HTTP/1.1"]
+
+
+def test_a_server_certificate_from_an_unknown_ca_is_permanent(tmp_path: Path) -> None:
+    ca = make_ca("private-ca")
+    issue(ca, "mlflow", ip_addresses=("127.0.0.1",), server=True).write(tmp_path / "tls.crt", tmp_path / "tls.key")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        port = listener.getsockname()[1]
+
+        def accept() -> None:
+            with contextlib.suppress(OSError):
+                conn, _ = listener.accept()
+                with contextlib.suppress(OSError), context.wrap_socket(conn, server_side=True) as secure:
+                    secure.recv(1024)
+
+        threading.Thread(target=accept, daemon=True).start()
+        began = time.monotonic()
+        with pytest.raises(PermanentDeliveryError, match="not trusted"):
+            deliver(new_record(), f"https://127.0.0.1:{port}", timeout=5, max_retries=3)
+    # Not retried: one handshake, refused at once.
+    assert time.monotonic() - began < 5
