@@ -35,6 +35,7 @@ def project_body(tracking_uri: str) -> dict[str, Any]:
     }
 
 
+@pytest.mark.heavy
 @pytest.mark.timeout(900)
 def test_a_thousand_records_against_a_down_mlflow_are_capped_then_delivered_once(tmp_path: Path) -> None:
     port = free_port()
