@@ -20,6 +20,7 @@ from feast_lineage.domain.apply_plan import (
     spec_hash,
     trigger,
 )
+from feast_lineage.domain.audit_backlog import AUDIT_DROPPED, MAX_PENDING_AUDIT
 from feast_lineage.domain.conditions import DesiredCondition, kstatus, merge_conditions
 from feast_lineage.domain.project_state import InputProblem, ProjectObservation, decide_project
 from feast_lineage.domain.provenance import gitops_owner, provenance_tags, triggered_by
@@ -325,6 +326,17 @@ def test_finished_job_is_recorded_once_with_pending_audit() -> None:
     status.pending_audit = []
     again = decide_project(_observe(status, job=job), LATER)
     assert again.finished_job is None and again.status.pending_audit == [] and again.transitions == []
+
+
+def test_a_full_pending_audit_drops_its_oldest_record_with_a_warning() -> None:
+    result = RunnerResult(operation="apply", ok=True, duration_seconds=2, audit={"i": "new"})
+    job = JobObservation("job-h1", "succeeded", "", result, "2026-11-26T12:01:00Z", {})
+    full = FeatureStoreProjectStatus(pending_audit=[{"i": f"old{n}"} for n in range(MAX_PENDING_AUDIT)])
+    decision = decide_project(_observe(full, job=job), NOW)
+    assert len(decision.status.pending_audit) == MAX_PENDING_AUDIT
+    assert decision.status.pending_audit[-1] == {"i": "new"} and decision.dropped_audit == ["old0"]
+    [(kind, _reason, message)] = [event for event in decision.events if event[1] == AUDIT_DROPPED]
+    assert kind == "Warning" and "old0" in message
 
 
 def test_failed_apply_stalls_without_retrying() -> None:

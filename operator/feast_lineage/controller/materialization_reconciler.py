@@ -25,7 +25,6 @@ from feast_lineage.api import (
     validation_message,
 )
 from feast_lineage.controller import metrics
-from feast_lineage.controller.audit_redelivery import redeliver_pending
 from feast_lineage.controller.backoff import Backoff
 from feast_lineage.controller.errors import stalled_by
 from feast_lineage.controller.events import emit_transitions, report_distrusted
@@ -48,7 +47,7 @@ from feast_lineage.domain.materialization_state import (
 from feast_lineage.domain.provenance import provenance_tags, triggered_by
 from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
 from feast_lineage.domain.runner_outcome import observe_job
-from feast_lineage.domain.status_owners import PROJECT_LAST_MATERIALIZATION, RUN_AUDIT, RUN_RECONCILER
+from feast_lineage.domain.status_owners import PROJECT_LAST_MATERIALIZATION, RUN_RECONCILER
 from feast_lineage.redaction import redact
 from feast_lineage.timestamps import parse_rfc3339, rfc3339, utc_now
 
@@ -169,26 +168,6 @@ class MaterializationReconciler:
         if decision.finished is not None:
             for peer in peers:
                 self.waiting.forget(f"{namespace}/{peer['name']}")
-
-    def redeliver_audit(self, namespace: str, name: str) -> None:
-        with self.locks.hold(MATERIALIZATION_JOB_KIND, namespace, name):
-            body = self.kube.get_custom(MATERIALIZATION_JOB_PLURAL, namespace, name)
-            if body is None:
-                return
-            project_name = body["spec"]["projectRef"]["name"]
-            project = self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, namespace, project_name)
-            if project is None:
-                return
-            status = MaterializationJobStatus.from_k8s(body.get("status"))
-            outcome = redeliver_pending(
-                self.kube, body, status.pending_audit, project, self.settings.mlflow_tracking_uri
-            )
-            if outcome is None:
-                return
-            status.pending_audit = outcome.remaining
-            if status.audit_id in outcome.delivered:
-                status.mlflow = outcome.delivered[status.audit_id]
-            self.kube.write_status(MATERIALIZATION_JOB_PLURAL, body, status, RUN_AUDIT)
 
     def _reconcile(self, body: Obj, peer_summaries: list[Obj]) -> None:
         meta = body["metadata"]
