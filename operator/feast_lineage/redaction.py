@@ -125,7 +125,11 @@ KNOWN = SecretValues()
 
 def redact_record(record: logging.LogRecord, secrets: tuple[str, ...]) -> logging.LogRecord:
     """``record`` with its message, traceback and stack redacted (the arguments merged into the message)."""
-    record.msg = redact(record.getMessage(), secrets)
+    try:
+        message = record.getMessage()
+    except Exception:  # a logging call with arguments its format does not take: keep it, never raise
+        message = f"{record.msg} {record.args!r}"
+    record.msg = redact(message, secrets)
     record.args = None
     if record.exc_info:
         record.exc_text = logging.Formatter().formatException(record.exc_info)

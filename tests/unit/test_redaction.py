@@ -102,9 +102,11 @@ def test_log_records_are_redacted_as_they_are_made(caplog: pytest.LogCaptureFixt
                 raise ValueError(f"bad {SECRET}")
             except ValueError:
                 logger.exception("failed")
+            logger.info("a format with a place too many: %s and %s", SECRET)  # must not raise
     finally:
         logging.setLogRecordFactory(factory)
     text = caplog.text
     assert "C4n4ry" not in text
     assert f"value {MASK} and {{'k': '{MASK}'}}" in text
     assert f"ValueError: bad {MASK}" in text
+    assert "a format with a place too many" in text
