@@ -60,6 +60,11 @@ class ListWatch:
                     if self.stopping.is_set():
                         stream.stop()
                         return
+                    if event["type"] not in ("ADDED", "MODIFIED", "DELETED"):
+                        # An ERROR carries a Status, not an object: list again, after a pause.
+                        log.info("watch of %s ended: %s", self.what, event["raw_object"].get("message"))
+                        time.sleep(backoff)
+                        break
                     self.on_event(str(event["type"]), dict(event["raw_object"]))
             except ApiException as error:
                 if error.status != 410:  # 410: the resourceVersion expired; list again at once
