@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from feast_lineage import __version__
+
+if TYPE_CHECKING:
+    from feast_lineage.controller.settings import LeaderElectionSettings
 
 
 def _default_dev_dir() -> Path:
@@ -129,6 +135,11 @@ def _run(args: argparse.Namespace) -> int:
         node_selector_keys=frozenset(args.runner_node_selector_key or ()),
         git_protocols=frozenset(args.git_protocol or DEFAULT_GIT_PROTOCOLS),
     )
+    try:
+        leader_election = _leader_election(args)
+    except ValueError as error:
+        print(f"feast-lineage run: {error}", file=sys.stderr)
+        return 2
     settings = OperatorSettings(
         namespaces=args.namespace or defaults.namespaces,
         runner_image=args.runner_image or defaults.runner_image,
@@ -138,9 +149,28 @@ def _run(args: argparse.Namespace) -> int:
         metrics_port=defaults.metrics_port if args.metrics_port is None else args.metrics_port,
         webhook=webhook,
         tenancy=tenancy,
+        leader_election=leader_election,
     )
     run_operator(settings, log_json=args.log_json, liveness_port=args.liveness_port)
     return 0
+
+
+def _leader_election(args: argparse.Namespace) -> LeaderElectionSettings | None:
+    from feast_lineage.controller.settings import LeaderElectionSettings
+
+    if not args.leader_election_lease:
+        return None
+    namespace, _, name = args.leader_election_lease.partition("/")
+    # The pod's name (downward API) is unique among the replicas; a process outside a pod uses its host and PID.
+    identity = args.leader_election_identity or os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+    return LeaderElectionSettings(
+        namespace=namespace,
+        name=name,
+        identity=identity,
+        lease_seconds=args.leader_election_lease_seconds,
+        renew_deadline_seconds=args.leader_election_renew_seconds,
+        retry_seconds=args.leader_election_retry_seconds,
+    )
 
 
 def _rerun(args: argparse.Namespace) -> int:
@@ -213,6 +243,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         help="Git protocol projects may use (repeatable; default https, ssh, git)",
     )
+    election = run.add_argument_group("replicas: only the holder of a Lease reconciles")
+    election.add_argument(
+        "--leader-election-lease",
+        metavar="NAMESPACE/NAME",
+        help="elect a leader with this coordination.k8s.io Lease; without it, this process reconciles at once",
+    )
+    election.add_argument("--leader-election-identity", help="holder identity (default: $POD_NAME, else HOST-PID)")
+    election.add_argument("--leader-election-lease-seconds", type=int, default=15, help="lease duration (15)")
+    election.add_argument(
+        "--leader-election-renew-seconds", type=int, default=10, help="the leader exits if not renewed within (10)"
+    )
+    election.add_argument("--leader-election-retry-seconds", type=int, default=2, help="renew/acquire period (2)")
     run.add_argument(
         "--webhook-configuration",
         action="append",

@@ -5,15 +5,19 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client
 
+from feast_lineage.devcluster.cluster import DevCluster
+from feast_lineage.devcluster.mlflow_server import MlflowServer
 from feast_lineage.domain import labels
 from feast_lineage.install.cleanup import FINALIZER
 from tests.cluster.projects import EXAMPLE_REPO, Projects, example_files, project_manifest, repo_configmap
-from tests.cluster_helpers import wait_until
+from tests.cluster_helpers import OperatorProcess, wait_until
+from tests.install_helpers import ChartRbacInstall
 
 GROUP, VERSION = "featurelineage.io", "v1alpha1"
 # Refusals as the Kubernetes client and Kopf log them.
@@ -91,3 +95,33 @@ def assert_nothing_refused(log: str, namespaces: tuple[str, ...] = ()) -> None:
         if REFUSED.search(line) and (not namespaces or _namespace_of(line) in (None, *namespaces))
     ]
     assert refused == [], "\n".join(refused[:10])
+
+
+def start_under_chart_rbac(
+    dev_cluster: DevCluster, mlflow: MlflowServer, directory: Path, *values: str
+) -> tuple[ChartRbacInstall, OperatorProcess]:
+    """The chart's RBAC applied, and the operator started with its Deployment's arguments and token."""
+    suffix = uuid.uuid4().hex[:5]
+    directory.mkdir(parents=True, exist_ok=True)
+    process = OperatorProcess(dev_cluster.kubeconfig, mlflow.url, directory)
+    install = ChartRbacInstall(
+        dev_cluster.binaries.kubectl,
+        dev_cluster.kubeconfig,
+        release=f"rbac-{suffix}",
+        namespace=f"feast-lineage-rbac-{suffix}",
+        values=(
+            f"webhook.url=https://127.0.0.1:{process.webhook_port}",
+            f"webhook.port={process.webhook_port}",
+            f"livenessPort={process.liveness_port}",
+            f"metrics.port={process.metrics_port}",
+            f"mlflow.trackingUri={mlflow.url}",
+            f"resyncSeconds={OperatorProcess.RESYNC_SECONDS}",
+            # Test projects keep Feast's files on hostPath volumes: an administrator's choice.
+            "policy.runnerVolumeTypes={configMap,secret,emptyDir,persistentVolumeClaim,hostPath}",
+            *values,
+        ),
+    )
+    install.apply()
+    process.kubeconfig = install.kubeconfig(dev_cluster.api_client(), directory / "operator.kubeconfig")
+    process.run_args = install.run_args
+    return install, process

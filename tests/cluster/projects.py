@@ -138,3 +138,15 @@ class Projects:
     def events(self, name: str) -> list[tuple[str, str]]:
         events = self.core.list_namespaced_event(self.namespace, field_selector=f"involvedObject.name={name}").items
         return [(event.reason, event.message) for event in events]
+
+
+def ops_runs_with_audit_id(url: str, audit_id: str, experiment: str = "driver_stats-feast-ops") -> int:
+    """How many runs of the ops experiment carry the audit record ``audit_id``: one, once delivered."""
+    from mlflow.tracking import MlflowClient
+
+    mlflow = MlflowClient(url)
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None:
+        return 0
+    filter_string = f"tags.`featurelineage.audit_id` = '{audit_id}'"
+    return len(mlflow.search_runs([found.experiment_id], filter_string=filter_string))

@@ -115,6 +115,10 @@ def test_helm_install_test_upgrade_uninstall(
         "metrics.enabled=false",
         f"mlflow.trackingUri={mlflow_server.url}",
         "resyncSeconds=3",
+        # One replica, replaced by Recreate: pods share the host's ports on this node, so a second
+        # replica, or a new pod beside the old in a rolling update, could not listen.
+        "replicaCount=1",
+        "leaderElection.enabled=false",
         # Test projects keep Feast's files on hostPath volumes: an administrator's choice.
         "policy.runnerVolumeTypes={configMap,secret,emptyDir,persistentVolumeClaim,hostPath}",
     ]

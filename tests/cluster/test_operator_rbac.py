@@ -20,7 +20,7 @@ from kubernetes.client.exceptions import ApiException
 
 from feast_lineage.devcluster.cluster import DevCluster
 from feast_lineage.devcluster.mlflow_server import MlflowServer
-from tests.cluster.operator_checks import GROUP, VERSION, assert_nothing_refused, exercise
+from tests.cluster.operator_checks import GROUP, VERSION, assert_nothing_refused, exercise, start_under_chart_rbac
 from tests.cluster.projects import Projects, project_manifest
 from tests.cluster_helpers import OperatorProcess, operators_paused, wait_until
 from tests.install_helpers import ChartRbacInstall
@@ -40,36 +40,6 @@ def other_namespace(api: client.ApiClient) -> Iterator[str]:
     )
     yield name
     core.delete_namespace(name)
-
-
-def start_under_chart_rbac(
-    dev_cluster: DevCluster, mlflow: MlflowServer, directory: Path, *values: str
-) -> tuple[ChartRbacInstall, OperatorProcess]:
-    """The chart's RBAC applied, and the operator started with its Deployment's arguments and token."""
-    suffix = uuid.uuid4().hex[:5]
-    directory.mkdir(parents=True, exist_ok=True)
-    process = OperatorProcess(dev_cluster.kubeconfig, mlflow.url, directory)
-    install = ChartRbacInstall(
-        dev_cluster.binaries.kubectl,
-        dev_cluster.kubeconfig,
-        release=f"rbac-{suffix}",
-        namespace=f"feast-lineage-rbac-{suffix}",
-        values=(
-            f"webhook.url=https://127.0.0.1:{process.webhook_port}",
-            f"webhook.port={process.webhook_port}",
-            f"livenessPort={process.liveness_port}",
-            f"metrics.port={process.metrics_port}",
-            f"mlflow.trackingUri={mlflow.url}",
-            f"resyncSeconds={OperatorProcess.RESYNC_SECONDS}",
-            # Test projects keep Feast's files on hostPath volumes: an administrator's choice.
-            "policy.runnerVolumeTypes={configMap,secret,emptyDir,persistentVolumeClaim,hostPath}",
-            *values,
-        ),
-    )
-    install.apply()
-    process.kubeconfig = install.kubeconfig(dev_cluster.api_client(), directory / "operator.kubeconfig")
-    process.run_args = install.run_args
-    return install, process
 
 
 def whoami(dev_cluster: DevCluster, kubeconfig: Path) -> str:

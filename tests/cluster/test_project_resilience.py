@@ -12,19 +12,10 @@ from mlflow.tracking import MlflowClient
 
 from feast_lineage.devcluster.mlflow_server import start_mlflow
 from feast_lineage.devcluster.processes import free_port
-from tests.cluster.projects import Projects, example_files, project_manifest, repo_configmap
+from tests.cluster.projects import Projects, example_files, ops_runs_with_audit_id, project_manifest, repo_configmap
 from tests.cluster_helpers import OperatorProcess, finished_after, job_running, wait_until
 
 pytestmark = pytest.mark.cluster
-
-
-def _runs_with_audit_id(url: str, audit_id: str) -> int:
-    mlflow = MlflowClient(url)
-    experiment = mlflow.get_experiment_by_name("driver_stats-feast-ops")
-    if experiment is None:
-        return 0
-    filter_string = f"tags.`featurelineage.audit_id` = '{audit_id}'"
-    return len(mlflow.search_runs([experiment.experiment_id], filter_string=filter_string))
 
 
 def test_apply_completes_while_mlflow_is_down_and_its_record_is_delivered_once_later(
@@ -72,13 +63,13 @@ def test_apply_completes_while_mlflow_is_down_and_its_record_is_delivered_once_l
 
         after = wait_until(delivered, 60, "the pending audit record to reach MLflow")
         run_id = after["lastApply"]["mlflow"]["runId"]  # type: ignore[index]
-        assert _runs_with_audit_id(url, last["auditId"]) == 1
+        assert ops_runs_with_audit_id(url, last["auditId"]) == 1
         run = MlflowClient(url).get_run(run_id)
         assert run.info.status == "FINISHED"
         assert run.data.tags["k8s.name"] == "drivers" and run.data.tags["feast.operation"] == "apply"
         # Later retries and resyncs deliver nothing again.
         time.sleep(2 * OperatorProcess.AUDIT_RETRY_SECONDS)
-        assert _runs_with_audit_id(url, last["auditId"]) == 1
+        assert ops_runs_with_audit_id(url, last["auditId"]) == 1
     finally:
         server.stop()
 

@@ -160,6 +160,7 @@ def test_cleanup_releases_every_finalizer_once_the_operator_is_gone(
             assert "deleted the webhook certificate Secret" in output
             remaining = [s.metadata.name for s in core.list_namespaced_secret(install.namespace).items]
             assert secret_name not in remaining
+            assert "deleted the leader election Lease" in output  # the operator made it, Helm would leave it
             # Run again, there is nothing left to do.
             code, output = run_cleanup(cleanup_config, install)
             assert code == 0 and "0 objects released" in output, output

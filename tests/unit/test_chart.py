@@ -103,7 +103,8 @@ def test_helm_lint(values: Path | None) -> None:
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ("replicaCount=2", "at '/replicaCount': maximum: got 2, want 1"),
+        ("leaderElection.enabled=false,replicaCount=2", "at '/replicaCount': maximum: got 2, want 1"),
+        ("leaderElection.retryPeriodSeconds=0", "at '/leaderElection/retryPeriodSeconds': minimum: got 0, want 1"),
         ("webhook.failurePolicy=Never", "at '/webhook/failurePolicy': value must be one of 'Ignore', 'Fail'"),
         ("watchNamespaces[0]=Team_A", "at '/watchNamespaces/0': 'Team_A' does not match pattern"),
         ("crd.enabled=false", "additional properties 'crd' not allowed"),
@@ -156,6 +157,7 @@ def rbac_params(**overrides: Any) -> rbac.RbacParams:
         "provenance_configuration": f"{FULLNAME}-provenance",
         "validation_configuration": f"{FULLNAME}-validation",
         "cert_secret": f"{FULLNAME}-webhook-cert",
+        "lease": FULLNAME,
     }
     fields.update(overrides)
     return rbac.RbacParams(**fields)
@@ -172,6 +174,10 @@ RBAC_CASES = {
     "namespaced": (("watchNamespaces={team-a,team-b}",), rbac_params(watch_namespaces=("team-a", "team-b"))),
     "cert-manager": (("webhook.certManager.enabled=true",), rbac_params(operator_certificates=False)),
     "no-webhook": (("webhook.enabled=false", "cleanup.enabled=false"), rbac_params(webhook=False, cleanup=False)),
+    "one-replica": (
+        ("replicaCount=1", "leaderElection.enabled=false"),
+        rbac_params(leader_election=False),
+    ),
     "namespaced-cert-manager": (
         ("watchNamespaces={ml}", "webhook.certManager.enabled=true"),
         rbac_params(watch_namespaces=("ml",), operator_certificates=False),
@@ -232,6 +238,7 @@ RESOURCES = {
     "job": "jobs",
     "pod": "pods",
     "event": "events",
+    "lease": "leases",
     "namespace": "namespaces",
     "mutating_webhook_configuration": "mutatingwebhookconfigurations",
     "validating_webhook_configuration": "validatingwebhookconfigurations",
@@ -290,6 +297,63 @@ def assert_same_configuration(chart: Obj, domain: Obj) -> None:
     assert chart["metadata"]["name"] == domain["metadata"]["name"]
     assert domain["metadata"]["labels"].items() <= chart["metadata"]["labels"].items()
     assert chart["webhooks"] == domain["webhooks"]
+
+
+def test_two_replicas_elect_a_leader_with_a_lease_and_keep_one_through_disruptions() -> None:
+    objects = render()
+    deployment = one(objects, "Deployment", FULLNAME)
+    assert deployment["spec"]["replicas"] == 2
+    # The Lease, not the rollout, keeps two pods from reconciling at once: the webhook serves throughout.
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    args = operator_container(objects)["args"]
+    assert f"--leader-election-lease={NAMESPACE}/{FULLNAME}" in args
+    assert {"--leader-election-lease-seconds=15", "--leader-election-renew-seconds=10"} <= set(args)
+    env = {e["name"]: e for e in operator_container(objects)["env"]}
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    budget = one(objects, "PodDisruptionBudget")
+    assert budget["spec"]["minAvailable"] == 1
+    assert budget["spec"]["selector"] == deployment["spec"]["selector"]
+    lease_rules = [
+        rule
+        for role in of_kind(objects, "Role")
+        if role["metadata"]["name"] == f"{FULLNAME}-own-namespace"
+        for rule in role["rules"]
+        if rule["resources"] == ["leases"]
+    ]
+    assert {(tuple(r["verbs"]), tuple(r.get("resourceNames", ()))) for r in lease_rules} == {
+        (("create",), ()),
+        (("get", "update"), (FULLNAME,)),
+    }
+    cleanup_args = one(objects, "Job", f"{FULLNAME}-cleanup")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert f"--delete-lease={FULLNAME}" in cleanup_args
+
+
+def test_one_replica_without_leader_election_recreates_and_has_no_budget() -> None:
+    objects = render("replicaCount=1", "leaderElection.enabled=false")
+    deployment = one(objects, "Deployment", FULLNAME)
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert not [a for a in operator_container(objects)["args"] if a.startswith("--leader-election")]
+    assert not of_kind(objects, "PodDisruptionBudget")  # it could only block node drains
+    assert not of_kind(render("replicaCount=1"), "PodDisruptionBudget")
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            ("leaderElection.renewDeadlineSeconds=15",),
+            "leaderElection.renewDeadlineSeconds must be shorter than leaderElection.leaseDurationSeconds",
+        ),
+        (("leaderElection.retryPeriodSeconds=9",), "must exceed 1.2 times leaderElection.retryPeriodSeconds"),
+    ],
+)
+def test_leader_election_timing_that_could_let_two_lead_is_refused(values: tuple[str, ...], message: str) -> None:
+    with pytest.raises(HelmError) as error:
+        render(*values)
+    assert message in str(error.value)
 
 
 def test_webhook_configuration_through_the_service_is_the_domain_one() -> None:
@@ -435,8 +499,8 @@ def test_runner_service_accounts_per_watched_namespace() -> None:
 
 def test_optional_objects_are_off_by_default() -> None:
     kinds = {obj["kind"] for obj in render()}
-    assert not kinds & {"ServiceMonitor", "PodDisruptionBudget", "PersistentVolumeClaim", "Certificate"}
-    objects = render("metrics.serviceMonitor.enabled=true", "podDisruptionBudget.enabled=true")
+    assert not kinds & {"ServiceMonitor", "PersistentVolumeClaim", "Certificate"}
+    objects = render("metrics.serviceMonitor.enabled=true")
     monitor = one(objects, "ServiceMonitor")
     metrics_service = one(objects, "Service", f"{FULLNAME}-metrics")
     assert monitor["spec"]["selector"]["matchLabels"].items() <= metrics_service["metadata"]["labels"].items()

@@ -65,6 +65,11 @@ app.kubernetes.io/part-of: feast-lineage
 {{- end }}
 {{- end }}
 
+{{/* The Lease the operator's replicas elect their leader with. */}}
+{{- define "feast-lineage-operator.leaseName" -}}
+{{- include "feast-lineage-operator.fullname" . }}
+{{- end }}
+
 {{- define "feast-lineage-operator.certificateName" -}}
 {{- printf "%s-webhook" (include "feast-lineage-operator.fullname" .) }}
 {{- end }}

@@ -107,6 +107,21 @@
   verbs: ["get", "update"]
   resourceNames: [{{ include "feast-lineage-operator.certSecretName" . | quote }}]
 {{- end }}
+{{- if .Values.leaderElection.enabled }}
+# The first replica creates the Lease the replicas elect their leader with (a create cannot be limited
+# to one name).
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["create"]
+{{- end }}
+{{- if .Values.leaderElection.enabled }}
+# Every replica reads the Lease; its holder renews it (and hands it back when it stops), another takes
+# it over once it expires.
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "update"]
+  resourceNames: [{{ include "feast-lineage-operator.leaseName" . | quote }}]
+{{- end }}
 {{- end }}
 {{- define "feast-lineage-operator.rules.cleanupWatched" }}
 # After uninstall, the operator's finalizer is removed from every project and run, so that none is
@@ -126,5 +141,12 @@
   resources: ["secrets"]
   verbs: ["delete"]
   resourceNames: [{{ include "feast-lineage-operator.certSecretName" . | quote }}]
+{{- end }}
+{{- if .Values.leaderElection.enabled }}
+# It deletes the replicas' leader election Lease (made by the operator, so Helm would leave it).
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["delete"]
+  resourceNames: [{{ include "feast-lineage-operator.leaseName" . | quote }}]
 {{- end }}
 {{- end }}

@@ -70,6 +70,11 @@ AUDIT_UNDELIVERABLE = Counter(
     ["namespace"],
 )
 
+LEADER = Gauge(
+    "feast_lineage_leader",
+    "1 while this replica holds the leader election Lease and reconciles, 0 while it stands by.",
+)
+
 INJECTIONS = Counter(
     "feast_lineage_injection_total",
     "Pod admissions by the injection webhook, by outcome (injected, skipped, already-injected).",
@@ -182,6 +187,10 @@ def injection_missed(project: ProjectLabels, count: int) -> None:
 def forget_project(namespace: str, resource: str) -> None:
     """Remove every series the project ``namespace/resource`` produced."""
     _series.forget(namespace, resource)
+
+
+def set_leader(leading: bool) -> None:
+    LEADER.set(1 if leading else 0)
 
 
 def serve(port: int) -> None:

@@ -31,6 +31,36 @@ class WebhookSettings:
 
 
 @dataclass(frozen=True)
+class LeaderElectionSettings:
+    """One Lease (coordination.k8s.io) that replicas take turns holding: only its holder reconciles.
+
+    Timing as Kubernetes' own controllers have it: the leader renews every ``retry_seconds`` and
+    gives up (the process exits) when it has not renewed for ``renew_deadline_seconds``; the others
+    take the Lease over ``lease_seconds`` after they last saw it renewed. The deadline is shorter than
+    the lease, so a leader that cannot renew stops before anyone else starts.
+    """
+
+    namespace: str
+    name: str
+    identity: str
+    """Who holds the Lease (``holderIdentity``): the pod's name, unique among the replicas."""
+    lease_seconds: int = 15
+    renew_deadline_seconds: int = 10
+    retry_seconds: int = 2
+
+    def __post_init__(self) -> None:
+        if not self.namespace or not self.name or not self.identity:
+            raise ValueError("leader election needs the Lease's namespace and name, and an identity")
+        if self.retry_seconds < 1:
+            raise ValueError("the leader election retry period must be at least 1 second")
+        # The Kubernetes client's election refuses a deadline within 1.2 retry periods (jitter).
+        if self.renew_deadline_seconds <= 1.2 * self.retry_seconds:
+            raise ValueError("the leader election renew deadline must exceed 1.2 retry periods")
+        if self.lease_seconds <= self.renew_deadline_seconds:
+            raise ValueError("the leader election lease duration must exceed its renew deadline")
+
+
+@dataclass(frozen=True)
 class OperatorSettings:
     namespaces: list[str] = field(default_factory=list)
     """Namespaces to watch; every namespace when empty."""
@@ -73,6 +103,8 @@ class OperatorSettings:
     """The training-pod injection webhook and the validating webhook; not served when None."""
     tenancy: TenancyPolicy = field(default_factory=TenancyPolicy)
     """What project authors may use at all (runner volume types, ServiceAccounts, Git protocols...)."""
+    leader_election: LeaderElectionSettings | None = None
+    """Replicas elect a leader, which alone reconciles; None: this process reconciles at once (one replica)."""
 
     @classmethod
     def from_env(cls) -> OperatorSettings:

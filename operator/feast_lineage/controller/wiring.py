@@ -3,6 +3,7 @@ decorators only, the work is elsewhere."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -16,9 +17,9 @@ from feast_lineage.api import (
     MATERIALIZATION_JOB_PLURAL,
     VERSION,
 )
-from feast_lineage.controller import metrics
 from feast_lineage.controller.audit_redelivery import AuditDeliveries
-from feast_lineage.controller.kube import Kube, new_api_client
+from feast_lineage.controller.health import Health
+from feast_lineage.controller.kube import Kube
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.materialization_reconciler import MaterializationReconciler, peer_summary
 from feast_lineage.controller.project_reconciler import ProjectReconciler
@@ -30,7 +31,6 @@ from feast_lineage.domain.materialization_state import TERMINAL
 from feast_lineage.domain.project_state import SOURCE_AVAILABLE
 from feast_lineage.domain.references import referenced_config_maps
 from feast_lineage.injection.service import InjectionService
-from feast_lineage.injection.targets import InjectionTargets
 
 PROJECTS = (GROUP, VERSION, FEATURE_STORE_PROJECT_PLURAL)
 RUNS = (GROUP, VERSION, MATERIALIZATION_JOB_PLURAL)
@@ -75,16 +75,17 @@ def _owner(body: kopf.Body, kind: str) -> str | None:
     return labels.controller_owner({"metadata": dict(body.get("metadata") or {})}, kind)
 
 
-def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
+def build_registry(
+    operator: OperatorSettings, kube: Kube, injection: InjectionService | None, health: Health
+) -> kopf.OperatorRegistry:
+    """The leader's handlers. The webhook (``injection``, already serving) and its project map are
+    every replica's and live outside Kopf; the leader adds the pod monitor."""
     registry = kopf.OperatorRegistry()
-    kube = Kube(new_api_client())
     locks = ObjectLocks()
     projects = ProjectReconciler(kube, operator, locks)
     runs = MaterializationReconciler(kube, operator, locks)
     schedules = ScheduleReconciler(kube, locks, operator.max_waiting_runs)
     audits = AuditDeliveries(kube, operator, locks)
-    targets = InjectionTargets()
-    injection = InjectionService(kube, operator, targets) if operator.webhook is not None else None
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -92,7 +93,8 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
         return kopf.login_via_client(**kwargs)
 
     @kopf.on.startup(registry=registry)
-    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        # Async: it runs on Kopf's event loop, which the health check then watches.
         # Progress lives in annotations; status belongs to the operator's own fields only.
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
@@ -104,25 +106,15 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
         # namespaced RBAC has neither (Kopf would retry and log refusals for a minute before falling back).
         settings.scanning.disabled = bool(operator.namespaces)
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-        metrics.serve(operator.metrics_port)
+        health.watch_loop(asyncio.get_running_loop())
         if injection is not None:
-            injection.start()
+            injection.start_monitor()
 
     @kopf.on.cleanup(registry=registry)
     def shutdown(**_: Any) -> None:
         audits.shutdown()
-        if injection is not None:
-            injection.stop()
 
     # -- FeatureStoreProject --------------------------------------------------------------------
-
-    @kopf.on.event(*PROJECTS, registry=registry)
-    def project_seen(type: str | None, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
-        # The webhook answers from this map, never from the API server.
-        if type == "DELETED":
-            targets.remove(namespace or "", name)
-        else:
-            targets.upsert(dict(body))
 
     @kopf.on.resume(*PROJECTS, registry=registry)
     @kopf.on.create(*PROJECTS, registry=registry)
@@ -244,12 +236,12 @@ def configure_kopf_logging(log_json: bool) -> None:
     kopf.configure(verbose=False, log_format=kopf.LogFormat.JSON if log_json else kopf.LogFormat.FULL)
 
 
-def run_kopf(registry: kopf.OperatorRegistry, operator: OperatorSettings, liveness_port: int) -> None:
-    """Run the handlers until the process is stopped (a single replica: Kopf's standalone mode)."""
+def run_kopf(registry: kopf.OperatorRegistry, operator: OperatorSettings) -> None:
+    """Run the handlers until the process is stopped. Standalone (no Kopf peering): which replica
+    runs them is decided before, by the Lease."""
     kopf.run(
         registry=registry,
         standalone=True,
         clusterwide=not operator.namespaces,
         namespaces=operator.namespaces,
-        liveness_endpoint=f"http://0.0.0.0:{liveness_port}/healthz" if liveness_port else None,
     )

@@ -14,7 +14,7 @@ watch thread, each call bounded.
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
 import threading
 import time
@@ -23,7 +23,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
 from feast_lineage.api import FEATURE_STORE_PROJECT_PLURAL, FeatureStoreProjectStatus, InjectionStatus, MlflowConfig
@@ -36,6 +35,7 @@ from feast_lineage.controller.kube import Kube, StatusConflict
 from feast_lineage.domain import labels
 from feast_lineage.domain.injection import decide_injection
 from feast_lineage.domain.status_owners import PROJECT_INJECTION
+from feast_lineage.injection.list_watch import ListCall, ListWatch
 from feast_lineage.injection.targets import InjectionTargets, scopes
 
 log = logging.getLogger(__name__)
@@ -95,8 +95,17 @@ class PodMonitor:
 
     def start(self) -> None:
         for namespace in scopes(self.namespaces):
-            threading.Thread(
-                target=self._watch_forever, args=(namespace,), name=f"pod-monitor-{namespace or 'all'}", daemon=True
+            if namespace is None:
+                call: ListCall = self.kube.core.list_pod_for_all_namespaces
+            else:
+                call = functools.partial(self.kube.core.list_namespaced_pod, namespace)
+            ListWatch(
+                f"labelled pods in {namespace or 'all namespaces'}",
+                call,
+                functools.partial(self._resync, namespace),
+                self.observe,
+                self._stopping,
+                label_selector=labels.LABEL_INJECT,
             ).start()
 
     def stop(self) -> None:
@@ -104,48 +113,6 @@ class PodMonitor:
         self._mlflow.shutdown(wait=False, cancel_futures=True)
 
     # -- watching -----------------------------------------------------------------------------
-
-    def _list(self, namespace: str | None) -> tuple[list[dict[str, Any]], str]:
-        kwargs = {"label_selector": labels.LABEL_INJECT, "_preload_content": False}
-        if namespace is None:
-            response = self.kube.core.list_pod_for_all_namespaces(**kwargs)
-        else:
-            response = self.kube.core.list_namespaced_pod(namespace, **kwargs)
-        body = json.loads(response.data)
-        return list(body.get("items") or []), str(body["metadata"]["resourceVersion"])
-
-    def _watch_forever(self, namespace: str | None) -> None:
-        backoff = 1.0
-        while not self._stopping.is_set():
-            try:
-                items, version = self._list(namespace)
-                self._resync(namespace, items)
-                backoff = 1.0
-                stream = watch.Watch()
-                call = (
-                    self.kube.core.list_pod_for_all_namespaces
-                    if namespace is None
-                    else self.kube.core.list_namespaced_pod
-                )
-                args = () if namespace is None else (namespace,)
-                for event in stream.stream(
-                    call, *args, label_selector=labels.LABEL_INJECT, resource_version=version, timeout_seconds=300
-                ):
-                    if self._stopping.is_set():
-                        stream.stop()
-                        return
-                    self.observe(str(event["type"]), dict(event["raw_object"]))
-            except ApiException as error:
-                if error.status != 410:  # 410: the resourceVersion expired; list again at once
-                    log.warning(
-                        "pod watch (%s) failed: %s; retrying in %.0fs", namespace or "all", error.reason, backoff
-                    )
-                    time.sleep(backoff)
-                    backoff = min(backoff * 2, 30.0)
-            except Exception as error:
-                log.warning("pod watch (%s) failed: %s; retrying in %.0fs", namespace or "all", error, backoff)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
 
     def _resync(self, namespace: str | None, items: list[dict[str, Any]]) -> None:
         """After a (re)list: pods that vanished while the watch was down count as deleted."""

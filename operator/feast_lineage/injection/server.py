@@ -64,6 +64,9 @@ class WebhookServer:
             raise RuntimeError(f"webhook server failed to start: {self._failure}") from self._failure
         log.info("injection webhook serving on https://%s:%d", self.host, self.port)
 
+    def serving(self) -> bool:
+        return self._started.is_set() and self._failure is None and self._thread.is_alive()
+
     def stop(self) -> None:
         if self._loop.is_running():
             self._loop.call_soon_threadsafe(self._loop.stop)

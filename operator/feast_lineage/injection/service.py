@@ -1,9 +1,15 @@
-"""Start the injection webhook and the pod monitor beside the controller, sharing its project map."""
+"""The injection webhook, on every replica, and the pod monitor, on the leader.
+
+Admission is answered by every replica (the webhook Service spreads calls over them), so each keeps
+its own project map from its own watch of FeatureStoreProjects, not from Kopf's (which runs on the
+leader only). The pod monitor writes status and Events and ends MLflow runs: the leader's work.
+"""
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +20,7 @@ from feast_lineage.controller.kube import Kube, read
 from feast_lineage.controller.settings import OperatorSettings, WebhookSettings
 from feast_lineage.domain.tenancy import AccessCheck
 from feast_lineage.injection.admission import NamespaceLevels, PodInjection
+from feast_lineage.injection.list_watch import ListCall, ListWatch
 from feast_lineage.injection.pod_monitor import PodMonitor
 from feast_lineage.injection.server import WebhookServer
 from feast_lineage.injection.targets import InjectionTargets, scopes
@@ -42,23 +49,10 @@ def _certificates(kube: Kube, webhook: WebhookSettings) -> CertificateSource:
     return SecretCertificates(kube.core, namespace, name, webhook.dns_names, webhook.ip_addresses)
 
 
-def prime_targets(kube: Kube, targets: InjectionTargets, namespaces: list[str]) -> None:
-    """Fill the project map before serving: a pod admitted before it would miss its project."""
-    for namespace in scopes(namespaces):
-        if namespace is None:
-            response = kube.custom.list_cluster_custom_object(
-                GROUP, VERSION, FEATURE_STORE_PROJECT_PLURAL, _preload_content=False
-            )
-        else:
-            response = kube.custom.list_namespaced_custom_object(
-                GROUP, VERSION, namespace, FEATURE_STORE_PROJECT_PLURAL, _preload_content=False
-            )
-        for body in json.loads(response.data).get("items") or []:
-            targets.upsert(body)
-
-
 class InjectionService:
-    """The webhook server and the pod monitor: started once, after the project map is filled."""
+    """The webhook server, started once the project map is filled, and the pod monitor."""
+
+    MAP_FILLED_TIMEOUT = 60.0
 
     def __init__(self, kube: Kube, settings: OperatorSettings, targets: InjectionTargets) -> None:
         assert settings.webhook is not None
@@ -100,12 +94,48 @@ class InjectionService:
             on_material=publish_ca,
         )
         self.monitor = PodMonitor(kube, targets, settings.namespaces, settings.mlflow_tracking_uri)
+        self._stopping = threading.Event()
+        self._watches = [self._project_watch(namespace) for namespace in scopes(settings.namespaces)]
+
+    def _project_watch(self, namespace: str | None) -> ListWatch:
+        custom = self.kube.custom
+        if namespace is None:
+            call: ListCall = functools.partial(
+                custom.list_cluster_custom_object, GROUP, VERSION, FEATURE_STORE_PROJECT_PLURAL
+            )
+        else:
+            call = functools.partial(
+                custom.list_namespaced_custom_object, GROUP, VERSION, namespace, FEATURE_STORE_PROJECT_PLURAL
+            )
+
+        def observe(event_type: str, body: dict[str, Any]) -> None:
+            if event_type == "DELETED":
+                meta = body.get("metadata") or {}
+                self.targets.remove(str(meta.get("namespace", "")), str(meta.get("name", "")))
+            else:
+                self.targets.upsert(body)
+
+        return ListWatch(
+            f"projects in {namespace or 'all namespaces'}",
+            call,
+            functools.partial(self.targets.resync, namespace),
+            observe,
+            self._stopping,
+        )
 
     def start(self) -> None:
-        prime_targets(self.kube, self.targets, self.settings.namespaces)
+        """Serve admission, once the project map is filled: a pod admitted before would miss its project."""
+        for project_watch in self._watches:
+            project_watch.start()
+        for project_watch in self._watches:
+            if not project_watch.listed.wait(self.MAP_FILLED_TIMEOUT):
+                raise RuntimeError(f"could not list {project_watch.what} in {self.MAP_FILLED_TIMEOUT:.0f}s")
         self.server.start()
+
+    def start_monitor(self) -> None:
         self.monitor.start()
 
     def stop(self) -> None:
+        self._stopping.set()
         self.monitor.stop()
         self.server.stop()

@@ -54,6 +54,19 @@ class InjectionTargets:
         with self._lock:
             self._by_namespace.setdefault(target.namespace, {})[target.name] = target
 
+    def resync(self, namespace: str | None, bodies: list[dict[str, Any]]) -> None:
+        """After a (re)list of ``namespace`` (every namespace when None): exactly the listed projects."""
+        fresh: dict[str, dict[str, InjectionTarget]] = {}
+        for body in bodies:
+            target = target_from_body(body)
+            fresh.setdefault(target.namespace, {})[target.name] = target
+        with self._lock:
+            if namespace is None:
+                self._by_namespace = fresh
+            else:
+                self._by_namespace.pop(namespace, None)
+                self._by_namespace.update(fresh)
+
     def remove(self, namespace: str, name: str) -> None:
         with self._lock:
             projects = self._by_namespace.get(namespace)

@@ -4,7 +4,9 @@ With files, cert-manager issues and rotates the certificate and its CA injector 
 ``caBundle``. Without, the operator keeps a CA and a serving certificate in one Secret:
 the first replica to create it wins (a create is atomic; the others read theirs), renewal
 replaces it only at the resourceVersion that was read, and every replica patches the same
-``caBundle`` from that one Secret, so replicas never fight over it.
+``caBundle`` from that one Secret, so replicas never fight over it. A renewal makes a new CA but
+keeps the previous one in the bundle: the other replicas serve the previous certificate until
+they next read the Secret, and the API server must still trust it meanwhile.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -60,6 +63,17 @@ def _expires_soon(cert_pem: bytes, now: datetime.datetime) -> bool:
     return cert.not_valid_after_utc - now < RENEW_BEFORE
 
 
+def _newest_valid(bundle: bytes) -> bytes:
+    """The first (newest) CA of a bundle while it is still valid, as PEM; else nothing."""
+    try:
+        cas = x509.load_pem_x509_certificates(bundle)
+    except ValueError:
+        return b""
+    if not cas or cas[0].not_valid_after_utc <= datetime.datetime.now(datetime.UTC):
+        return b""
+    return cas[0].public_bytes(serialization.Encoding.PEM)
+
+
 def _covers(cert_pem: bytes, dns_names: tuple[str, ...], ip_addresses: tuple[str, ...]) -> bool:
     cert = x509.load_pem_x509_certificate(cert_pem)
     try:
@@ -83,7 +97,7 @@ class SecretCertificates:
         self.dns_names = dns_names
         self.ips = ips
 
-    def _new_data(self) -> dict[str, str]:
+    def _new_data(self, previous_bundle: bytes = b"") -> dict[str, str]:
         ca = certificates.make_ca("feast-lineage-webhook-ca")
         # The names are in the SANs; a common name may have 64 characters at most, a Service's DNS name more.
         common_name = next((name for name in self.dns_names if len(name) <= 64), "feast-lineage-webhook")
@@ -95,7 +109,7 @@ class SecretCertificates:
             server=True,
         )
         return {
-            CA_KEY: base64.b64encode(ca.cert_pem).decode(),
+            CA_KEY: base64.b64encode(ca.cert_pem + _newest_valid(previous_bundle)).decode(),
             CERT_KEY: base64.b64encode(leaf.cert_pem).decode(),
             KEY_KEY: base64.b64encode(leaf.key_pem).decode(),
         }
@@ -140,7 +154,7 @@ class SecretCertificates:
                         "resourceVersion": current["resourceVersion"],
                     },
                     "type": "kubernetes.io/tls",
-                    "data": self._new_data(),
+                    "data": self._new_data(base64.b64decode(data.get(CA_KEY, ""))),
                 }
                 try:
                     self.core.replace_namespaced_secret(self.name, self.namespace, body)

@@ -25,12 +25,14 @@ HELM_CONDITIONS = {
     Feature.WEBHOOK: ".Values.webhook.enabled",
     Feature.OPERATOR_CERTIFICATES: "and .Values.webhook.enabled (not .Values.webhook.certManager.enabled)",
     Feature.CLUSTER_WIDE: "not .Values.watchNamespaces",
+    Feature.LEADER_ELECTION: ".Values.leaderElection.enabled",
 }
 HELM_NAMES = {
     Names.WEBHOOK_CONFIGURATION: f'include "{CHART_NAME}.webhookConfigurationName" .',
     Names.PROVENANCE_CONFIGURATION: f'include "{CHART_NAME}.provenanceConfigurationName" .',
     Names.VALIDATION_CONFIGURATION: f'include "{CHART_NAME}.validationConfigurationName" .',
     Names.CERT_SECRET: f'include "{CHART_NAME}.certSecretName" .',
+    Names.LEASE: f'include "{CHART_NAME}.leaseName" .',
 }
 
 

@@ -17,6 +17,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes import client
@@ -120,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--namespace", action="append", default=[], help="watched namespace (repeatable); all")
     parser.add_argument("--timeout-seconds", type=float, default=120)
     parser.add_argument("--delete-secret", help="NAME of the operator's own webhook certificate Secret, to delete")
+    parser.add_argument("--delete-lease", help="NAME of the replicas' leader election Lease, to delete")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     api = new_api_client()
@@ -132,14 +134,19 @@ def main(argv: list[str] | None = None) -> int:
         log.info("removed %s from %s", FINALIZER, name)
     log.info("%d objects released; no finalizer of the operator is left", len(released))
     if args.delete_secret:
-        delete_secret(client.CoreV1Api(api), args.operator_namespace, args.delete_secret)
+        secrets = client.CoreV1Api(api).delete_namespaced_secret
+        delete_made_by_operator(secrets, "webhook certificate Secret", args.operator_namespace, args.delete_secret)
+    if args.delete_lease:
+        leases = client.CoordinationV1Api(api).delete_namespaced_lease
+        delete_made_by_operator(leases, "leader election Lease", args.operator_namespace, args.delete_lease)
     return 0
 
 
-def delete_secret(core: client.CoreV1Api, namespace: str, name: str) -> None:
+def delete_made_by_operator(delete: Callable[[str, str], object], what: str, namespace: str, name: str) -> None:
+    """Delete an object the operator made (Helm did not, so Helm would leave it); gone already is fine."""
     try:
-        core.delete_namespaced_secret(name, namespace)
-        log.info("deleted the webhook certificate Secret %s/%s", namespace, name)
+        delete(name, namespace)
+        log.info("deleted the %s %s/%s", what, namespace, name)
     except ApiException as error:
         if error.status != 404:
             raise

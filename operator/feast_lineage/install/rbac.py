@@ -29,6 +29,8 @@ class Names(enum.Enum):
     PROVENANCE_CONFIGURATION = "provenanceConfiguration"
     VALIDATION_CONFIGURATION = "validationConfiguration"
     CERT_SECRET = "certSecret"
+    LEASE = "lease"
+    """The Lease the replicas elect their leader with."""
     WATCHED_NAMESPACES = "watchedNamespaces"
     """The watched namespaces in namespaced mode; no restriction cluster-wide."""
 
@@ -42,6 +44,8 @@ class Feature(enum.Enum):
     """The webhook is served with a certificate the operator makes itself (not cert-manager's)."""
     CLUSTER_WIDE = "clusterWide"
     """The operator watches every namespace."""
+    LEADER_ELECTION = "leaderElection"
+    """Replicas elect a leader with a Lease."""
 
 
 @dataclass(frozen=True)
@@ -184,6 +188,23 @@ OWN_NAMESPACE_RULES = (
         names=Names.CERT_SECRET,
         when=Feature.OPERATOR_CERTIFICATES,
     ),
+    Rule(
+        "The first replica creates the Lease the replicas elect their leader with (a create cannot be "
+        "limited to one name).",
+        ("coordination.k8s.io",),
+        ("leases",),
+        ("create",),
+        when=Feature.LEADER_ELECTION,
+    ),
+    Rule(
+        "Every replica reads the Lease; its holder renews it (and hands it back when it stops), another "
+        "takes it over once it expires.",
+        ("coordination.k8s.io",),
+        ("leases",),
+        ("get", "update"),
+        names=Names.LEASE,
+        when=Feature.LEADER_ELECTION,
+    ),
 )
 
 CLEANUP_WATCHED_RULES = (
@@ -210,6 +231,14 @@ CLEANUP_OWN_NAMESPACE_RULES = (
         ("delete",),
         names=Names.CERT_SECRET,
         when=Feature.OPERATOR_CERTIFICATES,
+    ),
+    Rule(
+        "It deletes the replicas' leader election Lease (made by the operator, so Helm would leave it).",
+        ("coordination.k8s.io",),
+        ("leases",),
+        ("delete",),
+        names=Names.LEASE,
+        when=Feature.LEADER_ELECTION,
     ),
 )
 
@@ -238,6 +267,8 @@ class RbacParams:
     provenance_configuration: str = ""
     validation_configuration: str = ""
     cert_secret: str = ""
+    leader_election: bool = True
+    lease: str = ""
     cleanup: bool = True
     """The post-delete hook that removes finalizers, with its own ServiceAccount."""
 
@@ -253,6 +284,8 @@ def _enabled(feature: Feature | None, params: RbacParams) -> bool:
         return params.webhook
     if feature is Feature.CLUSTER_WIDE:
         return not params.watch_namespaces
+    if feature is Feature.LEADER_ELECTION:
+        return params.leader_election
     return params.webhook and params.operator_certificates
 
 
@@ -265,6 +298,8 @@ def _names(names: Names | None, params: RbacParams) -> list[str]:
         return [params.validation_configuration]
     if names is Names.CERT_SECRET:
         return [params.cert_secret]
+    if names is Names.LEASE:
+        return [params.lease]
     if names is Names.WATCHED_NAMESPACES:
         return list(params.watch_namespaces)
     return []

@@ -1,0 +1,122 @@
+"""Replicas, without a cluster: leader election settings, the webhook's project map after a relist, and
+the ``/healthz`` every replica serves. The election itself runs against the real API server in
+tests/cluster/test_replicas.py."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from feast_lineage.cli import _leader_election, build_parser
+from feast_lineage.controller.health import Health
+from feast_lineage.controller.settings import LeaderElectionSettings
+from feast_lineage.devcluster.processes import free_port
+from feast_lineage.injection.targets import InjectionTargets
+
+
+def election(**overrides: Any) -> LeaderElectionSettings:
+    fields: dict[str, Any] = {"namespace": "ops", "name": "lease", "identity": "pod-a", **overrides}
+    return LeaderElectionSettings(**fields)
+
+
+def test_default_timing_is_kubernetes_controllers() -> None:
+    settings = election()
+    assert (settings.lease_seconds, settings.renew_deadline_seconds, settings.retry_seconds) == (15, 10, 2)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"renew_deadline_seconds": 15}, "lease duration must exceed its renew deadline"),
+        ({"retry_seconds": 0}, "retry period must be at least 1 second"),
+        ({"retry_seconds": 9}, "renew deadline must exceed 1.2 retry periods"),
+        ({"name": ""}, "needs the Lease's namespace and name"),
+    ],
+)
+def test_timing_that_could_let_two_replicas_lead_is_refused(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        election(**overrides)
+
+
+def leader_election_of(*argv: str) -> LeaderElectionSettings | None:
+    return _leader_election(build_parser().parse_args(["run", *argv]))
+
+
+def test_the_lease_comes_from_the_command_line_and_the_identity_from_the_pod(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert leader_election_of() is None
+    monkeypatch.setenv("POD_NAME", "operator-7d9f-abcde")
+    settings = leader_election_of(
+        "--leader-election-lease=feast-lineage-system/feast-lineage",
+        "--leader-election-lease-seconds=8",
+        "--leader-election-renew-seconds=6",
+        "--leader-election-retry-seconds=1",
+    )
+    assert settings == LeaderElectionSettings("feast-lineage-system", "feast-lineage", "operator-7d9f-abcde", 8, 6, 1)
+    monkeypatch.delenv("POD_NAME")
+    outside = leader_election_of("--leader-election-lease=ns/name")
+    assert outside is not None and outside.identity.endswith(f"-{os.getpid()}")
+    with pytest.raises(ValueError, match="namespace and name"):
+        leader_election_of("--leader-election-lease=name-only")
+
+
+def project(namespace: str, name: str) -> dict[str, Any]:
+    return {"metadata": {"namespace": namespace, "name": name}, "spec": {}}
+
+
+def test_a_relist_leaves_exactly_the_listed_projects_of_its_scope() -> None:
+    targets = InjectionTargets()
+    for body in (project("a", "kept"), project("a", "deleted-while-away"), project("b", "other")):
+        targets.upsert(body)
+    targets.resync("a", [project("a", "kept"), project("a", "new")])
+    assert sorted((t.namespace, t.name) for t in targets.all()) == [("a", "kept"), ("a", "new"), ("b", "other")]
+    targets.resync(None, [project("c", "only")])
+    assert [(t.namespace, t.name) for t in targets.all()] == [("c", "only")]
+
+
+@pytest.fixture
+def health() -> Iterator[tuple[Health, int]]:
+    checks = Health()
+    port = free_port()
+    checks.serve(port, host="127.0.0.1")
+    yield checks, port
+    checks.stop()
+
+
+def get(port: int) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as response:
+            return int(response.status), response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_healthz_names_the_failing_check(health: tuple[Health, int]) -> None:
+    checks, port = health
+    assert get(port) == (200, "ok")
+    election_runs = threading.Event()
+    checks.add("the leader election runs", election_runs.is_set)
+    assert get(port) == (500, "failing: the leader election runs")
+    election_runs.set()
+    assert get(port) == (200, "ok")
+
+
+def test_healthz_fails_once_the_leaders_event_loop_stops_answering(health: tuple[Health, int]) -> None:
+    checks, port = health
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    checks.watch_loop(loop)
+    assert get(port) == (200, "ok")
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    loop.close()
+    assert get(port) == (500, "failing: Kopf's event loop answers")
