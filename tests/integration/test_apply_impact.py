@@ -1,0 +1,133 @@
+"""Impact analysis before apply: the runner on real Feast, looking model versions up in a real MLflow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from feast_lineage import contract
+from feast_lineage.devcluster.mlflow_server import MlflowServer
+from tests.integration.mlflow_checks import register_trained_model, runs_with_audit_id
+from tests.integration.runner_setup import PROJECT, RunnerWorld, make_world
+
+NAMESPACE = "team-a"
+OPS = f"{PROJECT}-feast-ops"
+
+
+@pytest.fixture
+def world(tmp_path: Path, mlflow_server: MlflowServer) -> RunnerWorld:
+    world = make_world(tmp_path, mlflow_server.url)
+    code, result = _apply(world, "Warn")
+    assert code == 0 and result["ok"], result
+    return world
+
+
+def _apply(world: RunnerWorld, policy: str, approved: str | None = None) -> tuple[int, dict[str, Any]]:
+    # A loaded machine's MLflow can take seconds per call: the test is about the result, not the bound.
+    extra = {contract.ENV_ON_IMPACT: policy, contract.ENV_NAMESPACE: NAMESPACE, contract.MLFLOW_ENV_TIMEOUT: "60"}
+    if approved is not None:
+        extra[contract.ENV_APPROVED_PLAN] = approved
+    code, result, env = world.run("apply", **extra)
+    result["_audit_id"] = env[contract.ENV_AUDIT_ID]
+    return code, result
+
+
+def _rename_trips_feature(world: RunnerWorld, old: str, new: str) -> None:
+    """Renames a feature of driver_daily_trips, which the service driver_activity_v1 includes whole."""
+    features = world.repo_dir / "features.py"
+    head, view, rest = features.read_text().partition('name="driver_daily_trips"')
+    definition, service, tail = rest.partition("driver_activity_v1 =")
+    assert definition.count(f'Field(name="{old}"') == 1
+    features.write_text(head + view + definition.replace(f'Field(name="{old}"', f'Field(name="{new}"') + service + tail)
+
+
+def _ops_tags(world: RunnerWorld, audit_id: str) -> dict[str, str]:
+    assert world.tracking_uri is not None
+    [run] = runs_with_audit_id(world.tracking_uri, OPS, audit_id)
+    return dict(run.data.tags) | {f"param:{k}": v for k, v in run.data.params.items()}
+
+
+def test_warn_applies_a_renamed_feature_and_names_the_model_of_this_namespace_only(
+    world: RunnerWorld,
+) -> None:
+    assert world.tracking_uri is not None
+    model = register_trained_model(world.tracking_uri, NAMESPACE, "driver_activity_v1", PROJECT)
+    elsewhere = register_trained_model(world.tracking_uri, "team-b", "driver_activity_v1", PROJECT)
+    _rename_trips_feature(world, "avg_daily_trips", "avg_trips")
+
+    code, result = _apply(world, "Warn")
+
+    assert code == 0 and result["ok"], result
+    impact = result["impact"]
+    # The service embeds the projection of the view's features: it changes with it.
+    assert impact["objects"] == ["~driver_activity_v1", "~driver_daily_trips"]
+    assert impact["featureServices"] == ["driver_activity_v1"]
+    assert impact["models"] == [{"name": model, "version": "1", "featureService": "driver_activity_v1"}]
+    assert elsewhere not in str(impact)
+    assert impact["held"] is False and impact["policy"] == "Warn"
+    assert result["changes"]["featureViews"] == ["~driver_daily_trips"]
+    tags = _ops_tags(world, result["_audit_id"])
+    assert tags["featurelineage.impact.models"] == f"{model}/1"
+    assert tags["featurelineage.impact.plan_hash"] == impact["planHash"]
+    assert tags["featurelineage.impact.held"] == "false"
+    assert tags["featurelineage.outcome"] == "succeeded"
+    assert tags["param:featurelineage.impact.policy"] == "Warn"
+
+
+def test_block_holds_until_exactly_the_plan_is_approved(world: RunnerWorld) -> None:
+    assert world.tracking_uri is not None
+    model = register_trained_model(world.tracking_uri, NAMESPACE, "driver_activity_v1", PROJECT)
+    _rename_trips_feature(world, "avg_daily_trips", "avg_trips")
+
+    code, held = _apply(world, "Block")
+    assert code == 0 and held["ok"], held
+    first_plan = held["impact"]["planHash"]
+    assert held["impact"]["held"] is True
+    assert held["impact"]["models"] == [{"name": model, "version": "1", "featureService": "driver_activity_v1"}]
+    assert "changes" not in held  # nothing was written
+    tags = _ops_tags(world, held["_audit_id"])
+    assert tags["featurelineage.outcome"] == "held" and tags["featurelineage.impact.held"] == "true"
+
+    # Planned again, the same change has the same hash: held, since nothing approved it.
+    code, again = _apply(world, "Block")
+    assert again["impact"]["planHash"] == first_plan and again["impact"]["held"] is True
+
+    # A newer change: the approval of the older plan does not release it.
+    _rename_trips_feature(world, "avg_trips", "trips_per_day")
+    code, newer = _apply(world, "Block", approved=first_plan)
+    second_plan = newer["impact"]["planHash"]
+    assert second_plan != first_plan and newer["impact"]["held"] is True and "changes" not in newer
+
+    code, released = _apply(world, "Block", approved=second_plan)
+    assert code == 0 and released["ok"], released
+    assert released["impact"]["held"] is False and released["impact"]["planHash"] == second_plan
+    assert released["changes"]["featureViews"] == ["~driver_daily_trips"]
+
+    # Applied: planning the same repo again finds nothing to change, so nothing to hold.
+    code, settled = _apply(world, "Block")
+    assert settled["impact"]["held"] is False and settled["impact"]["objects"] == []
+    assert settled["changes"]["featureViews"] == []
+
+
+def test_block_applies_a_change_no_model_depends_on_at_once(world: RunnerWorld) -> None:
+    assert world.tracking_uri is not None
+    register_trained_model(world.tracking_uri, NAMESPACE, "driver_activity_v1", PROJECT)
+    # driver_hourly_stats feeds driver_activity_v1; driver_ranking_v1 has no registered model.
+    register_trained_model(world.tracking_uri, "team-b", "driver_ranking_v1", PROJECT)
+    features = world.repo_dir / "features.py"
+    features.write_text(
+        features.read_text().replace(
+            'description="Features of the driver ranking model, version 1."',
+            'description="Features of the driver ranking model, version 1 (ranked by conversion)."',
+        )
+    )
+
+    code, result = _apply(world, "Block")
+
+    assert code == 0 and result["ok"], result
+    impact = result["impact"]
+    assert impact["objects"] == ["~driver_ranking_v1"] and impact["featureServices"] == ["driver_ranking_v1"]
+    assert impact["models"] == [] and impact["held"] is False
+    assert result["changes"]["featureServices"] == ["~driver_ranking_v1"]
