@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -10,15 +11,16 @@ import pytest
 from feast_lineage import contract
 from feast_lineage.devcluster.mlflow_server import MlflowServer
 from tests.integration.mlflow_checks import register_trained_model, runs_with_audit_id
-from tests.integration.runner_setup import PROJECT, RunnerWorld, make_world
+from tests.integration.runner_setup import PROJECT, RunnerWorld, make_world, rename_trips_feature
 
-NAMESPACE = "team-a"
 OPS = f"{PROJECT}-feast-ops"
 
 
 @pytest.fixture
 def world(tmp_path: Path, mlflow_server: MlflowServer) -> RunnerWorld:
     world = make_world(tmp_path, mlflow_server.url)
+    # The MLflow server serves the whole session: each test's models live in a namespace of their own.
+    world.env_overrides[contract.ENV_NAMESPACE] = f"team-{uuid.uuid4().hex[:8]}"
     code, result = _apply(world, "Warn")
     assert code == 0 and result["ok"], result
     return world
@@ -26,7 +28,7 @@ def world(tmp_path: Path, mlflow_server: MlflowServer) -> RunnerWorld:
 
 def _apply(world: RunnerWorld, policy: str, approved: str | None = None) -> tuple[int, dict[str, Any]]:
     # A loaded machine's MLflow can take seconds per call: the test is about the result, not the bound.
-    extra = {contract.ENV_ON_IMPACT: policy, contract.ENV_NAMESPACE: NAMESPACE, contract.MLFLOW_ENV_TIMEOUT: "60"}
+    extra = {contract.ENV_ON_IMPACT: policy, contract.MLFLOW_ENV_TIMEOUT: "60"}
     if approved is not None:
         extra[contract.ENV_APPROVED_PLAN] = approved
     code, result, env = world.run("apply", **extra)
@@ -34,13 +36,13 @@ def _apply(world: RunnerWorld, policy: str, approved: str | None = None) -> tupl
     return code, result
 
 
+def _namespace(world: RunnerWorld) -> str:
+    return world.env_overrides[contract.ENV_NAMESPACE]
+
+
 def _rename_trips_feature(world: RunnerWorld, old: str, new: str) -> None:
-    """Renames a feature of driver_daily_trips, which the service driver_activity_v1 includes whole."""
     features = world.repo_dir / "features.py"
-    head, view, rest = features.read_text().partition('name="driver_daily_trips"')
-    definition, service, tail = rest.partition("driver_activity_v1 =")
-    assert definition.count(f'Field(name="{old}"') == 1
-    features.write_text(head + view + definition.replace(f'Field(name="{old}"', f'Field(name="{new}"') + service + tail)
+    features.write_text(rename_trips_feature(features.read_text(), old, new))
 
 
 def _ops_tags(world: RunnerWorld, audit_id: str) -> dict[str, str]:
@@ -53,8 +55,8 @@ def test_warn_applies_a_renamed_feature_and_names_the_model_of_this_namespace_on
     world: RunnerWorld,
 ) -> None:
     assert world.tracking_uri is not None
-    model = register_trained_model(world.tracking_uri, NAMESPACE, "driver_activity_v1", PROJECT)
-    elsewhere = register_trained_model(world.tracking_uri, "team-b", "driver_activity_v1", PROJECT)
+    model = register_trained_model(world.tracking_uri, _namespace(world), "driver_activity_v1", PROJECT)
+    elsewhere = register_trained_model(world.tracking_uri, _namespace(world) + "-b", "driver_activity_v1", PROJECT)
     _rename_trips_feature(world, "avg_daily_trips", "avg_trips")
 
     code, result = _apply(world, "Warn")
@@ -78,7 +80,7 @@ def test_warn_applies_a_renamed_feature_and_names_the_model_of_this_namespace_on
 
 def test_block_holds_until_exactly_the_plan_is_approved(world: RunnerWorld) -> None:
     assert world.tracking_uri is not None
-    model = register_trained_model(world.tracking_uri, NAMESPACE, "driver_activity_v1", PROJECT)
+    model = register_trained_model(world.tracking_uri, _namespace(world), "driver_activity_v1", PROJECT)
     _rename_trips_feature(world, "avg_daily_trips", "avg_trips")
 
     code, held = _apply(world, "Block")
@@ -113,9 +115,9 @@ def test_block_holds_until_exactly_the_plan_is_approved(world: RunnerWorld) -> N
 
 def test_block_applies_a_change_no_model_depends_on_at_once(world: RunnerWorld) -> None:
     assert world.tracking_uri is not None
-    register_trained_model(world.tracking_uri, NAMESPACE, "driver_activity_v1", PROJECT)
+    register_trained_model(world.tracking_uri, _namespace(world), "driver_activity_v1", PROJECT)
     # driver_hourly_stats feeds driver_activity_v1; driver_ranking_v1 has no registered model.
-    register_trained_model(world.tracking_uri, "team-b", "driver_ranking_v1", PROJECT)
+    register_trained_model(world.tracking_uri, _namespace(world) + "-b", "driver_ranking_v1", PROJECT)
     features = world.repo_dir / "features.py"
     features.write_text(
         features.read_text().replace(

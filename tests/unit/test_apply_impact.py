@@ -234,6 +234,7 @@ def test_trigger_names_the_approved_plan() -> None:
     held = LastApply(spec_hash="s", revision=REPO.revision, impact=ApplyImpact(plan_hash="p1", held=True))
     assert trigger(held, "s", REPO, "p1") == "plan p1 approved"
     assert trigger(held, "s", REPO, None) == "retry"
+    assert trigger(held, "s", REPO, "p0") == "retry", "an approval of another plan"
 
 
 def test_an_untrusted_report_is_cut_to_the_schema() -> None:

@@ -74,7 +74,8 @@ def trigger(previous: LastApply | None, spec_digest: str, repo: RepoIdentity, ap
         reasons.append("spec changed")
     if (previous.revision, previous.commit) != (repo.revision, repo.commit):
         reasons.append("new git commit" if repo.kind == "git" else "repo content changed")
-    if not reasons and approved_plan is not None and previous.impact is not None and previous.impact.held:
+    held = previous.impact if previous.impact is not None and previous.impact.held else None
+    if not reasons and held is not None and approved_plan == held.plan_hash:
         reasons.append(f"plan {approved_plan} approved")
     return ", ".join(reasons) or "retry"
 
