@@ -10,6 +10,7 @@ import pytest
 
 from feast_lineage import contract
 from feast_lineage.devcluster.mlflow_server import MlflowServer
+from feast_lineage.devcluster.processes import free_port
 from tests.integration.mlflow_checks import register_trained_model, runs_with_audit_id
 from tests.integration.runner_setup import PROJECT, RunnerWorld, make_world, rename_trips_feature
 
@@ -133,3 +134,23 @@ def test_block_applies_a_change_no_model_depends_on_at_once(world: RunnerWorld) 
     assert impact["objects"] == ["~driver_ranking_v1"] and impact["featureServices"] == ["driver_ranking_v1"]
     assert impact["models"] == [] and impact["held"] is False
     assert result["changes"]["featureServices"] == ["~driver_ranking_v1"]
+
+
+def test_models_that_cannot_be_listed_hold_under_block_and_are_reported_under_warn(tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    world = make_world(tmp_path, dead)
+    world.env_overrides.update(
+        {contract.ENV_NAMESPACE: "team-a", contract.MLFLOW_ENV_TIMEOUT: "1", contract.MLFLOW_ENV_MAX_RETRIES: "0"}
+    )
+    code, first = world.run("apply", **{contract.ENV_ON_IMPACT: "Block"})[:2]
+    assert code == 0 and first["impact"]["held"] is False, "nothing existed: nothing to look up"
+    _rename_trips_feature(world, "avg_daily_trips", "avg_trips")
+
+    code, held = world.run("apply", **{contract.ENV_ON_IMPACT: "Block"})[:2]
+    assert code == 0 and held["impact"]["held"] is True and held["impact"]["models"] == []
+    assert "model versions could not be read from MLflow" in held["impact"]["error"]
+    assert "changes" not in held
+
+    code, warned = world.run("apply", **{contract.ENV_ON_IMPACT: "Warn"})[:2]
+    assert code == 0 and warned["impact"]["held"] is False and warned["impact"]["error"]
+    assert warned["changes"]["featureViews"] == ["~driver_daily_trips"]
