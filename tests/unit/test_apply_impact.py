@@ -310,3 +310,40 @@ def test_setting_or_changing_the_approval_takes_the_approve_verb() -> None:
     assert validation.review(_review(None, "p1"))["response"]["allowed"] is True, "withdrawn"
     allowed = ResourceValidation(lambda user, check: True, TenancyPolicy())
     assert allowed.review(_review("p2", "p1"))["response"]["allowed"] is True
+
+
+def test_runs_go_on_while_a_change_awaits_approval() -> None:
+    from feast_lineage.api import MaterializationJobSpec, MaterializationJobStatus
+    from feast_lineage.domain.materialization_state import MaterializationObservation, decide_materialization
+
+    spec = MaterializationJobSpec.model_validate(
+        {
+            "projectRef": {"name": "drivers"},
+            "mode": "Range",
+            "startTime": "2026-11-02T00:00:00Z",
+            "endTime": "2026-11-03T00:00:00Z",
+        }
+    )
+
+    def run_against(applied_hash: str | None) -> bool:
+        ready = {
+            "type": "Ready",
+            "status": "False",
+            "reason": "AwaitingApproval",
+            "message": "plan p1 ...",
+            "lastTransitionTime": "2026-11-27T07:00:00Z",
+        }
+        project = {"status": {"featureViews": ["trips"], "conditions": [ready], "appliedSpecHash": applied_hash}}
+        observation = MaterializationObservation(
+            name="run",
+            created="2026-11-27T07:30:00Z",
+            generation=1,
+            status=MaterializationJobStatus(),
+            now=NOW,
+            spec=spec,
+            project=project,
+        )
+        return decide_materialization(observation).create_job
+
+    assert run_against("h1"), "the registry holds the last applied change"
+    assert not run_against(None), "nothing was ever applied"
