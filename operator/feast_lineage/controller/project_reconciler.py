@@ -283,6 +283,8 @@ class ProjectReconciler:
             # Counted once the status that records this Job is written, so a failed write does not
             # count the same apply again on the next pass.
             outcome = "succeeded" if finished.state == "succeeded" else "failed"
+            if outcome == "succeeded" and finished.result is not None and finished.result.impact is not None:
+                outcome = "held" if finished.result.impact.held else outcome
             duration = finished.result.duration_seconds if finished.result is not None else None
             metrics.apply_finished(project_labels, outcome, duration)
         self._prune_apply_jobs(namespace, name, keep=job_name)
