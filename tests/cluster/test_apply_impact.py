@@ -25,7 +25,8 @@ from tests.cluster_helpers import OperatorProcess, wait_until
 from tests.integration.mlflow_checks import register_trained_model
 from tests.integration.runner_setup import rename_trips_feature
 
-pytestmark = pytest.mark.cluster
+# Each test runs up to six apply Jobs one after another: more than the default ten minutes on a busy node.
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(2400)]
 
 # The analysis reads MLflow from the runner pod: on a loaded machine a call can take seconds.
 PATIENT_MLFLOW = {"logOperations": True, "requestTimeoutSeconds": 30, "maxRetries": 1}
@@ -52,14 +53,19 @@ def _change_repo(api: client.ApiClient, namespace: str, edit: Any) -> None:
     core.replace_namespaced_config_map("driver-repo", namespace, repo_configmap("driver-repo", files))
 
 
-def _next_apply(projects: Projects, after_job: str, timeout: float = 300) -> dict[str, Any]:
+def _next_apply(projects: Projects, after_job: str, timeout: float = 600) -> dict[str, Any]:
     """lastApply once a Job other than ``after_job`` is recorded there."""
 
     def recorded() -> dict[str, Any] | None:
         last = (projects.get("drivers").get("status") or {}).get("lastApply") or {}
         return last if last.get("jobName") not in (None, after_job) else None
 
-    return wait_until(recorded, timeout, f"an apply after {after_job}")
+    try:
+        return wait_until(recorded, timeout, f"an apply after {after_job}")
+    except AssertionError as error:
+        status = projects.get("drivers").get("status") or {}
+        summary = "; ".join(f"{c['type']}={c['status']} {c['reason']}: {c['message']}" for c in status["conditions"])
+        raise AssertionError(f"{error}; jobs {projects.apply_jobs('drivers')}; conditions: {summary}") from None
 
 
 def _last_job(projects: Projects) -> str:
