@@ -8,6 +8,7 @@ RBAC lets approve.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -156,7 +157,7 @@ def test_block_holds_a_change_until_an_approver_approves_exactly_its_plan(
     with pytest.raises(ApiException) as refused:
         _annotate(carol, namespace, first_plan)
     assert refused.value.status == 403
-    assert 'may not approve featurestoreprojects "drivers"' in str(refused.value.body)
+    assert 'may not approve featurestoreprojects "drivers"' in json.loads(refused.value.body)["message"]
 
     # A newer change: approving the older plan does not release it.
     _change_repo(api, namespace, lambda text: rename_trips_feature(text, "avg_trips", "trips_per_day"))
