@@ -740,6 +740,15 @@ PROJECT_CASES: list[BadCase] = [
         "schema",
         SERVER_MINIMUM,
     ),
+    # spec.applyPolicy
+    bad_project(
+        "apply-policy-on-impact-enum",
+        {"spec.applyPolicy": {"onImpact": "Ask"}},
+        "spec.applyPolicy.onImpact",
+        "Input should be 'Allow', 'Warn' or 'Block'",
+        "schema",
+        SERVER_ENUM,
+    ),
     # spec.runner
     bad_project(
         "runner-pull-policy-enum",

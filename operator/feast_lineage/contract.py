@@ -56,6 +56,10 @@ ENV_MATERIALIZE_MODE = "FEAST_LINEAGE_MATERIALIZE_MODE"  # Incremental | Range
 ENV_MATERIALIZE_START = "FEAST_LINEAGE_MATERIALIZE_START"  # RFC 3339
 ENV_MATERIALIZE_END = "FEAST_LINEAGE_MATERIALIZE_END"  # RFC 3339
 ENV_FEATURE_VIEWS = "FEAST_LINEAGE_FEATURE_VIEWS"  # comma-separated; empty = what `feast materialize` picks
+# Apply only: impact analysis before the registry is written.
+ENV_ON_IMPACT = "FEAST_LINEAGE_ON_IMPACT"  # Allow | Warn | Block (spec.applyPolicy.onImpact)
+ENV_APPROVED_PLAN = "FEAST_LINEAGE_APPROVED_PLAN"  # the plan hash an approver approved, if any
+ENV_NAMESPACE = "FEAST_LINEAGE_NAMESPACE"  # the project's namespace: models are matched within it
 # MLflow's own client settings, set by the operator from spec.mlflow.
 MLFLOW_ENV_TRACKING_URI = "MLFLOW_TRACKING_URI"
 MLFLOW_ENV_TIMEOUT = "MLFLOW_HTTP_REQUEST_TIMEOUT"
@@ -100,6 +104,39 @@ class MlflowRun(_Wire):
     run_url: str | None = Field(default=None, alias="runUrl")
 
 
+IMPACT_LIST_LIMIT = 20
+"""At most this many objects and model versions in an impact report (``truncated`` counts the rest)."""
+
+
+class ImpactedModel(_Wire):
+    """A registered model version that depends on a feature service an apply changes or deletes."""
+
+    name: str
+    version: str
+    feature_service: str = Field(alias="featureService")
+
+
+class ImpactReport(_Wire):
+    """What an apply would change that registered models depend on, computed before it writes anything."""
+
+    plan_hash: str = Field(alias="planHash")
+    """Identifies the planned change exactly: an approval names it."""
+    policy: Literal["Allow", "Warn", "Block"] = "Warn"
+    """The onImpact policy the plan was judged by."""
+    objects: list[str] = Field(default_factory=list)
+    """Changed or deleted feature views and services models can depend on, ``~name``/``-name`` notation."""
+    feature_services: list[str] = Field(default_factory=list, alias="featureServices")
+    """Existing feature services the change affects (changed, deleted, or including a changed view)."""
+    models: list[ImpactedModel] = Field(default_factory=list)
+    """Registered model versions of the project's namespace that use an affected feature service."""
+    truncated: int = 0
+    """Objects and model versions left out of the lists above."""
+    error: str | None = None
+    """Why the model versions could not all be listed (the analysis is then incomplete)."""
+    held: bool = False
+    """The apply stopped before writing: onImpact is Block and this plan was not approved."""
+
+
 class RunnerResult(_Wire):
     """The compact JSON a runner writes to its termination message."""
 
@@ -124,6 +161,8 @@ class RunnerResult(_Wire):
     """materialize: feature views materialized."""
     repo_unavailable: str | None = Field(default=None, alias="repoUnavailable")
     """materialize: why the repo could not be fetched; Feast then ran from the registry alone."""
+    impact: ImpactReport | None = None
+    """apply: what the change would do to registered models, planned before writing."""
     mlflow: MlflowRun | None = None
     """The ops run, when it was logged."""
     mlflow_error: str | None = Field(default=None, alias="mlflowError")

@@ -36,3 +36,31 @@ def new_record(**changes: Any) -> AuditRecord:
     }
     fields.update(changes)
     return AuditRecord.model_validate(fields)
+
+
+def register_trained_model(tracking_uri: str, namespace: str, feature_service: str, feast_project: str) -> str:
+    """A registered model version as an injected training pod leaves it: a run tagged with the pod's
+    namespace and Feast project (MLFLOW_RUN_CONTEXT) and the feature service it read, registered
+    with ``feast.feature_service`` on the version (Feast's ``register_model``). Returns the model name."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = f"training-{uuid.uuid4().hex[:8]}"
+    run = client.create_run(
+        client.create_experiment(experiment),
+        tags={
+            "k8s.namespace": namespace,
+            "featurelineage.feast_project": feast_project,
+            "feast.feature_service": feature_service,
+        },
+    )
+    client.set_terminated(run.info.run_id)
+    model = f"model-{uuid.uuid4().hex[:8]}"
+    client.create_registered_model(model)
+    client.create_model_version(
+        model,
+        f"{run.info.artifact_uri}/model",
+        run_id=run.info.run_id,
+        tags={"feast.feature_service": feature_service},
+    )
+    return model

@@ -96,3 +96,12 @@ def make_world(root: Path, tracking_uri: str | None, online_store_type: str = "s
     (root / "data").mkdir()
     render_config(root / "config" / "feature_store.yaml", root / "data", online_store_type)
     return RunnerWorld(root=root, tracking_uri=tracking_uri)
+
+
+def rename_trips_feature(source: str, old: str, new: str) -> str:
+    """features.py of the example with a feature of driver_daily_trips renamed (the service
+    driver_activity_v1 includes that view whole, so it changes with it)."""
+    head, view, rest = source.partition('name="driver_daily_trips"')
+    definition, service, tail = rest.partition("driver_activity_v1 =")
+    assert definition.count(f'Field(name="{old}"') == 1, f"driver_daily_trips has no feature {old}"
+    return head + view + definition.replace(f'Field(name="{old}"', f'Field(name="{new}"') + service + tail

@@ -18,6 +18,7 @@ import yaml
 
 from feast_lineage.api import FeatureStoreProjectStatus, MaterializationJobSpec, MaterializationJobStatus
 from feast_lineage.api.group import GROUP, MATERIALIZATION_JOB_KIND
+from feast_lineage.contract import ImpactedModel, ImpactReport, RunnerResult
 from feast_lineage.domain.apply_plan import RepoIdentity
 from feast_lineage.domain.materialization_state import MaterializationObservation, decide_materialization
 from feast_lineage.domain.project_state import InputProblem, ProjectObservation, decide_project
@@ -145,6 +146,18 @@ def _project_status(job: JobObservation | None = None, problem: InputProblem | N
     return decide_project(observation, NOW).status.to_k8s()
 
 
+HELD = RunnerResult(
+    operation="apply",
+    ok=True,
+    duration_seconds=1,
+    impact=ImpactReport(
+        plan_hash="p1",
+        policy="Block",
+        objects=["~trips"],
+        models=[ImpactedModel(name="churn", version="1", feature_service="activity")],
+        held=True,
+    ),
+)
 PROJECT_STATES = {
     "job to create": (_project_status(), "Progressing"),
     "running": (_project_status(JobObservation("p-apply-h1", "running")), "Progressing"),
@@ -152,6 +165,7 @@ PROJECT_STATES = {
     "failed": (_project_status(JobObservation("p-apply-h1", "failed", "NameError: x")), "Degraded"),
     "stuck": (_project_status(JobObservation("p-apply-h1", "stuck", "ImagePullBackOff")), "Degraded"),
     "bad input": (_project_status(problem=InputProblem("RepoNotFound", "ConfigMap repo not found")), "Degraded"),
+    "awaiting approval": (_project_status(JobObservation("p-apply-h1", "succeeded", "", HELD)), "Progressing"),
 }
 
 

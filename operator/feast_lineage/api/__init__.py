@@ -3,6 +3,13 @@
 The models are the one source of truth: `crds/` is generated from them (`feast-lineage crds`).
 """
 
+from .apply_policy import (
+    APPROVE_PLAN_ANNOTATION,
+    APPROVE_VERB,
+    ApplyImpact,
+    ApplyPolicy,
+    ImpactedModelVersion,
+)
 from .cel import CelRule
 from .common import (
     CamelModel,
@@ -55,6 +62,8 @@ from .schedule import MaterializationSchedule
 
 __all__ = [
     "API_VERSION",
+    "APPROVE_PLAN_ANNOTATION",
+    "APPROVE_VERB",
     "CATEGORY",
     "FEATURE_STORE_PROJECT_KIND",
     "FEATURE_STORE_PROJECT_PLURAL",
@@ -65,6 +74,8 @@ __all__ = [
     "MATERIALIZATION_JOB_SHORT_NAME",
     "VERSION",
     "AppliedChanges",
+    "ApplyImpact",
+    "ApplyPolicy",
     "CamelModel",
     "CelRule",
     "Condition",
@@ -75,6 +86,7 @@ __all__ = [
     "FeatureStoreProjectStatus",
     "GitRepo",
     "ImageRepo",
+    "ImpactedModelVersion",
     "InjectionConfig",
     "InjectionStatus",
     "LastApply",

@@ -4,6 +4,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, model_validator
 
+from .apply_policy import ApplyImpact, ApplyPolicy
 from .common import (
     CamelModel,
     Conditions,
@@ -43,6 +44,8 @@ class FeatureStoreProjectSpec(CamelModel):
     """Pod settings of the Jobs that run Feast."""
     injection: InjectionConfig = Field(default_factory=InjectionConfig, json_schema_extra=SUB_OBJECT_DEFAULT)
     """Client configuration injected into training pods."""
+    apply_policy: ApplyPolicy = Field(default_factory=ApplyPolicy, json_schema_extra=SUB_OBJECT_DEFAULT)
+    """Impact analysis before each apply, and whether a change that affects registered models waits for approval."""
 
     @model_validator(mode="after")
     def _injected_volumes_exist(self) -> Self:
@@ -83,14 +86,16 @@ class LastApply(StatusModel):
     """Objects it changed."""
     duration_seconds: float | None = None
     """How long it took."""
-    outcome: Literal["Succeeded", "Failed"] | None = None
-    """Whether `feast apply` succeeded."""
+    outcome: Literal["Succeeded", "Failed", "AwaitingApproval"] | None = None
+    """Whether `feast apply` succeeded, or stopped before writing to wait for approval of its plan."""
     error: Annotated[str, Field(max_length=4096)] | None = None
     """Why it failed: one line from the runner."""
     spec_hash: str | None = None
     """Hash of the parts of the spec the apply depended on."""
     audit_id: str | None = None
     """Identity of its MLflow audit record (tag `featurelineage.audit_id`)."""
+    impact: ApplyImpact | None = None
+    """Its impact on registered model versions, planned before it wrote."""
 
 
 class PendingApply(StatusModel):

@@ -36,3 +36,20 @@ def transition_tag(kind: str, transition: str) -> str:
 
 OUTCOME_SUCCEEDED = "succeeded"
 OUTCOME_FAILED = "failed"
+
+# Tags other processes put on runs and model versions, which impact analysis reads.
+FEATURE_SERVICE = "feast.feature_service"
+"""On training runs and on the model versions registered from them (Feast's ``register_model``)."""
+RUN_NAMESPACE = "k8s.namespace"
+"""On runs of injected pods (``MLFLOW_RUN_CONTEXT``): the namespace the pod ran in."""
+RUN_FEAST_PROJECT = "featurelineage.feast_project"
+"""On runs of injected pods: the Feast project whose client configuration the pod received."""
+IMPACT_PLAN_HASH = "featurelineage.impact.plan_hash"
+IMPACT_POLICY = "featurelineage.impact.policy"  # param: Allow | Warn | Block
+IMPACT_OBJECTS = "featurelineage.impact.objects"
+IMPACT_FEATURE_SERVICES = "featurelineage.impact.feature_services"
+IMPACT_MODELS = "featurelineage.impact.models"  # name/version, comma-separated
+IMPACT_ERROR = "featurelineage.impact.error"
+IMPACT_HELD = "featurelineage.impact.held"  # "true" when the apply waited for approval
+OUTCOME_HELD = "held"
+"""``featurelineage.outcome`` of an apply that stopped before writing, awaiting approval."""

@@ -32,6 +32,7 @@ from feast_lineage.controller.logs import object_fields
 from feast_lineage.controller.project_inputs import gather_inputs
 from feast_lineage.controller.settings import OperatorSettings
 from feast_lineage.domain import labels
+from feast_lineage.domain.apply_gate import approved_plan, impact_env
 from feast_lineage.domain.apply_plan import (
     RepoIdentity,
     apply_hash,
@@ -188,6 +189,7 @@ class ProjectReconciler:
             return
         runner_image = project.spec.runner.image or self.settings.runner_image
         spec_digest = spec_hash(project, runner_image)
+        approval = approved_plan(project.spec, meta.get("annotations"))
         repo, problem = gather_inputs(
             self.kube, project, self.settings.git_timeout_seconds, sorted(self.settings.tenancy.git_protocols)
         )
@@ -198,7 +200,7 @@ class ProjectReconciler:
         if repo is None and problem is not None and problem.reason == "GitUnreachable" and git is not None:
             # An outage of the Git server: the registry still holds the last applied commit.
             repo = last_applied_git_repo(
-                status.last_apply, status.applied_spec_hash, spec_digest, git.revision, git.path
+                status.last_apply, status.applied_spec_hash, spec_digest, git.revision, git.path, approval
             )
             if repo is not None:
                 problem, source_problem = None, problem
@@ -207,7 +209,7 @@ class ProjectReconciler:
             self._write(body, decide_project(ProjectObservation(generation, status, problem), now))
             return
 
-        digest = apply_hash(spec_digest, repo)
+        digest = apply_hash(spec_digest, repo, approval)
         job_name = apply_job_name(name, digest)
         try:
             self.kube.owned_job(job_name, namespace, uid, f"FeatureStoreProject {name}")
@@ -249,8 +251,10 @@ class ProjectReconciler:
                     raise
             log.info("deleted superseded apply Job %s", superseded, extra=object_fields(namespace, name, generation))
         if decision.create_job:
-            why = trigger(decision.status.last_apply, spec_digest, repo)
-            self._create_apply_job(project, body, job_name, runner_image, repo, spec_digest, digest, why, generation)
+            why = trigger(decision.status.last_apply, spec_digest, repo, approval)
+            self._create_apply_job(
+                project, body, job_name, runner_image, repo, (spec_digest, digest), why, generation, approval
+            )
         self._write(body, decision)
         for event_type, reason, message in decision.events:
             emit(self.kube, body, event_type, reason, message)
@@ -263,6 +267,8 @@ class ProjectReconciler:
             # Counted once the status that records this Job is written, so a failed write does not
             # count the same apply again on the next pass.
             outcome = "succeeded" if finished.state == "succeeded" else "failed"
+            if outcome == "succeeded" and finished.result is not None and finished.result.impact is not None:
+                outcome = "held" if finished.result.impact.held else outcome
             duration = finished.result.duration_seconds if finished.result is not None else None
             metrics.apply_finished(project_labels, outcome, duration)
         self._prune_apply_jobs(namespace, name, keep=job_name)
@@ -339,11 +345,12 @@ class ProjectReconciler:
         job_name: str,
         runner_image: str,
         repo: RepoIdentity,
-        spec_digest: str,
-        digest: str,
+        hashes: tuple[str, str],
         why: str,
         generation: int | None,
+        approval: str | None,
     ) -> None:
+        spec_digest, digest = hashes
         meta = body["metadata"]
         name, namespace = meta["name"], meta["namespace"]
         audit_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{meta['uid']}/{job_name}"))
@@ -387,6 +394,7 @@ class ProjectReconciler:
             tracking_uri=project.spec.mlflow.tracking_uri or self.settings.mlflow_tracking_uri,
             active_deadline_seconds=project.spec.runner.active_deadline_seconds,
             git_protocols=tuple(sorted(self.settings.tenancy.git_protocols)),
+            extra_env=impact_env(project.spec, namespace, approval),
         )
         manifest = render_runner_job(project, request)
         if create(self.kube.batch.create_namespaced_job, namespace, manifest):

@@ -10,6 +10,7 @@ from typing import Any
 import kopf
 
 from feast_lineage.api import (
+    APPROVE_PLAN_ANNOTATION,
     FEATURE_STORE_PROJECT_KIND,
     FEATURE_STORE_PROJECT_PLURAL,
     GROUP,
@@ -26,7 +27,8 @@ from feast_lineage.controller.project_reconciler import ProjectReconciler
 from feast_lineage.controller.schedule_reconciler import ScheduleReconciler
 from feast_lineage.controller.settings import OperatorSettings
 from feast_lineage.domain import labels
-from feast_lineage.domain.conditions import RECONCILING, STALLED, is_true
+from feast_lineage.domain.apply_gate import AWAITING_APPROVAL
+from feast_lineage.domain.conditions import RECONCILING, STALLED
 from feast_lineage.domain.materialization_state import TERMINAL
 from feast_lineage.domain.project_state import SOURCE_AVAILABLE
 from feast_lineage.domain.references import referenced_config_maps
@@ -38,7 +40,12 @@ MANAGED = {labels.LABEL_MANAGED_BY: labels.MANAGED_BY}
 
 
 def _applying(status: kopf.Status, **_: Any) -> bool:
-    return is_true(list(status.get("conditions") or []), RECONCILING)
+    """An apply in flight: polled closely. A change that waits for a person is not (the approval
+    annotation has its own handler, and the resync still looks)."""
+    return any(
+        c.get("type") == RECONCILING and c.get("status") == "True" and c.get("reason") != AWAITING_APPROVAL
+        for c in status.get("conditions") or []
+    )
 
 
 def _source_unavailable(status: kopf.Status, **_: Any) -> bool:
@@ -120,6 +127,10 @@ def build_registry(
     @kopf.on.create(*PROJECTS, registry=registry)
     @kopf.on.update(*PROJECTS, field="spec", registry=registry)
     def project_changed(namespace: str | None, name: str, **_: Any) -> None:
+        projects.reconcile(namespace or "", name)
+
+    @kopf.on.update(*PROJECTS, field=("metadata", "annotations", APPROVE_PLAN_ANNOTATION), registry=registry)
+    def project_approval_changed(namespace: str | None, name: str, **_: Any) -> None:
         projects.reconcile(namespace or "", name)
 
     # The timers below make Kopf hold every project with its finalizer, so this runs on deletion;

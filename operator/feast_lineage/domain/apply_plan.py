@@ -47,18 +47,25 @@ def spec_hash(project: FeatureStoreProject, runner_image: str) -> str:
         "runner": spec.runner.model_dump(mode="json", by_alias=True, exclude_none=True),
         "runnerImage": runner_image,
     }
+    if spec.apply_policy.on_impact == "Block":
+        # Leaving Block releases a held change; Allow and Warn apply alike (the runner is told which).
+        relevant["onImpact"] = "Block"
     return _digest(relevant)[:16]
 
 
-def apply_hash(spec_digest: str, repo: RepoIdentity) -> str:
-    return _digest({"spec": spec_digest, "repo": repo.fingerprint})[:16]
+def apply_hash(spec_digest: str, repo: RepoIdentity, approved_plan: str | None = None) -> str:
+    """Identity of an apply; an approval (under Block) is part of it, so approving starts a new Job."""
+    parts = {"spec": spec_digest, "repo": repo.fingerprint}
+    if approved_plan is not None:
+        parts["approvedPlan"] = approved_plan
+    return _digest(parts)[:16]
 
 
 def apply_job_name(project_resource: str, digest: str) -> str:
     return child_name(project_resource, f"apply-{digest[:10]}")
 
 
-def trigger(previous: LastApply | None, spec_digest: str, repo: RepoIdentity) -> str:
+def trigger(previous: LastApply | None, spec_digest: str, repo: RepoIdentity, approved_plan: str | None = None) -> str:
     """Why this apply happens, in words an auditor reads."""
     if previous is None or previous.spec_hash is None:
         return "created"
@@ -67,6 +74,9 @@ def trigger(previous: LastApply | None, spec_digest: str, repo: RepoIdentity) ->
         reasons.append("spec changed")
     if (previous.revision, previous.commit) != (repo.revision, repo.commit):
         reasons.append("new git commit" if repo.kind == "git" else "repo content changed")
+    held = previous.impact if previous.impact is not None and previous.impact.held else None
+    if not reasons and held is not None and approved_plan == held.plan_hash:
+        reasons.append(f"plan {approved_plan} approved")
     return ", ".join(reasons) or "retry"
 
 
@@ -76,7 +86,12 @@ def git_identity(revision: str, path: str, commit: str) -> RepoIdentity:
 
 
 def last_applied_git_repo(
-    last_apply: LastApply | None, applied_hash: str | None, spec_digest: str, revision: str, path: str
+    last_apply: LastApply | None,
+    applied_hash: str | None,
+    spec_digest: str,
+    revision: str,
+    path: str,
+    approved_plan: str | None = None,
 ) -> RepoIdentity | None:
     """The commit the registry holds, when the project is otherwise unchanged since its last successful apply.
 
@@ -88,4 +103,4 @@ def last_applied_git_repo(
     if last_apply.spec_hash != spec_digest or last_apply.revision != revision:
         return None
     repo = git_identity(revision, path, last_apply.commit)
-    return repo if applied_hash == apply_hash(spec_digest, repo) else None
+    return repo if applied_hash == apply_hash(spec_digest, repo, approved_plan) else None

@@ -18,6 +18,7 @@ from feast_lineage.api import (
     MaterializationJobStatus,
     TimeWindow,
 )
+from feast_lineage.domain.apply_gate import AWAITING_APPROVAL
 from feast_lineage.domain.conditions import READY, Transition, find, kstatus, merge_conditions
 from feast_lineage.domain.project_state import mlflow_ref
 from feast_lineage.domain.runner_outcome import JobObservation
@@ -81,6 +82,10 @@ def _project_ready(project: FeatureStoreProjectStatus) -> tuple[bool, str]:
     ready = find(project.conditions, READY)
     if ready is None:
         return False, "not reconciled yet"
+    if ready.reason == AWAITING_APPROVAL and project.applied_spec_hash is not None:
+        # The registry holds the last applied change; the held one waits for a person. Its models
+        # (the ones the gate protects) keep getting fresh features meanwhile.
+        return True, ready.message
     return ready.status == "True", ready.message or ready.reason
 
 

@@ -18,9 +18,10 @@ from feast_lineage.api import (
     UnmaterializableView,
 )
 from feast_lineage.contract import MlflowRun
+from feast_lineage.domain.apply_gate import AWAITING_APPROVAL, awaiting_message, held, impact_event, impact_status
 from feast_lineage.domain.apply_plan import RepoIdentity
 from feast_lineage.domain.audit_backlog import AUDIT_DROPPED, add_pending, dropped_message
-from feast_lineage.domain.conditions import DesiredCondition, Transition, kstatus, merge_conditions
+from feast_lineage.domain.conditions import DesiredCondition, Transition, find, kstatus, merge_conditions
 from feast_lineage.domain.labels import (
     ANNOTATION_APPLY_HASH,
     ANNOTATION_AUDIT_ID,
@@ -105,6 +106,8 @@ def _record(job: JobObservation, obs: ProjectObservation, now: datetime) -> Last
     annotations = job.annotations or {}
     result = job.result
     current = annotations.get(ANNOTATION_APPLY_HASH, obs.apply_hash) == obs.apply_hash
+    impact = impact_status(result.impact) if result is not None and result.impact is not None else None
+    outcome = "Succeeded" if job.state == "succeeded" else "Failed"
     return LastApply(
         # An earlier apply's Job says what it applied; the current one is what was just resolved.
         revision=obs.repo.revision if current else annotations.get(ANNOTATION_REVISION),
@@ -114,8 +117,9 @@ def _record(job: JobObservation, obs: ProjectObservation, now: datetime) -> Last
         time=parse_rfc3339(job.finished_at) if job.finished_at else now,
         job_name=job.name,
         trigger=annotations.get(ANNOTATION_TRIGGER),
-        outcome="Succeeded" if job.state == "succeeded" else "Failed",
+        outcome=AWAITING_APPROVAL if outcome == "Succeeded" and impact is not None and impact.held else outcome,
         error=job.message[:ERROR_LIMIT] if job.state == "failed" else None,
+        impact=impact,
         spec_hash=annotations.get(ANNOTATION_SPEC_HASH),
         audit_id=annotations.get(ANNOTATION_AUDIT_ID),
         duration_seconds=round(result.duration_seconds, 3) if result is not None else None,
@@ -145,11 +149,12 @@ def _finished_since_last_apply(obs: ProjectObservation, last_apply: LastApply | 
 
 def _record_finished(
     status: FeatureStoreProjectStatus, job: JobObservation, obs: ProjectObservation, now: datetime
-) -> list[str]:
-    """Records the Job in status; the ids of audit records the pendingAudit cap dropped for its record."""
+) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """Record ``job`` as the last apply; returns the ids of audit records the pendingAudit cap dropped
+    for its record, and the Events its outcome calls for."""
     status.last_apply = _record(job, obs, now)
     result = job.result
-    if job.state == "succeeded":
+    if status.last_apply.outcome == "Succeeded":
         status.applied_spec_hash = (job.annotations or {}).get(ANNOTATION_APPLY_HASH, obs.apply_hash)
         if result is not None and result.current is not None:
             status.feature_views = list(result.current.feature_views)
@@ -164,8 +169,11 @@ def _record_finished(
     if result is not None and result.audit is not None:
         capped = add_pending(status.pending_audit, result.audit)
         status.pending_audit = capped.kept
-        return capped.dropped
-    return []
+        dropped = capped.dropped
+    else:
+        dropped = []
+    event = impact_event(status.last_apply.impact)
+    return dropped, [event] if event is not None else []
 
 
 def _describe(pending: PendingApply) -> str:
@@ -215,7 +223,9 @@ def decide_project(obs: ProjectObservation, now: datetime) -> ProjectDecision:
         earlier = _finished_since_last_apply(obs, status.last_apply)
         if earlier is not None:
             finished = earlier
-            dropped += _record_finished(status, earlier, obs, now)
+            ids, found = _record_finished(status, earlier, obs, now)
+            dropped += ids
+            events += found
     applied_hash = status.applied_spec_hash
     running = [job for job in obs.other_applies if job.state == "running"]
 
@@ -244,7 +254,9 @@ def decide_project(obs: ProjectObservation, now: datetime) -> ProjectDecision:
         recorded = status.last_apply is not None and status.last_apply.job_name == (job.name if job else None)
         if job is not None and job.state in ("succeeded", "failed") and not recorded:
             finished = job
-            dropped += _record_finished(status, job, obs, now)
+            ids, found = _record_finished(status, job, obs, now)
+            dropped += ids
+            events += found
         waiting_for = None
         if job is None and obs.running_materializations:
             waiting_for = (
@@ -269,6 +281,12 @@ def decide_project(obs: ProjectObservation, now: datetime) -> ProjectDecision:
             message = f"Job {job.name} cannot start: {job.message}"
             desired = kstatus(False, False, True, "RunnerNotStarting", message)
             desired.append(_applied_condition(False, "RunnerNotStarting", message))
+        elif job.state == "succeeded" and (waiting := held(status.last_apply, job.name)) is not None:
+            # In progress, not degraded: the change waits for a person, as a rollout waits for pods.
+            message = awaiting_message(waiting)
+            desired = kstatus(False, True, False, AWAITING_APPROVAL, message)
+            desired.append(_applied_condition(False, AWAITING_APPROVAL, message))
+            desired.append(DesiredCondition(AWAITING_APPROVAL, True, "PlanNotApproved", message))
         elif job.state == "succeeded":
             message = _summary(status.last_apply)
             desired = kstatus(True, False, False, "Applied", message)
@@ -282,6 +300,8 @@ def decide_project(obs: ProjectObservation, now: datetime) -> ProjectDecision:
 
     if source is not None:
         desired.append(source)
+    if find(status.conditions, AWAITING_APPROVAL) is not None and AWAITING_APPROVAL not in {d.type for d in desired}:
+        desired.append(DesiredCondition(AWAITING_APPROVAL, False, "NotWaiting", "no apply waits for approval"))
     status.conditions, transitions = merge_conditions(status.conditions, desired, obs.generation, now)
     status.observed_generation = obs.generation
     if dropped:

@@ -9,6 +9,7 @@ from datetime import datetime
 from feast_lineage.audit import tags
 from feast_lineage.audit.caps import join_capped
 from feast_lineage.audit.record import AuditRecord
+from feast_lineage.contract import ImpactReport
 from feast_lineage.redaction import KNOWN
 from feast_lineage.runner.changes import KINDS, KindChanges
 from feast_lineage.runner.window import format_time
@@ -30,6 +31,10 @@ class OperationFacts:
     window_end: datetime | None = None
     feature_views: list[str] | None = None
     materialize_seconds: float | None = None
+    impact: ImpactReport | None = None
+    """apply: the plan's impact on registered models (held: nothing was written)."""
+    impact_policy: str | None = None
+    """apply: spec.applyPolicy.onImpact the plan was judged by."""
 
 
 def build_record(
@@ -46,7 +51,10 @@ def build_record(
     run_tags: dict[str, str] = dict(provenance)
     run_tags[tags.OPERATION] = facts.operation
     run_tags[tags.PROJECT] = project
-    run_tags[tags.OUTCOME] = tags.OUTCOME_FAILED if facts.error else tags.OUTCOME_SUCCEEDED
+    held = facts.impact is not None and facts.impact.held and not facts.error
+    run_tags[tags.OUTCOME] = (
+        tags.OUTCOME_FAILED if facts.error else tags.OUTCOME_HELD if held else tags.OUTCOME_SUCCEEDED
+    )
     if facts.error:
         run_tags[tags.ERROR] = facts.error
     if facts.git_commit:
@@ -55,6 +63,10 @@ def build_record(
     metrics: dict[str, float] = {tags.DURATION_SEC: round((end_ms - start_ms) / 1000, 4)}
     if facts.changes is not None:
         _apply_tags(facts.changes, run_tags, metrics)
+    if facts.impact is not None:
+        _impact_tags(facts.impact, run_tags)
+    if facts.impact_policy is not None:
+        params[tags.IMPACT_POLICY] = facts.impact_policy
     if facts.feature_views is not None:
         run_tags[tags.MATERIALIZE_FEATURE_VIEWS] = join_capped(facts.feature_views)
     for name, moment in (
@@ -101,3 +113,17 @@ def _apply_tags(changes: Mapping[str, KindChanges], run_tags: dict[str, str], me
         ):
             if transition_names:
                 run_tags[tags.transition_tag(kind, transition)] = join_capped(transition_names)
+
+
+def _impact_tags(impact: ImpactReport, run_tags: dict[str, str]) -> None:
+    run_tags[tags.IMPACT_PLAN_HASH] = impact.plan_hash
+    run_tags[tags.IMPACT_HELD] = "true" if impact.held else "false"
+    for tag, names in (
+        (tags.IMPACT_OBJECTS, impact.objects),
+        (tags.IMPACT_FEATURE_SERVICES, impact.feature_services),
+        (tags.IMPACT_MODELS, [f"{model.name}/{model.version}" for model in impact.models]),
+    ):
+        if names:
+            run_tags[tag] = join_capped(names)
+    if impact.error:
+        run_tags[tags.IMPACT_ERROR] = impact.error

@@ -11,21 +11,24 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 from feast_lineage.audit.delivery import deliver
 from feast_lineage.audit.errors import DeliveryError
+from feast_lineage.audit.mlflow_rest import MlflowRestClient
 from feast_lineage.contract import RunnerResult
 from feast_lineage.redaction import KNOWN, install_log_redaction
-from feast_lineage.runner.apply_op import run_apply
+from feast_lineage.runner.apply_op import FindVersions, ImpactGate, run_apply
 from feast_lineage.runner.audit_records import OperationFacts, build_record
 from feast_lineage.runner.changes import as_object_changes, current_names
 from feast_lineage.runner.errors import EXIT_OK, BadInput, RunnerError, exception_line
 from feast_lineage.runner.feast_repo import project_name
 from feast_lineage.runner.fetch import fetch_repo
+from feast_lineage.runner.impact import FoundVersion
 from feast_lineage.runner.materialize_op import MaterializeRequest, plan_materialize, run_materialize
+from feast_lineage.runner.model_lookup import find_versions
 from feast_lineage.runner.redacted_output import redact_output
 from feast_lineage.runner.result_size import fit_result
 from feast_lineage.runner.settings import (
@@ -113,10 +116,16 @@ def _perform(settings: RunnerSettings, facts: OperationFacts, result: RunnerResu
     facts.git_commit = fetched.git_commit
     facts.project = project_name(fetched.path)
     if request is None:
-        applied = run_apply(fetched.path)
-        facts.project, facts.changes = applied.project, applied.changes
+        facts.impact_policy = settings.impact.policy if settings.impact is not None else None
+        applied = run_apply(fetched.path, _impact_gate(settings))
+        facts.project, facts.impact = applied.project, applied.impact
+        if applied.impact is not None and applied.impact.held:
+            # Nothing was written: no changes to report, only the plan that waits for approval.
+            return result.model_copy(update={"impact": applied.impact})
+        facts.changes = applied.changes
         return result.model_copy(
             update={
+                "impact": applied.impact,
                 "changes": as_object_changes(applied.changes),
                 "current": current_names(applied.after),
                 "default_materialized": applied.default_materialized,
@@ -135,6 +144,27 @@ def _perform(settings: RunnerSettings, facts: OperationFacts, result: RunnerResu
             "repo_unavailable": fetched.unavailable,
         }
     )
+
+
+def _impact_gate(settings: RunnerSettings) -> ImpactGate | None:
+    impact = settings.impact
+    if impact is None:
+        return None
+    mlflow = settings.mlflow
+    finder: FindVersions | None = None
+    if mlflow.tracking_uri:
+        tracking_uri = mlflow.tracking_uri
+
+        def finder(services: Collection[str]) -> tuple[list[FoundVersion], str | None]:
+            try:
+                client = MlflowRestClient(
+                    tracking_uri, timeout=mlflow.timeout, max_retries=mlflow.max_retries, credentials=mlflow.credentials
+                )
+            except DeliveryError as error:
+                return [], str(error)
+            return find_versions(client, services)
+
+    return ImpactGate(impact.policy, impact.approved_plan, impact.namespace, finder)
 
 
 def _materialize_request(materialize: MaterializeSettings, now: datetime) -> MaterializeRequest:

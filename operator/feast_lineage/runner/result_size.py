@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from feast_lineage.audit.caps import cap_list, cap_text
-from feast_lineage.contract import TERMINATION_MESSAGE_LIMIT, ObjectChanges, RunnerResult
+from feast_lineage.contract import TERMINATION_MESSAGE_LIMIT, ImpactReport, ObjectChanges, RunnerResult
 
 _KEPT_AUDIT_TAGS = ("featurelineage.audit_id", "featurelineage.outcome", "feast.operation", "feast.project")
 
@@ -50,6 +50,7 @@ def _shrinking(result: RunnerResult) -> Iterator[RunnerResult]:
         duration_seconds=result.duration_seconds,
         git_commit=result.git_commit,
         mlflow_error=_cut(result.mlflow_error, 200),
+        impact=_cap_impact(result, 0),
     )
 
 
@@ -62,7 +63,25 @@ def _cap_lists(result: RunnerResult, keep: int) -> RunnerResult:
             entities=cap_list(changes.entities, keep),
         )
     views = cap_list(result.feature_views, keep) if result.feature_views is not None else None
-    return result.model_copy(update={"changes": changes, "feature_views": views})
+    return result.model_copy(update={"changes": changes, "feature_views": views, "impact": _cap_impact(result, keep)})
+
+
+def _cap_impact(result: RunnerResult, keep: int) -> ImpactReport | None:
+    """The impact's lists cut to ``keep`` entries (never the plan hash nor whether the apply is held)."""
+    impact = result.impact
+    if impact is None:
+        return None
+    lists = (impact.objects, impact.feature_services, impact.models)
+    dropped = sum(max(0, len(items) - keep) for items in lists)
+    return impact.model_copy(
+        update={
+            "objects": impact.objects[:keep],
+            "feature_services": impact.feature_services[:keep],
+            "models": impact.models[:keep],
+            "truncated": impact.truncated + dropped,
+            "error": _cut(impact.error, 300),
+        }
+    )
 
 
 def _shrink_audit(audit: dict[str, Any], value_limit: int, essentials_only: bool) -> dict[str, Any]:

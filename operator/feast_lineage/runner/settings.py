@@ -50,6 +50,15 @@ class MlflowSettings:
 
 
 @dataclass(frozen=True)
+class ImpactSettings:
+    """Apply only: spec.applyPolicy.onImpact, the approved plan hash, and the project's namespace."""
+
+    policy: Literal["Allow", "Warn", "Block"]
+    approved_plan: str | None
+    namespace: str
+
+
+@dataclass(frozen=True)
 class RunnerSettings:
     operation: Operation
     config_path: Path
@@ -61,6 +70,8 @@ class RunnerSettings:
     audit_id: str
     mlflow: MlflowSettings
     materialize: MaterializeSettings | None
+    impact: ImpactSettings | None = None
+    """None when the operator asked for no impact analysis."""
 
 
 def result_path(env: Mapping[str, str]) -> Path:
@@ -90,6 +101,7 @@ def read_settings(operation: str, env: Mapping[str, str]) -> RunnerSettings:
         audit_id=env.get(contract.ENV_AUDIT_ID) or uuid.uuid4().hex,
         mlflow=_mlflow(env),
         materialize=_materialize(env) if operation == "materialize" else None,
+        impact=_impact(env) if operation == "apply" else None,
     )
 
 
@@ -191,3 +203,16 @@ def secret_values(env: Mapping[str, str]) -> list[str]:
     """Values of the variables that came from Secrets: the credentials, and those the operator names."""
     named = [name.strip() for name in env.get(contract.ENV_SECRET_NAMES, "").split(",") if name.strip()]
     return [env[name] for name in (*CREDENTIAL_VARIABLES, *named) if env.get(name)]
+
+
+def _impact(env: Mapping[str, str]) -> ImpactSettings | None:
+    policy = env.get(contract.ENV_ON_IMPACT, "").strip()
+    if not policy:
+        return None
+    if policy not in ("Allow", "Warn", "Block"):
+        raise BadInput(f"{contract.ENV_ON_IMPACT} must be Allow, Warn or Block, not {policy!r}")
+    return ImpactSettings(
+        policy="Allow" if policy == "Allow" else "Block" if policy == "Block" else "Warn",
+        approved_plan=env.get(contract.ENV_APPROVED_PLAN, "").strip() or None,
+        namespace=_required(env, contract.ENV_NAMESPACE),
+    )

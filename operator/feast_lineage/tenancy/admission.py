@@ -18,7 +18,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from feast_lineage.api import (
+    APPROVE_PLAN_ANNOTATION,
+    APPROVE_VERB,
     FEATURE_STORE_PROJECT_KIND,
+    FEATURE_STORE_PROJECT_PLURAL,
+    GROUP,
     MATERIALIZATION_JOB_KIND,
     FeatureStoreProjectSpec,
     validation_message,
@@ -116,6 +120,29 @@ def record_creator(review: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def approval_check(request: dict[str, Any]) -> AccessCheck | None:
+    """The check a request needs when it sets or changes a project's plan approval: the ``approve``
+    verb on that project, so the author of a change need not be the one who may release it.
+    Removing the approval needs nothing beyond the update itself."""
+    if (request.get("kind") or {}).get("kind") != FEATURE_STORE_PROJECT_KIND:
+        return None
+
+    def approval(obj: dict[str, Any]) -> str | None:
+        return ((obj.get("metadata") or {}).get("annotations") or {}).get(APPROVE_PLAN_ANNOTATION)
+
+    new, old = request.get("object") or {}, request.get("oldObject") or {}
+    if approval(new) is None or approval(new) == approval(old):
+        return None
+    return AccessCheck(
+        verb=APPROVE_VERB,
+        resource=FEATURE_STORE_PROJECT_PLURAL,
+        group=GROUP,
+        namespace=str(request.get("namespace") or ""),
+        name=str(request.get("name") or (new.get("metadata") or {}).get("name") or ""),
+        why=f"to set the {APPROVE_PLAN_ANNOTATION} annotation",
+    )
+
+
 class ResourceValidation:
     def __init__(self, authorize: Authorize, policy: TenancyPolicy) -> None:
         self.authorize = authorize
@@ -129,9 +156,13 @@ class ResourceValidation:
         old = request.get("oldObject") or {}
         found = _forged_provenance(kind, new, old) if kind == MATERIALIZATION_JOB_KIND else []
         found += _forged_creator(request, new, old)
+        user = request.get("userInfo") or {}
+        name = user.get("username", "(unknown)")
+        approval = approval_check(request)
+        if approval is not None and not self.authorize(user, approval):
+            found.append(f'user "{name}" may not {approval.describe()}')
         if request.get("operation") == "UPDATE" and new.get("spec") == old.get("spec"):
             return found  # otherwise, metadata changes ask nothing new of the operator
-        user = request.get("userInfo") or {}
         spec: FeatureStoreProjectSpec | None = None
         if kind == FEATURE_STORE_PROJECT_KIND:
             try:
@@ -141,7 +172,6 @@ class ResourceValidation:
             found += policy_violations(spec, self.policy)
         elif kind != MATERIALIZATION_JOB_KIND:
             return []
-        name = user.get("username", "(unknown)")
         checks = required_access(spec, namespace)
         allowed = self._reviews.map(lambda check: self.authorize(user, check), checks)
         found += [
