@@ -115,12 +115,13 @@ def main() -> None:
         inherited = _mount_points()
         for path in spec.get("exposedPaths", []):
             _expose(path)
-        working_dir = Path(spec["workingDir"])
-        working_dir.mkdir(parents=True, exist_ok=True)
         for source_fd, is_dir, target, read_only in sources:
             _bind(source_fd, is_dir, target, read_only)
         for source_fd, *_ in sources:
             os.close(source_fd)
+        # Made after the volumes (it may lie in one) and before the root turns read-only.
+        working_dir = Path(spec["workingDir"])
+        working_dir.mkdir(parents=True, exist_ok=True)
         # A mount with a file open for writing cannot turn read-only: report through the mounted log.
         os.close(termination_fd)
         termination_fd = os.open(spec["terminationLogInContainer"], os.O_WRONLY | os.O_TRUNC)
