@@ -20,7 +20,10 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from feast_lineage import certificates
+from feast_lineage.install.manifest import helm_template
+from tests.chart_helpers import CHART, helm
 from tests.cluster_helpers import wait_until
+from tests.conftest import Kubectl
 
 pytestmark = pytest.mark.cluster
 
@@ -422,3 +425,65 @@ def test_run_as_non_root_without_a_user_is_refused(api: client.ApiClient, namesp
     assert wait_until(refused, 60, "the container refused") == "CreateContainerConfigError"
     message = core.read_namespaced_pod("rootish", namespace).status.container_statuses[0].state.terminated.message
     assert "runAsNonRoot" in message
+
+
+MLFLOW_CLIENT = """
+import json, os, mlflow
+from mlflow.tracking import MlflowClient
+mlflow.set_tracking_uri(os.environ["TRACKING_URI"])
+seen = {}
+if os.environ.get("RUN_ID"):
+    run = MlflowClient().get_run(os.environ["RUN_ID"])
+    seen["param"] = run.data.params["where"]
+    seen["artifacts"] = [a.path for a in MlflowClient().list_artifacts(run.info.run_id)]
+else:
+    mlflow.set_experiment("on-a-claim")
+    with mlflow.start_run() as run:
+        mlflow.log_param("where", "pvc")
+        open("/tmp/note.txt", "w").write("kept")
+        mlflow.log_artifact("/tmp/note.txt")
+    seen["run_id"] = run.info.run_id
+open("/dev/termination-log", "w").write(json.dumps(seen))
+"""
+
+
+def _available(apps: client.AppsV1Api, namespace: str, name: str) -> bool:
+    status = apps.read_namespaced_deployment_status(name, namespace).status
+    return bool(status.available_replicas == 1 and status.updated_replicas == 1 and not status.unavailable_replicas)
+
+
+def test_chart_mlflow_server_keeps_its_runs_on_a_claim_across_pods(
+    api: client.ApiClient, namespace: str, kubectl: Kubectl
+) -> None:
+    """The chart's in-cluster MLflow (as the chart renders it) on isolated pods: its restricted security
+    context, probes, PersistentVolumeClaim and Service, reached by name from another pod."""
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    core.patch_namespace(namespace, {"metadata": {"labels": ISOLATED}})
+    rendered = helm_template(
+        helm(),
+        CHART,
+        release="ml",
+        namespace=namespace,
+        values=("mlflow.server.enabled=true", "mlflow.server.persistence.size=64Mi"),
+        extra=("--show-only", "templates/mlflow.yaml"),
+    )
+    kubectl("apply", "-n", namespace, "-f", "-", input=rendered)
+    name = "ml-feast-lineage-operator-mlflow"
+    wait_until(lambda: _available(apps, namespace, name), 420, "the MLflow Deployment available")
+    server = core.list_namespaced_pod(namespace, label_selector="app.kubernetes.io/component=mlflow").items[0]
+    assert server.status.pod_ip.startswith("10.244.")
+    tracking = [{"name": "TRACKING_URI", "value": f"http://{name}.{namespace}.svc:5000"}]
+    core.create_namespaced_pod(namespace, _pod("log-run", MLFLOW_CLIENT, env=tracking))
+    run_id = _result(core, namespace, "log-run", timeout=300)["run_id"]
+
+    # A new server pod, the same claim: the run and its artifact are still there.
+    core.delete_namespaced_pod(server.metadata.name, namespace, grace_period_seconds=2)
+
+    def replaced() -> bool:
+        pods = core.list_namespaced_pod(namespace, label_selector="app.kubernetes.io/component=mlflow").items
+        return any(p.metadata.uid != server.metadata.uid for p in pods) and _available(apps, namespace, name)
+
+    wait_until(replaced, 420, "a new MLflow pod available")
+    reader_env = [*tracking, {"name": "RUN_ID", "value": run_id}]
+    core.create_namespaced_pod(namespace, _pod("read-run", MLFLOW_CLIENT, env=reader_env))
+    assert _result(core, namespace, "read-run", timeout=300) == {"param": "pvc", "artifacts": ["note.txt"]}

@@ -14,8 +14,9 @@ restarts the container. PersistentVolumeClaims are provisioned on local director
 (:mod:`.local_volumes`).
 
 Pods share the host's network by default (``127.0.0.1``), as the rest of the tooling
-expects. An *isolated* pod (``--pod-isolation=pod`` for every pod, or the annotation
-``local-node.featurelineage.io/isolation: pod`` on one; ``hostNetwork: true`` never is)
+expects. An *isolated* pod (``--pod-isolation=pod`` for every pod, or
+``local-node.featurelineage.io/isolation: pod`` as an annotation of the pod or a label of
+its namespace, the annotation first; ``hostNetwork: true`` never is)
 runs as a kubelet would run it: its own network namespace and address on the node's
 bridge (:mod:`.pod_network`), Services by name and ClusterIP (:mod:`.services`), and
 its security context's user and read-only root honoured (:mod:`.container_init`).
@@ -43,6 +44,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from feast_lineage.devcluster import node_logs
+from feast_lineage.devcluster.controlplane import SERVICE_CLUSTER_IP_RANGE
 from feast_lineage.devcluster.local_volumes import LocalVolumes
 from feast_lineage.devcluster.pod_files import Mount, Pod, PodConfigError, PodFiles, expand
 from feast_lineage.devcluster.pod_network import PodNetwork, PodNetworkError
@@ -523,6 +525,13 @@ class LocalNode:
         if pod["spec"].get("hostNetwork"):
             return False
         wanted = (pod["metadata"].get("annotations") or {}).get(ISOLATION_ANNOTATION)
+        if wanted not in ("pod", "host"):
+            # A namespace's label decides for pods whose templates the user does not write (a chart's, say).
+            try:
+                namespace = self.core.read_namespace(pod["metadata"]["namespace"])
+                wanted = (namespace.metadata.labels or {}).get(ISOLATION_ANNOTATION)
+            except ApiException:
+                wanted = None
         return wanted == "pod" if wanted in ("pod", "host") else self.isolate_all
 
     def start_pod_network(self) -> None:
@@ -530,12 +539,12 @@ class LocalNode:
         if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("nsenter") is None:
             log.warning("no pod network: isolated pods need root, iproute2's `ip` and `nsenter`")
             return
-        network = PodNetwork()
+        network = PodNetwork(SERVICE_CLUSTER_IP_RANGE)
         network.setup()
         self.network = network
         self.kubernetes_service_ip = self.core.read_namespaced_service("kubernetes", "default").spec.cluster_ip
         host = urlparse(self.api.configuration.host).hostname or NODE_IP
-        self.proxy = ServiceProxy(self.api, (host, self.apiserver_port))
+        self.proxy = ServiceProxy(self.api, (host, self.apiserver_port), network.services)
         self.proxy.start()
         log.info("pod network on %s (%s/24)", network.bridge, network.gateway)
 

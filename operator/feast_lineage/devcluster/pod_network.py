@@ -7,6 +7,12 @@ pair, the other end on the bridge) has ``10.244.N.I/24`` and a default route via
 bridge. Pods on one node reach each other and the node; the host reaches every pod
 at its address (so the API server can call a webhook served by a pod).
 
+Service addresses live in one more namespace, ``flN-svc`` (``10.244.N.254`` on the
+bridge): every pod routes the service range there, where the node's proxy listens
+(:mod:`.services`). They stay out of the pods' own namespaces, where a pod listening on
+``0.0.0.0:P`` would clash with a Service port ``P``, and out of the host's, which every
+cluster on the machine shares.
+
 Several clusters may run on one machine at once (one per test session): each node
 takes the first free bridge index, claimed atomically by creating the link, and
 records its PID in the link's alias so a later node can reclaim what a killed node
@@ -26,6 +32,7 @@ from pathlib import Path
 from typing import TypeVar
 
 POD_NETWORK_PREFIX = "10.244"
+_SERVICE_HOST = 254
 _ALIAS_PREFIX = "feast-lineage-local-node pid="
 _CLONE_NEWNET = 0x40000000
 _NETNS_DIR = Path("/run/netns")
@@ -57,9 +64,10 @@ class PodAddress:
 class PodNetwork:
     """The bridge of one node and the addresses it has handed out."""
 
-    def __init__(self) -> None:
+    def __init__(self, service_range: str) -> None:
         self.index = 0
-        self._free = list(range(254, 1, -1))
+        self.service_range = service_range
+        self._free = list(range(_SERVICE_HOST - 1, 1, -1))
         self._by_uid: dict[str, PodAddress] = {}
         self._lock = threading.Lock()
 
@@ -70,6 +78,11 @@ class PodNetwork:
     @property
     def gateway(self) -> str:
         return f"{POD_NETWORK_PREFIX}.{self.index}.1"
+
+    @property
+    def services(self) -> PodAddress:
+        """The namespace holding every ClusterIP, where the proxy listens."""
+        return PodAddress(f"{POD_NETWORK_PREFIX}.{self.index}.{_SERVICE_HOST}", f"fl{self.index}-svc")
 
     def setup(self) -> None:
         """Claim a free bridge index and bring the bridge up."""
@@ -84,6 +97,7 @@ class PodNetwork:
             _ip("link", "set", name, "alias", f"{_ALIAS_PREFIX}{os.getpid()}")
             _ip("addr", "add", f"{self.gateway}/24", "dev", name)
             _ip("link", "set", name, "up")
+            self._plug(self.services, _SERVICE_HOST, route_services=False)
             return
         raise PodNetworkError("no free bridge index for pod networking (flbr1..flbr254 all in use)")
 
@@ -96,6 +110,18 @@ class PodNetwork:
                 raise PodNetworkError(f"no free pod address on {self.bridge}")
             host = self._free.pop()
         address = PodAddress(f"{POD_NETWORK_PREFIX}.{self.index}.{host}", f"fl{self.index}-{host}")
+        try:
+            self._plug(address, host, route_services=True)
+        except PodNetworkError:
+            with self._lock:
+                self._free.append(host)
+            raise
+        with self._lock:
+            self._by_uid[uid] = address
+        return address
+
+    def _plug(self, address: PodAddress, host: int, route_services: bool) -> None:
+        """A namespace with ``eth0`` on the bridge at ``address``; pods route the service range onwards."""
         veth = f"flv{self.index}-{host}"
         try:
             _ip("netns", "del", address.netns, check=False)
@@ -107,14 +133,11 @@ class PodNetwork:
             _ip(*ns, "addr", "add", f"{address.ip}/24", "dev", "eth0")
             _ip(*ns, "link", "set", "eth0", "up")
             _ip(*ns, "route", "add", "default", "via", self.gateway)
+            if route_services:
+                _ip(*ns, "route", "add", self.service_range, "via", self.services.ip)
         except PodNetworkError:
             _ip("netns", "del", address.netns, check=False)
-            with self._lock:
-                self._free.append(host)
             raise
-        with self._lock:
-            self._by_uid[uid] = address
-        return address
 
     def detach(self, uid: str) -> None:
         with self._lock:
@@ -130,6 +153,7 @@ class PodNetwork:
         for uid in list(self._by_uid):
             self.detach(uid)
         if self.index:
+            _ip("netns", "del", self.services.netns, check=False)
             _ip("link", "del", self.bridge, check=False)
 
 

@@ -1,11 +1,12 @@
 """Services for isolated pods: a userspace kube-proxy and an ``/etc/hosts`` kept current per pod.
 
 kube-proxy's IPVS mode puts every ClusterIP on a dummy interface and forwards from
-there; this node does the same inside each isolated pod's network namespace: every
-ClusterIP is an address of the pod's ``lo``, where a listener (a socket made in the
-pod's namespace, served by one asyncio loop in the node) accepts on each Service
-port and forwards to a ready endpoint from the Service's EndpointSlices, chosen at
-random per connection, as kube-proxy does. ``default/kubernetes`` forwards to the
+there; this node does the same in a namespace of its own that isolated pods route the
+service range to (:class:`~feast_lineage.devcluster.pod_network.PodNetwork`): every
+ClusterIP is an address of that namespace's ``lo``, where a listener (a socket made in
+the namespace, served by one asyncio loop in the node) accepts on each Service port
+and forwards to a ready endpoint from the Service's EndpointSlices, chosen at random
+per connection, as kube-proxy does. ``default/kubernetes`` forwards to the
 API server the node talks to (its EndpointSlice is not kept on this cluster). Only
 TCP is proxied.
 
@@ -24,7 +25,7 @@ import random
 import socket
 import subprocess
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,17 +48,18 @@ class _Pod:
     namespace: str
     hostname: str
     hosts_file: Path
-    servers: dict[Listen, asyncio.AbstractServer] = field(default_factory=dict)
 
 
 class ServiceProxy:
-    def __init__(self, api: client.ApiClient, apiserver: Listen) -> None:
+    def __init__(self, api: client.ApiClient, apiserver: Listen, services_netns: PodAddress) -> None:
         self.core = client.CoreV1Api(api)
         self.discovery = client.DiscoveryV1Api(api)
         self.apiserver = apiserver
         self.services: dict[Key, dict[str, Any]] = {}
         self.slices: dict[Key, dict[str, Any]] = {}
         self.pods: dict[str, _Pod] = {}
+        self.netns = services_netns
+        self.servers: dict[Listen, asyncio.AbstractServer] = {}
         self.stopping = threading.Event()
         self.loop = asyncio.new_event_loop()
         self._lock = threading.RLock()
@@ -74,14 +76,11 @@ class ServiceProxy:
     def add_pod(self, uid: str, address: PodAddress, namespace: str, hostname: str, hosts_file: Path) -> None:
         with self._lock:
             self.pods[uid] = _Pod(address, namespace, hostname, hosts_file)
-            self._sync_pod(self.pods[uid])
+            self._write_hosts(self.pods[uid])
 
     def remove_pod(self, uid: str) -> None:
         with self._lock:
-            pod = self.pods.pop(uid, None)
-        if pod is not None:
-            for listen in list(pod.servers):
-                self._close(pod, listen)
+            self.pods.pop(uid, None)
 
     # -- watches -----------------------------------------------------------------------------------
 
@@ -92,8 +91,9 @@ class ServiceProxy:
                 self.services.pop(key, None)
             else:
                 self.services[key] = service
-            for pod in list(self.pods.values()):
-                self._sync_pod(pod)
+            self._sync_listeners()
+            for pod in self.pods.values():
+                self._write_hosts(pod)
 
     def _on_slice(self, kind: str, endpoint_slice: dict[str, Any]) -> None:
         key = (endpoint_slice["metadata"]["namespace"], endpoint_slice["metadata"]["name"])
@@ -117,21 +117,20 @@ class ServiceProxy:
                     ports[(cluster_ip, int(port["port"]))] = (key, port.get("name", ""))
         return ports
 
-    def _sync_pod(self, pod: _Pod) -> None:
+    def _sync_listeners(self) -> None:
         wanted = self._ports()
-        for listen in set(pod.servers) - set(wanted):
-            self._close(pod, listen)
+        for listen in set(self.servers) - set(wanted):
+            self.loop.call_soon_threadsafe(self.servers.pop(listen).close)
         for listen, target in wanted.items():
-            if listen not in pod.servers:
+            if listen not in self.servers:
                 try:
-                    self._listen(pod, listen, target)
-                except OSError as error:
+                    self._listen(listen, target)
+                except (OSError, subprocess.CalledProcessError) as error:
                     log.warning("service %s/%s on %s:%d: %s", *target[0], *listen, error)
-        self._write_hosts(pod)
 
-    def _listen(self, pod: _Pod, listen: Listen, target: tuple[Key, str]) -> None:
+    def _listen(self, listen: Listen, target: tuple[Key, str]) -> None:
         subprocess.run(
-            ["ip", "-n", pod.address.netns, "addr", "replace", f"{listen[0]}/32", "dev", "lo"],
+            ["ip", "-n", self.netns.netns, "addr", "replace", f"{listen[0]}/32", "dev", "lo"],
             check=True,
             capture_output=True,
         )
@@ -144,16 +143,12 @@ class ServiceProxy:
             sock.setblocking(False)
             return sock
 
-        sock = in_netns(pod.address.netns_path, bound_socket)
+        sock = in_netns(self.netns.netns_path, bound_socket)
 
         async def serve() -> asyncio.AbstractServer:
             return await asyncio.start_server(lambda r, w: self._forward(r, w, target), sock=sock)
 
-        pod.servers[listen] = asyncio.run_coroutine_threadsafe(serve(), self.loop).result(timeout=10)
-
-    def _close(self, pod: _Pod, listen: Listen) -> None:
-        server = pod.servers.pop(listen)
-        self.loop.call_soon_threadsafe(server.close)
+        self.servers[listen] = asyncio.run_coroutine_threadsafe(serve(), self.loop).result(timeout=10)
 
     def _write_hosts(self, pod: _Pod) -> None:
         lines = [
