@@ -90,6 +90,8 @@ class PodRun(threading.Thread):
         self.pod_ip = NODE_IP
         self.netns = Path()
         self.hosts_file = Path()
+        self._status_lock = threading.Lock()
+        self._final = False
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -303,9 +305,10 @@ class PodRun(threading.Thread):
             )
         with self._lock:
             self._processes[name] = process
-        self.ready[name] = False
+        # Without readiness or startup probes a running container is ready, as kubelet has it.
+        self.ready[name] = not (container.get("readinessProbe") or container.get("startupProbe"))
         probes = self._probes(container, process, env, user)
-        self.statuses[name] = _running(container, started, self.restart_counts.get(name, 0), False)
+        self.statuses[name] = _running(container, started, self.restart_counts.get(name, 0), self.ready[name])
         self._patch_status("Running", init_done=True)
         self.node.event(self.pod, "Started", f"Started container {name}", "Normal")
         probes.start()
@@ -417,6 +420,14 @@ class PodRun(threading.Thread):
         log.info("pod %s/%s: %s %s", self.namespace, self.pod_name, phase, reason)
 
     def _patch_status(self, phase: str, init_done: bool, reason: str = "", message: str = "") -> None:
+        # Probe and container threads both report: one at a time, and nothing after the final phase.
+        with self._status_lock:
+            if self._final:
+                return
+            self._final = phase in ("Succeeded", "Failed")
+            self._write_status(phase, init_done, reason, message)
+
+    def _write_status(self, phase: str, init_done: bool, reason: str, message: str) -> None:
         running = phase == "Running" and all("running" in s["state"] for s in self.statuses.values())
         ready = running and all(s.get("ready") for s in self.statuses.values())
         now = _now()

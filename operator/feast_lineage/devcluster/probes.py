@@ -125,7 +125,8 @@ class ContainerProbes:
             return
         readiness = self.container.get("readinessProbe")
         if readiness is None:
-            self.on_ready(True)
+            if startup:
+                self.on_ready(True)
         else:
             threading.Thread(target=self._loop, args=("Readiness", readiness), daemon=True).start()
         liveness = self.container.get("livenessProbe")
