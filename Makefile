@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 export NO_PROXY := 127.0.0.1,localhost
 
-.PHONY: install test example lint binaries crds chart dev-up dev-down clean
+.PHONY: install test chaos example lint binaries crds chart dev-up dev-down clean
 
 $(BIN)/.installed: pyproject.toml
 	@echo "==> environment: $(VENV) with this package, Feast and MLflow (about 2 minutes the first time)"
@@ -18,6 +18,10 @@ install: $(BIN)/.installed
 ## Run every test: unit tests, then the ones against a real control plane, node and MLflow.
 test: install
 	$(BIN)/pytest
+
+## The chaos suite (short: 8 operations; CHAOS_OPERATIONS=100 for the long run, CHAOS_SEED to replay).
+chaos: install
+	$(BIN)/pytest -m chaos tests/chaos
 
 ## Run the driver-stats example on a local cluster (started if it is not running).
 example: install

@@ -29,7 +29,7 @@ from feast_lineage.api.materialization_job import (
     SPEC_IMMUTABLE,
     START_BEFORE_END,
 )
-from feast_lineage.api.mlflow_config import CREDENTIALS_PAIRED, CREDENTIALS_SOME_KEY
+from feast_lineage.api.mlflow_config import CREDENTIALS_PAIRED, CREDENTIALS_SOME_KEY, TRACKING_URI_NO_USER_INFO
 from feast_lineage.api.repo import GIT_PATH_RELATIVE, REPO_EXACTLY_ONE
 
 Manifest = dict[str, Any]
@@ -579,6 +579,15 @@ PROJECT_CASES: list[BadCase] = [
         PATTERN,
         "schema",
         SERVER_PATTERN,
+    ),
+    bad_project(
+        # The refusal names the rule, never the URI: its user info may hold a password.
+        "mlflow-tracking-uri-user-info",
+        {"spec.mlflow.trackingUri": "https://alice:hunter2-canary@mlflow.example.com"},
+        "spec.mlflow",
+        TRACKING_URI_NO_USER_INFO.message,
+        "cel",
+        TRACKING_URI_NO_USER_INFO.message,
     ),
     bad_project(
         "mlflow-credentials-unpaired",

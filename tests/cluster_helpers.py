@@ -24,10 +24,11 @@ T = TypeVar("T")
 
 
 def not_yet(error: BaseException) -> bool:
-    """Errors that mean "not there yet": an object not created yet (404), an endpoint not listening yet."""
+    """Errors that mean "not there yet": an object not created yet (404), a server busy or restarting
+    (429, 5xx, a timeout), an endpoint not listening yet."""
     if isinstance(error, ApiException):
-        return bool(error.status == 404)
-    return isinstance(error, ConnectionError | urllib.error.URLError | urllib3.exceptions.HTTPError)
+        return error.status in (404, 429) or (error.status or 0) >= 500 or not error.status
+    return isinstance(error, ConnectionError | TimeoutError | urllib.error.URLError | urllib3.exceptions.HTTPError)
 
 
 def wait_until(probe: Callable[[], T | None], timeout: float, what: str, interval: float = 0.25) -> T:

@@ -50,7 +50,8 @@ def dev_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     """A real `mlflow server` (SQLite, served artifacts) shared by the whole run."""
-    server = start_mlflow(tmp_path_factory.mktemp("mlflow"))
+    # Its start takes from seconds to minutes on a machine busy with other test runs.
+    server = start_mlflow(tmp_path_factory.mktemp("mlflow"), timeout=300)
     try:
         yield server
     finally:

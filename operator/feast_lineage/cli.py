@@ -160,9 +160,9 @@ def _rerun(args: argparse.Namespace) -> int:
 
 def _runner(args: argparse.Namespace) -> int:
     # Imported here: the runner pulls in Feast, which the other commands must not pay for.
-    from feast_lineage.runner.entrypoint import run_operation
+    from feast_lineage.runner.entrypoint import main
 
-    return run_operation(args.operation)
+    return main(args.operation)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -45,6 +45,8 @@ GIT_CA_FILE = "ca.crt"
 GIT_KNOWN_HOSTS_FILE = "known_hosts"
 GIT_SSH_KEY = "ssh-privatekey"
 """Key of repo.git.secretRef holding an ssh private key (the kubernetes.io/ssh-auth convention)."""
+ENV_SECRET_NAMES = "FEAST_LINEAGE_SECRET_ENV"
+"""Comma-separated names of the variables set from Secrets: the runner redacts their values from all it writes."""
 ENV_PROVENANCE = "FEAST_LINEAGE_PROVENANCE"  # JSON object of MLflow tags rendered by the operator
 ENV_AUDIT_ID = "FEAST_LINEAGE_AUDIT_ID"  # unique per operation: makes MLflow delivery exactly-once
 ENV_LOG_OPERATIONS = "FEAST_LINEAGE_LOG_OPERATIONS"  # "true" | "false"

@@ -6,7 +6,6 @@ Shared by the operator (``git ls-remote`` to resolve a revision) and the runner
 
 from __future__ import annotations
 
-import re
 import shlex
 import stat
 from collections.abc import Mapping, Sequence
@@ -52,9 +51,6 @@ class GitTrust:
         return cls(put("ca.crt", ca_bundle), put("known_hosts", known_hosts), put("ssh-privatekey", ssh_key))
 
 
-_USERINFO = re.compile(r"(://)[^/@\s]+@")
-
-
 def git_env(
     base: Mapping[str, str],
     helper_dir: Path,
@@ -78,6 +74,9 @@ def git_env(
     if trust.ssh_key:
         ssh += ["-i", str(trust.ssh_key), "-o", "IdentitiesOnly=yes"]
     env["GIT_SSH_COMMAND"] = " ".join(shlex.quote(part) for part in ssh)
+    # A remote that answers with a redirect must not get git to send the credentials to another
+    # host (git follows the first redirect by default and answers its 401 with the same askpass).
+    _add_config(env, "http.followRedirects", "false")
     if trust.ca_bundle:
         env["GIT_SSL_CAINFO"] = str(trust.ca_bundle)
     secret = token or password
@@ -92,10 +91,9 @@ def git_env(
     return env
 
 
-def redact(text: str, secrets: Sequence[str] = ()) -> str:
-    """``text`` without URL user info and without any of ``secrets``."""
-    text = _USERINFO.sub(r"\1***@", text)
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+def _add_config(env: dict[str, str], key: str, value: str) -> None:
+    """One more ``git -c key=value`` through the environment, after any the caller's environment has."""
+    index = int(env.get("GIT_CONFIG_COUNT", "0"))
+    env[f"GIT_CONFIG_KEY_{index}"] = key
+    env[f"GIT_CONFIG_VALUE_{index}"] = value
+    env["GIT_CONFIG_COUNT"] = str(index + 1)

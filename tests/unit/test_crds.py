@@ -233,6 +233,10 @@ def test_cel_rules_are_where_the_models_raise_them() -> None:
         "repo.git.path must be a relative path without '..' segments": (FSP_FILE, "spec.repo.git"),
         "mlflow.credentials.usernameKey and passwordKey must be set together": (FSP_FILE, "spec.mlflow.credentials"),
         "mlflow.credentials needs tokenKey, or usernameKey and passwordKey": (FSP_FILE, "spec.mlflow.credentials"),
+        "mlflow.trackingUri must not carry user info (user:password@); give credentials by mlflow.credentials": (
+            FSP_FILE,
+            "spec.mlflow",
+        ),
         "spec is immutable; create a new MaterializationJob to run again": (MJ_FILE, "spec"),
         "mode Range requires startTime and endTime": (MJ_FILE, "spec"),
         "mode Incremental must not set startTime; it continues from the last materialized time": (MJ_FILE, "spec"),

@@ -20,9 +20,10 @@ from feast_lineage.domain.apply_plan import (
     spec_hash,
     trigger,
 )
+from feast_lineage.domain.audit_backlog import AUDIT_DROPPED, MAX_PENDING_AUDIT
 from feast_lineage.domain.conditions import DesiredCondition, kstatus, merge_conditions
 from feast_lineage.domain.project_state import InputProblem, ProjectObservation, decide_project
-from feast_lineage.domain.provenance import gitops_owner, provenance_tags, redact_url, triggered_by
+from feast_lineage.domain.provenance import gitops_owner, provenance_tags, triggered_by
 from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
 from feast_lineage.domain.runner_outcome import JobObservation, observe_job
 from feast_lineage.domain.store_config import feature_store_config, render_feature_store_yaml
@@ -117,6 +118,8 @@ def test_job_passes_secrets_only_by_reference() -> None:
     assert env["FEAST_LINEAGE_OPS_EXPERIMENT"]["value"] == "driver_stats-feast-ops"
     assert json.loads(env["FEAST_LINEAGE_PROVENANCE"]["value"]) == {"k8s.name": "drivers"}
     assert SECRET_VALUE not in json.dumps(job)
+    # The runner redacts the values of exactly these from everything it writes.
+    assert env["FEAST_LINEAGE_SECRET_ENV"]["value"] == "MLFLOW_TRACKING_TOKEN,REDIS_URL"
 
 
 def test_job_runs_restricted_without_api_token_and_is_owned() -> None:
@@ -180,7 +183,6 @@ def test_trigger_says_why() -> None:
 
 
 def test_credentials_in_git_urls_never_reach_tags() -> None:
-    assert redact_url("https://user:s3cret@git.example:8443/r.git") == "https://git.example:8443/r.git"
     tags = provenance_tags(
         namespace="ml",
         kind="FeatureStoreProject",
@@ -193,7 +195,7 @@ def test_credentials_in_git_urls_never_reach_tags() -> None:
         git_url="https://tok:x-oauth@git.example/r.git",
         git_commit="c" * 40,
     )
-    assert tags["git.url"] == "https://git.example/r.git" and tags["git.commit"] == "c" * 40
+    assert tags["git.url"] == "https://***@git.example/r.git" and tags["git.commit"] == "c" * 40
 
 
 def test_gitops_owners_are_recognised() -> None:
@@ -324,6 +326,17 @@ def test_finished_job_is_recorded_once_with_pending_audit() -> None:
     status.pending_audit = []
     again = decide_project(_observe(status, job=job), LATER)
     assert again.finished_job is None and again.status.pending_audit == [] and again.transitions == []
+
+
+def test_a_full_pending_audit_drops_its_oldest_record_with_a_warning() -> None:
+    result = RunnerResult(operation="apply", ok=True, duration_seconds=2, audit={"i": "new"})
+    job = JobObservation("job-h1", "succeeded", "", result, "2026-11-26T12:01:00Z", {})
+    full = FeatureStoreProjectStatus(pending_audit=[{"i": f"old{n}"} for n in range(MAX_PENDING_AUDIT)])
+    decision = decide_project(_observe(full, job=job), NOW)
+    assert len(decision.status.pending_audit) == MAX_PENDING_AUDIT
+    assert decision.status.pending_audit[-1] == {"i": "new"} and decision.dropped_audit == ["old0"]
+    [(kind, _reason, message)] = [event for event in decision.events if event[1] == AUDIT_DROPPED]
+    assert kind == "Warning" and "old0" in message
 
 
 def test_failed_apply_stalls_without_retrying() -> None:

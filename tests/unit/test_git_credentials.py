@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import http.server
 import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from feast_lineage.controller.git_remote import GitCredentials, GitError, resolve_commit
-from feast_lineage.git_credentials import git_env, redact
+from feast_lineage.git_credentials import git_env
 
 
 def test_askpass_answers_user_and_secret_from_the_environment(tmp_path: Path) -> None:
@@ -25,9 +29,66 @@ def test_no_credentials_no_askpass(tmp_path: Path) -> None:
     assert "GIT_ASKPASS" not in git_env({}, tmp_path)
 
 
-def test_redact_removes_user_info_and_secrets() -> None:
-    assert redact("fatal: https://me:pw@git.example/r.git: pw rejected", ["pw"]) == (
-        "fatal: https://***@git.example/r.git: *** rejected"
+@contextmanager
+def _http_server(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[int]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_redirect_to_another_host_never_gets_the_credentials(tmp_path: Path) -> None:
+    """A git remote that redirects to a server asking for credentials: git stops at the redirect."""
+    seen: list[str] = []
+
+    class AskingForCredentials(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization", "none"))
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="git"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with _http_server(AskingForCredentials) as elsewhere:
+
+        class Redirecting(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(302)
+                self.send_header("Location", f"http://localhost:{elsewhere}{self.path}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        with _http_server(Redirecting) as remote:
+            env = git_env({"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}, tmp_path, token="s3cret-token")
+            env["GIT_ALLOW_PROTOCOL"] = "http"
+            done = subprocess.run(
+                ["git", "ls-remote", f"http://127.0.0.1:{remote}/repo.git"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+    assert done.returncode != 0
+    assert "302" in done.stderr
+    assert seen == []
+
+
+def test_the_redirect_setting_keeps_configs_the_environment_already_has(tmp_path: Path) -> None:
+    env = git_env({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "core.a", "GIT_CONFIG_VALUE_0": "b"}, tmp_path)
+    assert (env["GIT_CONFIG_COUNT"], env["GIT_CONFIG_KEY_1"], env["GIT_CONFIG_VALUE_1"]) == (
+        "2",
+        "http.followRedirects",
+        "false",
     )
 
 

@@ -10,13 +10,14 @@ from kubernetes.client.exceptions import ApiException
 from tests.cluster_helpers import wait_until
 
 
-def test_not_found_is_retried_until_the_object_appears() -> None:
+@pytest.mark.parametrize("status", [404, 429, 500, 503])
+def test_not_found_and_a_busy_server_are_retried(status: int) -> None:
     calls = []
 
     def probe() -> str | None:
         calls.append(1)
         if len(calls) < 3:
-            raise ApiException(status=404, reason="Not Found")
+            raise ApiException(status=status, reason="not yet")
         return "there"
 
     assert wait_until(probe, 5, "the object", interval=0.01) == "there"

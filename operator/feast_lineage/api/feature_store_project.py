@@ -185,6 +185,9 @@ class FeatureStoreProjectStatus(StatusModel):
     """ConfigMap with the feature_store.yaml the runner uses."""
     pending_audit: list[dict[str, Any]] = Field(default_factory=list)
     """Compact operation records waiting for delivery to MLflow."""
+    undeliverable_audit: list[dict[str, Any]] = Field(default_factory=list)
+    """Audit records that cannot reach MLflow as configured (``record``, ``reason``, ``since``), set aside
+    so they hold back no other record; the newest few are kept."""
     applied_spec_hash: str | None = None
     """Hash of the spec and repo revision of the last successful apply."""
     pending_apply: PendingApply | None = None

@@ -137,6 +137,9 @@ class MaterializationJobStatus(StatusModel):
     """Identity of its MLflow audit record (tag `featurelineage.audit_id`)."""
     pending_audit: list[dict[str, Any]] = Field(default_factory=list)
     """The audit record, while MLflow could not take it; delivered and removed once it can."""
+    undeliverable_audit: list[dict[str, Any]] = Field(default_factory=list)
+    """Audit records that cannot reach MLflow as configured (``record``, ``reason``, ``since``), set aside
+    so they hold back no other record; the newest few are kept."""
 
 
 class MaterializationJob(CamelModel):

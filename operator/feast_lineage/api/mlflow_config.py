@@ -1,5 +1,6 @@
 """How Feast and the operator talk to MLflow (the `mlflow` section of feature_store.yaml and more)."""
 
+import re
 from typing import Annotated, Self
 
 from pydantic import ConfigDict, Field, model_validator
@@ -15,6 +16,12 @@ CREDENTIALS_SOME_KEY = CelRule(
     rule="has(self.tokenKey) || has(self.usernameKey)",
     message="mlflow.credentials needs tokenKey, or usernameKey and passwordKey",
 )
+TRACKING_URI_NO_USER_INFO = CelRule(
+    rule="!has(self.trackingUri) || !self.trackingUri.matches('^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*@')",
+    message="mlflow.trackingUri must not carry user info (user:password@); give credentials by mlflow.credentials",
+)
+"""The message never repeats the URI: user info may hold a password, and a refusal is shown to whoever asks."""
+_USER_INFO = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*@")
 
 TRACKING_URI_PATTERN = r"^(https?|file|databricks(-uc)?|sqlite|postgresql|mysql|mssql)(\+[A-Za-z0-9]+)?(:|$)"
 
@@ -47,6 +54,8 @@ class MlflowCredentials(CamelModel):
 class MlflowConfig(CamelModel):
     """MLflow lineage: Feast's `mlflow` options plus the operator's bounds on MLflow calls."""
 
+    model_config = ConfigDict(json_schema_extra=validations(TRACKING_URI_NO_USER_INFO))
+
     enabled: bool = True
     """Master switch of the Feast MLflow integration."""
     tracking_uri: Annotated[str, Field(max_length=2048, pattern=TRACKING_URI_PATTERN)] | None = None
@@ -67,3 +76,9 @@ class MlflowConfig(CamelModel):
     """Timeout of each MLflow HTTP request, so a dead server never stalls a run."""
     max_retries: Annotated[int, Field(ge=0, le=10)] = 1
     """Retries of a failed MLflow HTTP request."""
+
+    @model_validator(mode="after")
+    def _no_user_info(self) -> Self:
+        if self.tracking_uri is not None and _USER_INFO.match(self.tracking_uri):
+            raise ValueError(TRACKING_URI_NO_USER_INFO.message)
+        return self

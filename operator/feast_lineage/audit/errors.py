@@ -16,7 +16,12 @@ class DeliveryError(Exception):
         super().__init__(one_line(message))
 
 
-class MlflowApiError(DeliveryError):
+class PermanentDeliveryError(DeliveryError):
+    """Retrying cannot help (an untrusted certificate, an answer beyond the size cap, a 4xx):
+    the record is set aside with this reason instead of blocking others."""
+
+
+class MlflowApiError(PermanentDeliveryError):
     """MLflow answered with an error (after retries, if it was a retryable one)."""
 
     def __init__(self, endpoint: str, status: int, error_code: str, message: str) -> None:

@@ -2,25 +2,26 @@
 
 MLflow's own client retries 7 times with a 120 s timeout (about 250 s against a dead server)
 and costs ~160 MiB to import; this one makes at most ``max_retries + 1`` attempts of at most
-``timeout`` seconds each, and the whole client stops at ``deadline`` seconds.
+``timeout`` seconds each, the whole client stops at ``deadline`` seconds (every byte of every
+answer included, see :mod:`bounded_http`), and no answer is read beyond a size cap.
 """
 
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import ssl
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from feast_lineage import contract
-from feast_lineage.audit.errors import DeliveryError, MlflowApiError, one_line
+from feast_lineage.audit.bounded_http import DEFAULT_MAX_RESPONSE_BYTES, ResponseTooLarge, exchange
+from feast_lineage.audit.errors import DeliveryError, MlflowApiError, PermanentDeliveryError, one_line
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_RETRIES = 1
@@ -67,12 +68,22 @@ class Credentials:
 
 
 def check_tracking_uri(tracking_uri: str) -> str:
-    """The URI without a trailing slash; raises :class:`DeliveryError` unless it is http(s)."""
-    scheme = urllib.parse.urlsplit(tracking_uri).scheme.lower()
+    """The URI without a trailing slash; raises :class:`DeliveryError` unless it is http(s) to a host
+    without user info (the error never repeats the URI: it may hold a password)."""
+    try:
+        parts = urllib.parse.urlsplit(tracking_uri)
+        parts.port  # noqa: B018 - parsing the port is what raises for a bad one
+    except ValueError:
+        raise DeliveryError("MLflow tracking URI is not a valid URL") from None
+    scheme = parts.scheme.lower()
     if scheme not in {"http", "https"}:
         raise DeliveryError(
             f"MLflow tracking URI scheme {scheme or '(none)'!r} is not supported for audit delivery; "
             "use an http:// or https:// tracking server"
+        )
+    if "@" in parts.netloc:
+        raise DeliveryError(
+            "MLflow tracking URI carries user info (user:password@); give credentials by spec.mlflow.credentials"
         )
     return tracking_uri.rstrip("/")
 
@@ -88,6 +99,7 @@ class MlflowRestClient:
         max_retries: int = DEFAULT_MAX_RETRIES,
         credentials: Credentials | None = None,
         deadline: float | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         if timeout <= 0 or max_retries < 0:
             raise ValueError("timeout must be positive and max_retries not negative")
@@ -96,8 +108,9 @@ class MlflowRestClient:
         self.max_retries = max_retries
         self.credentials = credentials if credentials is not None else Credentials.from_env()
         # A server that answers every request slowly must not multiply the bound by the number of calls.
-        budget = deadline if deadline is not None else 2 * timeout * (max_retries + 1)
-        self._deadline = time.monotonic() + budget
+        self._budget = deadline if deadline is not None else 2 * timeout * (max_retries + 1)
+        self._deadline = time.monotonic() + self._budget
+        self.max_response_bytes = max_response_bytes
         self._ssl = self._ssl_context()
 
     def _ssl_context(self) -> ssl.SSLContext | None:
@@ -112,8 +125,9 @@ class MlflowRestClient:
     def get(self, endpoint: str, query: Mapping[str, str]) -> dict[str, Any]:
         return self._call("GET", endpoint, query=query)
 
-    def post(self, endpoint: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self._call("POST", endpoint, body=body)
+    def post(self, endpoint: str, body: Mapping[str, Any], *, retry: bool = True) -> dict[str, Any]:
+        """``retry=False`` for a call that must not be repeated blindly (a create whose answer may be lost)."""
+        return self._call("POST", endpoint, body=body, retries=self.max_retries if retry else 0)
 
     def _call(
         self,
@@ -122,35 +136,54 @@ class MlflowRestClient:
         *,
         query: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
+        retries: int | None = None,
     ) -> dict[str, Any]:
         url = self.base_url + _API_PREFIX + endpoint
         if query:
             url += "?" + urllib.parse.urlencode(query)
         data = json.dumps(body).encode() if body is not None else None
         last_error = "no attempt made"
-        for attempt in range(self.max_retries + 1):
+        tries = (self.max_retries if retries is None else retries) + 1
+        for attempt in range(tries):
             remaining = self._deadline - time.monotonic()
             if remaining <= 0:
                 break
             if attempt:
                 # A short pause: long back-offs would break the bound this client exists for.
                 time.sleep(min(0.5 * attempt, remaining / 2))
-                remaining = self._deadline - time.monotonic()
-            request = urllib.request.Request(url, data=data, method=method, headers=self._headers(data))
             try:
-                with urllib.request.urlopen(request, timeout=min(self.timeout, remaining), context=self._ssl) as reply:
-                    return _json_object(reply.read())
-            except urllib.error.HTTPError as error:
-                code, message = _error_details(error)
-                if error.code not in _RETRYABLE_STATUS:
-                    raise MlflowApiError(endpoint, error.code, code, message) from None
-                last_error = f"HTTP {error.code} {code}: {message}"
-            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as error:
-                reason = error.reason if isinstance(error, urllib.error.URLError) else error
-                last_error = f"{type(reason).__name__}: {reason}" if str(reason) else type(reason).__name__
+                reply = exchange(
+                    method,
+                    url,
+                    data=data,
+                    headers=self._headers(data),
+                    read_timeout=self.timeout,
+                    deadline=self._deadline,
+                    max_bytes=self.max_response_bytes,
+                    ssl_context=self._ssl,
+                )
+            except ResponseTooLarge as error:
+                raise PermanentDeliveryError(f"MLflow at {self.base_url} ({endpoint}): {error}") from None
+            except ssl.SSLCertVerificationError as error:
+                # Retrying cannot make an unknown CA known: the configuration must change.
+                raise PermanentDeliveryError(
+                    f"MLflow at {self.base_url}: TLS certificate not trusted ({error.verify_message}); "
+                    "set the server's CA (MLFLOW_TRACKING_SERVER_CERT_PATH)"
+                ) from None
+            except (OSError, http.client.HTTPException, ValueError) as error:
+                # http.client's own errors (IncompleteRead, RemoteDisconnected, InvalidURL, ...) and a URL
+                # urllib cannot parse are a failed attempt like a refused connection, never a crash.
+                last_error = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+                continue
+            if 200 <= reply.status < 300:
+                return _json_object(reply.body)
+            code, message = _error_details(reply.body, reply.status)
+            if reply.status not in _RETRYABLE_STATUS:
+                raise MlflowApiError(endpoint, reply.status, code, message) from None
+            last_error = f"HTTP {reply.status} {code}: {message}"
         raise DeliveryError(
-            f"MLflow at {self.base_url} unreachable ({endpoint}, {self.max_retries + 1} attempt(s), "
-            f"timeout {self.timeout:g}s): {last_error}"
+            f"MLflow at {self.base_url} unreachable ({endpoint}, {tries} attempt(s), "
+            f"timeout {self.timeout:g}s, deadline {self._budget:g}s): {last_error}"
         )
 
     def _headers(self, data: bytes | None) -> dict[str, str]:
@@ -175,15 +208,11 @@ def _json_object(raw: bytes) -> dict[str, Any]:
     return parsed
 
 
-def _error_details(error: urllib.error.HTTPError) -> tuple[str, str]:
-    try:
-        raw = error.read()
-    except OSError:
-        raw = b""
+def _error_details(raw: bytes, status: int) -> tuple[str, str]:
     try:
         parsed = json.loads(raw)
         if isinstance(parsed, dict):
             return str(parsed.get("error_code", "ERROR")), one_line(str(parsed.get("message", "")), 200)
     except ValueError:
         pass
-    return "ERROR", one_line(raw.decode("utf-8", "replace") or str(error.reason), 200)
+    return "ERROR", one_line(raw[:400].decode("utf-8", "replace") or f"HTTP {status}", 200)

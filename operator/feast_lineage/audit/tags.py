@@ -8,6 +8,8 @@ from __future__ import annotations
 
 AUDIT_ID = "featurelineage.audit_id"
 """Identifies the operation: the key of exactly-once delivery."""
+ATTEMPTS = "featurelineage.attempts"
+"""Attempts of the operation (a Job's retries) recorded in its one run; the last one's outcome is the run's."""
 OUTCOME = "featurelineage.outcome"  # succeeded | failed
 ERROR = "featurelineage.error"
 GIT_COMMIT = "featurelineage.git.commit"

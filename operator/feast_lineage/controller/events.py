@@ -10,6 +10,8 @@ from feast_lineage.controller.kube import Kube, Obj
 from feast_lineage.controller.logs import object_fields
 from feast_lineage.domain.conditions import READY, RECONCILING, STALLED, Transition
 from feast_lineage.domain.project_state import SOURCE_AVAILABLE
+from feast_lineage.domain.runner_outcome import JobObservation
+from feast_lineage.redaction import KNOWN
 from feast_lineage.timestamps import now_rfc3339
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,7 @@ def emit(kube: Kube, body: Obj, event_type: str, reason: str, message: str) -> N
         },
         "type": event_type,
         "reason": reason,
-        "message": message[:1024],
+        "message": KNOWN.redact(message)[:1024],
         "source": {"component": COMPONENT},
         "reportingComponent": COMPONENT,
         "firstTimestamp": now,
@@ -64,3 +66,13 @@ def emit_transitions(kube: Kube, body: Obj, transitions: list[Transition]) -> No
         if event_type is not None and key not in emitted:  # Stalled and SourceAvailable may say the same
             emitted.add(key)
             emit(kube, body, event_type, transition.reason, transition.message)
+
+
+def report_distrusted(kube: Kube, body: Obj, job: JobObservation) -> None:
+    """A Warning Event and a log line naming what a runner reported against its Job (and was ignored)."""
+    if not job.distrusted:
+        return
+    message = f"ignored what the runner of Job {job.name} reported: " + "; ".join(job.distrusted)
+    meta = body["metadata"]
+    log.warning("%s", message, extra=object_fields(meta["namespace"], meta["name"], meta.get("generation")))
+    emit(kube, body, "Warning", "UntrustedResult", message)

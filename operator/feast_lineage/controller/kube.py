@@ -11,6 +11,7 @@ from kubernetes.client.exceptions import ApiException
 
 from feast_lineage.api import GROUP, VERSION, StatusModel
 from feast_lineage.domain.status_owners import owned_part, stored_status
+from feast_lineage.redaction import KNOWN
 
 Obj = dict[str, Any]
 STATUS_WRITE_ATTEMPTS = 5
@@ -81,6 +82,8 @@ class Kube:
         server answers 409 instead. Then the fields this writer does not own (the pod monitor's
         ``injection``, Kopf's metadata) are taken from a fresh read and the write is tried again;
         if a field it owns changed meanwhile, :class:`StatusConflict` asks for a new pass.
+        Every string of the stored status, the fields of other writers included, is redacted with the
+        secret values the operator knows: a value that reached status before is gone with the next write.
         Returns whether anything was written.
         """
         meta = body["metadata"]
@@ -88,7 +91,7 @@ class Kube:
         read = owned_part(body.get("status"), owned)
         current = body
         for _ in range(STATUS_WRITE_ATTEMPTS):
-            stored = stored_status(current.get("status"), status, owned)
+            stored = KNOWN.redact_data(stored_status(current.get("status"), status, owned))
             if stored == (current.get("status") or {}):
                 return False
             try:

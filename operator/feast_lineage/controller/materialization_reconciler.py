@@ -25,13 +25,13 @@ from feast_lineage.api import (
     validation_message,
 )
 from feast_lineage.controller import metrics
-from feast_lineage.controller.audit_redelivery import redeliver_pending
 from feast_lineage.controller.backoff import Backoff
 from feast_lineage.controller.errors import stalled_by
-from feast_lineage.controller.events import emit_transitions
+from feast_lineage.controller.events import emit_transitions, report_distrusted
 from feast_lineage.controller.kube import Kube, Obj, OwnershipConflict, StatusConflict, create
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.logs import object_fields
+from feast_lineage.controller.project_inputs import learn_secrets
 from feast_lineage.controller.project_reconciler import runner_config_map_name
 from feast_lineage.controller.settings import OperatorSettings
 from feast_lineage.domain import labels
@@ -44,10 +44,11 @@ from feast_lineage.domain.materialization_state import (
     decide_materialization,
     stall_run,
 )
-from feast_lineage.domain.provenance import provenance_tags, redact_url, triggered_by
+from feast_lineage.domain.provenance import provenance_tags, triggered_by
 from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
 from feast_lineage.domain.runner_outcome import observe_job
-from feast_lineage.domain.status_owners import PROJECT_LAST_MATERIALIZATION, RUN_AUDIT, RUN_RECONCILER
+from feast_lineage.domain.status_owners import PROJECT_LAST_MATERIALIZATION, RUN_RECONCILER
+from feast_lineage.redaction import redact
 from feast_lineage.timestamps import parse_rfc3339, rfc3339, utc_now
 
 log = logging.getLogger(__name__)
@@ -168,26 +169,6 @@ class MaterializationReconciler:
             for peer in peers:
                 self.waiting.forget(f"{namespace}/{peer['name']}")
 
-    def redeliver_audit(self, namespace: str, name: str) -> None:
-        with self.locks.hold(MATERIALIZATION_JOB_KIND, namespace, name):
-            body = self.kube.get_custom(MATERIALIZATION_JOB_PLURAL, namespace, name)
-            if body is None:
-                return
-            project_name = body["spec"]["projectRef"]["name"]
-            project = self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, namespace, project_name)
-            if project is None:
-                return
-            status = MaterializationJobStatus.from_k8s(body.get("status"))
-            outcome = redeliver_pending(
-                self.kube, body, status.pending_audit, project, self.settings.mlflow_tracking_uri
-            )
-            if outcome is None:
-                return
-            status.pending_audit = outcome.remaining
-            if status.audit_id in outcome.delivered:
-                status.mlflow = outcome.delivered[status.audit_id]
-            self.kube.write_status(MATERIALIZATION_JOB_PLURAL, body, status, RUN_AUDIT)
-
     def _reconcile(self, body: Obj, peer_summaries: list[Obj]) -> None:
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
@@ -213,6 +194,8 @@ class MaterializationReconciler:
                 spec = None
             if job is not None:
                 job_observation = observe_job(job, self.kube.job_pods(job))
+                if job_observation.finished and project is not None:
+                    self._learn_secrets(project)
             elif project is not None and spec is not None:
                 peers = to_peers(peer_summaries, project)
         if status.job_name is None:
@@ -255,10 +238,23 @@ class MaterializationReconciler:
         self.kube.write_status(MATERIALIZATION_JOB_PLURAL, body, decision.status, RUN_RECONCILER)
         emit_transitions(self.kube, body, decision.transitions)
         self._track_waiting(namespace, name, decision, peer_summaries)
+        if decision.finished is not None:
+            report_distrusted(self.kube, body, decision.finished)
         if decision.finished is not None and spec is not None:
             result = decision.finished.result
             duration = result.duration_seconds if result is not None else None
             self._record_on_project(namespace, spec.project_ref.name, name, decision.status, duration)
+
+    def _learn_secrets(self, project_body: Obj) -> None:
+        """The values of the project's Secrets, before the runner's words are written (after a restart,
+        the project's own pass may not have read them yet)."""
+        try:
+            project = FeatureStoreProject.model_validate(
+                {k: project_body[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in project_body}
+            )
+        except ValidationError:
+            return
+        learn_secrets(self.kube, project)
 
     def _running_apply(self, namespace: str, project_name: str) -> str | None:
         """An apply Job of the project that has not finished, if any."""
@@ -291,7 +287,7 @@ class MaterializationReconciler:
             git = (project.get("spec") or {}).get("repo", {}).get("git")
             last_apply = FeatureStoreProjectStatus.from_k8s(project.get("status")).last_apply
             if git:
-                provenance.git_repository = redact_url(git["url"])
+                provenance.git_repository = redact(git["url"])
                 provenance.git_revision = (last_apply.commit if last_apply else None) or git.get("revision")
         return provenance
 

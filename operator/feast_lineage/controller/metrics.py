@@ -56,6 +56,19 @@ AUDIT_DELIVERED = Counter(
     "Records of the project and its MaterializationJobs delivered to MLflow after the operation ended.",
     PROJECT_LABELS,
 )
+# By namespace, not project: these outlive the object whose records they count (a deletion that
+# abandons records removes the project's own series).
+AUDIT_LOST = Counter(
+    "feast_lineage_audit_records_lost_total",
+    "Audit records that will never reach MLflow, by why: cap (pendingAudit or undeliverableAudit full, "
+    "oldest dropped) or abandoned (the object was deleted before MLflow took them).",
+    ["namespace", "why"],
+)
+AUDIT_UNDELIVERABLE = Counter(
+    "feast_lineage_audit_records_undeliverable_total",
+    "Audit records set aside in status.undeliverableAudit because MLflow, as configured, cannot take them.",
+    ["namespace"],
+)
 
 INJECTIONS = Counter(
     "feast_lineage_injection_total",
@@ -150,6 +163,16 @@ def audit_pending(project: ProjectLabels, count: int) -> None:
 
 def audit_delivered(project: ProjectLabels) -> None:
     _series.child(AUDIT_DELIVERED, project).inc()
+
+
+def audit_lost(namespace: str, why: str, count: int) -> None:
+    if count:
+        AUDIT_LOST.labels(namespace, why).inc(count)
+
+
+def audit_undeliverable(namespace: str, count: int) -> None:
+    if count:
+        AUDIT_UNDELIVERABLE.labels(namespace).inc(count)
 
 
 def injection_missed(project: ProjectLabels, count: int) -> None:

@@ -17,6 +17,11 @@ from feast_lineage.controller.kube import Kube, read
 from feast_lineage.domain.apply_plan import RepoIdentity, configmap_fingerprint
 from feast_lineage.domain.project_state import InputProblem
 from feast_lineage.git_credentials import DEFAULT_PROTOCOLS
+from feast_lineage.redaction import KNOWN
+
+
+def _decoded(data: dict[str, str]) -> dict[str, str]:
+    return {key: base64.b64decode(value).decode("utf-8", "replace") for key, value in data.items()}
 
 
 class _Secrets:
@@ -31,11 +36,12 @@ class _Secrets:
         if name not in self._cache:
             secret = read(self.kube.core.read_namespaced_secret, name, self.namespace)
             self._cache[name] = None if secret is None else dict(secret.get("data") or {})
+            # Whatever a referenced Secret holds may be echoed by Feast, git or MLflow: redact it everywhere.
+            KNOWN.learn(_decoded(self._cache[name] or {}).values())
         return self._cache[name]
 
     def value(self, name: str, key: str) -> str | None:
-        data = self.data(name) or {}
-        return base64.b64decode(data[key]).decode() if key in data else None
+        return _decoded(self.data(name) or {}).get(key)
 
     def check(self, name: str, key: str, used_for: str) -> InputProblem | None:
         data = self.data(name)
@@ -118,3 +124,14 @@ def gather_inputs(
     assert source.image is not None
     image = source.image.image or project.spec.runner.image or ""
     return RepoIdentity("image", f"{image or 'runner image'}:{source.image.path}", f"{image}|{source.image.path}"), None
+
+
+def learn_secrets(kube: Kube, project: FeatureStoreProject) -> None:
+    """Read every Secret ``project`` references, so their values are redacted from whatever the operator
+    writes next (a MaterializationJob's status may be written before the project's next pass)."""
+    secrets = _Secrets(kube, project.metadata.namespace or "default")
+    names = {name for name, _, _ in required_secrets(project)}
+    if project.spec.repo.git is not None and project.spec.repo.git.secret_ref is not None:
+        names.add(project.spec.repo.git.secret_ref.name)
+    for name in sorted(names):
+        secrets.data(name)

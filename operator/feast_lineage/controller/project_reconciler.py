@@ -23,10 +23,9 @@ from feast_lineage.api import (
 )
 from feast_lineage.contract import FEATURE_STORE_YAML
 from feast_lineage.controller import metrics
-from feast_lineage.controller.audit_redelivery import redeliver_pending
 from feast_lineage.controller.backoff import Backoff
 from feast_lineage.controller.errors import stalled_by
-from feast_lineage.controller.events import emit, emit_transitions
+from feast_lineage.controller.events import emit, emit_transitions, report_distrusted
 from feast_lineage.controller.kube import Kube, Obj, OwnershipConflict, StatusConflict, controlled_by, create
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.logs import object_fields
@@ -51,7 +50,7 @@ from feast_lineage.domain.project_state import (
 from feast_lineage.domain.provenance import provenance_tags
 from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
 from feast_lineage.domain.runner_outcome import JobObservation, observe_job
-from feast_lineage.domain.status_owners import PROJECT_AUDIT, PROJECT_RECONCILER
+from feast_lineage.domain.status_owners import PROJECT_RECONCILER
 from feast_lineage.domain.store_config import client_config_data, render_feature_store_yaml
 from feast_lineage.domain.store_paths import ephemeral_store_paths
 from feast_lineage.domain.tenancy import policy_violations
@@ -102,24 +101,6 @@ class ProjectReconciler:
                     return
                 metrics.RECONCILES.labels(FEATURE_STORE_PROJECT_KIND, "ok").inc()
                 return
-
-    def redeliver_audit(self, namespace: str, name: str) -> None:
-        """Deliver the project's pending audit records to MLflow, under the same lock as reconcile."""
-        with self.locks.hold(FEATURE_STORE_PROJECT_KIND, namespace, name):
-            body = self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, namespace, name)
-            if body is None:
-                return
-            status = FeatureStoreProjectStatus.from_k8s(body.get("status"))
-            outcome = redeliver_pending(self.kube, body, status.pending_audit, body, self.settings.mlflow_tracking_uri)
-            if outcome is None:
-                return
-            status.pending_audit = outcome.remaining
-            if status.last_apply is not None and status.last_apply.audit_id in outcome.delivered:
-                status.last_apply.mlflow = outcome.delivered[status.last_apply.audit_id]
-            self.kube.write_status(FEATURE_STORE_PROJECT_PLURAL, body, status, PROJECT_AUDIT)
-            project = metrics.ProjectLabels.of(body)
-            if project is not None:
-                metrics.audit_pending(project, len(status.pending_audit))
 
     def _stall(self, body: Obj, error: Exception) -> bool:
         problem = stalled_by(error)
@@ -273,7 +254,10 @@ class ProjectReconciler:
         self._write(body, decision)
         for event_type, reason, message in decision.events:
             emit(self.kube, body, event_type, reason, message)
+        metrics.audit_lost(namespace, "cap", len(decision.dropped_audit))
         finished = decision.finished_job
+        if finished is not None:
+            report_distrusted(self.kube, body, finished)
         project_labels = metrics.ProjectLabels.of(body)
         if finished is not None and project_labels is not None:
             # Counted once the status that records this Job is written, so a failed write does not

@@ -25,6 +25,7 @@ from feast_lineage.api import (
     FeatureStoreProjectStatus,
     ScheduleStatus,
 )
+from feast_lineage.controller.errors import stalled_by
 from feast_lineage.controller.kube import Kube, Obj, create
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.logs import object_fields
@@ -87,50 +88,65 @@ class ScheduleReconciler:
                 )
             except ValidationError:
                 return  # the project reconciler reports it as Stalled
-            schedule = project.spec.materialization
-            if schedule is None:
+            if project.spec.materialization is None:
                 return
-            status = FeatureStoreProjectStatus.from_k8s(body.get("status"))
-            previous = status.schedule or ScheduleStatus()
-            now = now or datetime.datetime.now(datetime.UTC)
-            scheduled = [
-                ScheduledRun(r["name"], _parse(r.get("scheduledTime")), r["phase"], _parse(r["created"]) or now)
-                for r in runs
-            ]
-            decision = plan_schedule(
-                schedule,
-                project_resource=name,
-                now=now,
-                last_schedule_time=previous.last_schedule_time,
-                project_created=_parse(body["metadata"]["creationTimestamp"]) or now,
-                runs=scheduled,
-            )
-            decision = cap_waiting(decision, scheduled, self.max_waiting, previous.last_schedule_time)
-            for run in [*decision.delete_active, *decision.prune]:
-                self._delete_run(namespace, run)
-            last_run = previous.last_run
-            if decision.create is not None and decision.create_name is not None:
-                manifest = scheduled_run_manifest(
-                    project, body["metadata"]["uid"], decision.create_name, decision.create
+            try:
+                self._tick(body, project, runs, now)
+            except Exception as error:
+                # A tick that fails the same way each time says why in status.schedule.message
+                # rather than a traceback every tick; a transient error is retried.
+                problem = stalled_by(error)
+                if problem is None:
+                    raise
+                status = FeatureStoreProjectStatus.from_k8s(body.get("status"))
+                status.schedule = (status.schedule or ScheduleStatus()).model_copy(
+                    update={"message": f"{problem.reason}: {problem.message}"}
                 )
-                if create(
-                    self.kube.custom.create_namespaced_custom_object,
-                    GROUP,
-                    VERSION,
-                    namespace,
-                    MATERIALIZATION_JOB_PLURAL,
-                    manifest,
-                ):
-                    log.info("schedule created %s", decision.create_name, extra=object_fields(namespace, name))
-                last_run = decision.create_name
-            # Built whole: a message from an earlier tick does not outlive its reason.
-            status.schedule = ScheduleStatus(
-                last_schedule_time=decision.last_schedule_time,
-                next_schedule_time=decision.next_time,
-                last_run=last_run,
-                message=decision.waiting_reason,
-            )
-            self.kube.write_status(FEATURE_STORE_PROJECT_PLURAL, body, status, PROJECT_SCHEDULE)
+                self.kube.write_status(FEATURE_STORE_PROJECT_PLURAL, body, status, PROJECT_SCHEDULE)
+
+    def _tick(self, body: Obj, project: FeatureStoreProject, runs: list[Obj], now: datetime.datetime | None) -> None:
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        schedule = project.spec.materialization
+        assert schedule is not None
+        status = FeatureStoreProjectStatus.from_k8s(body.get("status"))
+        previous = status.schedule or ScheduleStatus()
+        now = now or datetime.datetime.now(datetime.UTC)
+        scheduled = [
+            ScheduledRun(r["name"], _parse(r.get("scheduledTime")), r["phase"], _parse(r["created"]) or now)
+            for r in runs
+        ]
+        decision = plan_schedule(
+            schedule,
+            project_resource=name,
+            now=now,
+            last_schedule_time=previous.last_schedule_time,
+            project_created=_parse(body["metadata"]["creationTimestamp"]) or now,
+            runs=scheduled,
+        )
+        decision = cap_waiting(decision, scheduled, self.max_waiting, previous.last_schedule_time)
+        for run in [*decision.delete_active, *decision.prune]:
+            self._delete_run(namespace, run)
+        last_run = previous.last_run
+        if decision.create is not None and decision.create_name is not None:
+            manifest = scheduled_run_manifest(project, body["metadata"]["uid"], decision.create_name, decision.create)
+            if create(
+                self.kube.custom.create_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                MATERIALIZATION_JOB_PLURAL,
+                manifest,
+            ):
+                log.info("schedule created %s", decision.create_name, extra=object_fields(namespace, name))
+            last_run = decision.create_name
+        # Built whole: a message from an earlier tick does not outlive its reason.
+        status.schedule = ScheduleStatus(
+            last_schedule_time=decision.last_schedule_time,
+            next_schedule_time=decision.next_time,
+            last_run=last_run,
+            message=decision.waiting_reason,
+        )
+        self.kube.write_status(FEATURE_STORE_PROJECT_PLURAL, body, status, PROJECT_SCHEDULE)
 
     def _delete_run(self, namespace: str, name: str) -> None:
         try:

@@ -57,6 +57,18 @@ class OperatorSettings:
     in a queue that is looked at only every resync."""
     audit_retry_seconds: float = 30.0
     """How often audit records that MLflow could not take are offered to it again."""
+    audit_workers: int = 2
+    """Threads that deliver audit records, apart from the reconcile workers and outside any object's lock."""
+    audit_request_timeout_seconds: float = 10.0
+    """Cap of an MLflow request's read timeout in redelivery, whatever a spec's requestTimeoutSeconds."""
+    audit_max_retries: int = 1
+    """Cap of MLflow request retries in redelivery, whatever a spec's maxRetries."""
+    audit_record_deadline_seconds: float = 30.0
+    """Bound of delivering one record, every request and byte of it included."""
+    audit_pass_seconds: float = 60.0
+    """Bound of one pass over an object's pending records; the rest wait for the next pass."""
+    audit_deletion_wait_seconds: float = 60.0
+    """How long a deletion waits for its object's pending records to be delivered before abandoning them."""
     webhook: WebhookSettings | None = None
     """The training-pod injection webhook and the validating webhook; not served when None."""
     tenancy: TenancyPolicy = field(default_factory=TenancyPolicy)

@@ -17,6 +17,7 @@ from feast_lineage.api import (
     VERSION,
 )
 from feast_lineage.controller import metrics
+from feast_lineage.controller.audit_redelivery import AuditDeliveries
 from feast_lineage.controller.kube import Kube, new_api_client
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.materialization_reconciler import MaterializationReconciler, peer_summary
@@ -81,6 +82,7 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
     projects = ProjectReconciler(kube, operator, locks)
     runs = MaterializationReconciler(kube, operator, locks)
     schedules = ScheduleReconciler(kube, locks, operator.max_waiting_runs)
+    audits = AuditDeliveries(kube, operator, locks)
     targets = InjectionTargets()
     injection = InjectionService(kube, operator, targets) if operator.webhook is not None else None
 
@@ -108,6 +110,7 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
 
     @kopf.on.cleanup(registry=registry)
     def shutdown(**_: Any) -> None:
+        audits.shutdown()
         if injection is not None:
             injection.stop()
 
@@ -131,6 +134,10 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
     # optional: it is no reason of its own to block one.
     @kopf.on.delete(*PROJECTS, optional=True, registry=registry)
     def project_deleted(namespace: str | None, name: str, **_: Any) -> None:
+        # Its pending audit records are delivered first, or abandoned after a bounded wait.
+        wait = audits.before_deletion(FEATURE_STORE_PROJECT_KIND, namespace or "", name)
+        if wait is not None:
+            raise kopf.TemporaryError("delivering pending audit records to MLflow first", delay=wait)
         projects.deleted(namespace or "", name)
 
     @kopf.timer(*PROJECTS, interval=operator.resync_seconds, registry=registry)
@@ -166,7 +173,7 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
 
     @kopf.timer(*PROJECTS, interval=operator.audit_retry_seconds, when=_has_pending_audit, registry=registry)
     def project_audit_redelivery(namespace: str | None, name: str, **_: Any) -> None:
-        projects.redeliver_audit(namespace or "", name)
+        audits.submit(FEATURE_STORE_PROJECT_KIND, namespace or "", name)
 
     @kopf.on.event("batch", "v1", "jobs", labels={**MANAGED, labels.LABEL_OPERATION: "apply"}, registry=registry)
     def apply_job_event(body: kopf.Body, namespace: str | None, **_: Any) -> None:
@@ -210,7 +217,15 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
 
     @kopf.timer(*RUNS, interval=operator.audit_retry_seconds, when=_has_pending_audit, registry=registry)
     def run_audit_redelivery(namespace: str | None, name: str, **_: Any) -> None:
-        runs.redeliver_audit(namespace or "", name)
+        audits.submit(MATERIALIZATION_JOB_KIND, namespace or "", name)
+
+    # Runs carry Kopf's finalizer (their timers): deleting one, or pruning schedule history, first
+    # delivers its pending audit record, or abandons it after a bounded wait.
+    @kopf.on.delete(*RUNS, optional=True, registry=registry)
+    def run_deleted(namespace: str | None, name: str, **_: Any) -> None:
+        wait = audits.before_deletion(MATERIALIZATION_JOB_KIND, namespace or "", name)
+        if wait is not None:
+            raise kopf.TemporaryError("delivering the pending audit record to MLflow first", delay=wait)
 
     @kopf.on.event("batch", "v1", "jobs", labels={**MANAGED, labels.LABEL_OPERATION: "materialize"}, registry=registry)
     def materialize_job_event(body: kopf.Body, namespace: str | None, **indices: Any) -> None:

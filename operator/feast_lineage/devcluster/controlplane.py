@@ -55,6 +55,17 @@ class ControlPlane:
     def pids(self) -> dict[str, int]:
         return {p.name: p.pid for p in self.processes}
 
+    def restart_apiserver(self, down_seconds: float = 0.0, timeout: float = 120.0) -> float:
+        """Stop kube-apiserver, wait ``down_seconds``, start it again with the same arguments (etcd keeps
+        the state); returns the seconds it took to be ready again."""
+        index, old = next((i, p) for i, p in enumerate(self.processes) if p.name == "kube-apiserver")
+        argv = [str(arg) for arg in old.popen.args]  # type: ignore[union-attr]
+        old.stop()
+        time.sleep(down_seconds)
+        new = ManagedProcess("kube-apiserver", argv, old.log_path)
+        self.processes[index] = new
+        return new.wait_ready(lambda: _https_get(f"{self.server}/readyz", self.pki)[0] == 200, timeout, "ready")
+
 
 def _write_pki(pki: Path) -> None:
     pki.mkdir(parents=True, exist_ok=True)

@@ -39,8 +39,9 @@ def mlflow_executable() -> str:
     return found
 
 
-def start_mlflow(directory: Path, port: int | None = None, timeout: float = 90.0) -> MlflowServer:
-    """Start ``mlflow server`` and wait until /health answers (at most ``timeout`` seconds).
+def start_mlflow(directory: Path, port: int | None = None, timeout: float = 240.0) -> MlflowServer:
+    """Start ``mlflow server`` and wait until /health answers (at most ``timeout`` seconds: on a
+    machine shared by many test runs its imports alone have taken over 90 s).
 
     Passing the ``port`` of a stopped server restarts it on the same address and data.
     """

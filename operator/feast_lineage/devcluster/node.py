@@ -36,10 +36,12 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
@@ -58,6 +60,8 @@ log = logging.getLogger("local-node")
 
 NODE_IP = "127.0.0.1"
 _TERMINATION_MESSAGE_LIMIT = 4096
+_STATUS_RETRY_SECONDS = 600.0
+_TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 _SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 ISOLATION_ANNOTATION = "local-node.featurelineage.io/isolation"
 
@@ -454,11 +458,35 @@ class PodRun(threading.Thread):
             status["reason"] = reason
         if message:
             status["message"] = message
-        try:
-            self.core.patch_namespaced_pod_status(self.pod_name, self.namespace, {"status": status})
-        except ApiException as error:
-            if error.status != 404:
-                log.warning("pod %s/%s: status patch failed: %s", self.namespace, self.pod_name, error.reason)
+        self._send_status(status)
+
+    def _send_status(self, status: dict[str, Any]) -> None:
+        """As kubelet's status manager does, a status the API server did not take (restarting, overloaded)
+        is sent again until it is: a pod that ended while the API server was away must not look
+        Running forever, holding its Job."""
+        deadline = time.monotonic() + _STATUS_RETRY_SECONDS
+        delay = 0.5
+        while True:
+            try:
+                self.core.patch_namespaced_pod_status(self.pod_name, self.namespace, {"status": status})
+                return
+            except ApiException as error:
+                if error.status == 404:
+                    return
+                failure = f"{error.status} {error.reason}"
+                if error.status not in _TRANSIENT_STATUSES:
+                    log.warning("pod %s/%s: status patch refused: %s", self.namespace, self.pod_name, failure)
+                    return
+            except (urllib3.exceptions.HTTPError, OSError) as error:
+                failure = str(error)
+            if time.monotonic() + delay > deadline:
+                log.warning("pod %s/%s: status patch gave up: %s", self.namespace, self.pod_name, failure)
+                return
+            log.info(
+                "pod %s/%s: status patch failed (%s); again in %.1fs", self.namespace, self.pod_name, failure, delay
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def _container_base(container: dict[str, Any], restarts: int = 0) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from feast_lineage.api import (
 )
 from feast_lineage.contract import MlflowRun
 from feast_lineage.domain.apply_plan import RepoIdentity
+from feast_lineage.domain.audit_backlog import AUDIT_DROPPED, add_pending, dropped_message
 from feast_lineage.domain.conditions import DesiredCondition, Transition, kstatus, merge_conditions
 from feast_lineage.domain.labels import (
     ANNOTATION_APPLY_HASH,
@@ -77,6 +78,8 @@ class ProjectDecision:
     """Events that are no condition's transition: (type, reason, message)."""
     delete_jobs: list[str] = field(default_factory=list)
     """Superseded apply Jobs whose pod never started: they must not start later and apply an old revision."""
+    dropped_audit: list[str] = field(default_factory=list)
+    """Ids of the oldest audit records dropped to keep pendingAudit within its cap."""
 
 
 def mlflow_ref(run: MlflowRun) -> MlflowRunRef:
@@ -142,7 +145,8 @@ def _finished_since_last_apply(obs: ProjectObservation, last_apply: LastApply | 
 
 def _record_finished(
     status: FeatureStoreProjectStatus, job: JobObservation, obs: ProjectObservation, now: datetime
-) -> None:
+) -> list[str]:
+    """Records the Job in status; the ids of audit records the pendingAudit cap dropped for its record."""
     status.last_apply = _record(job, obs, now)
     result = job.result
     if job.state == "succeeded":
@@ -158,9 +162,10 @@ def _record_finished(
             for name, reason in sorted(((result.not_materializable if result else None) or {}).items())
         ]
     if result is not None and result.audit is not None:
-        # "i" is the record id in the compact form (feast_lineage.audit.AuditRecord.to_compact).
-        pending = [a for a in status.pending_audit if a.get("i") != result.audit.get("i")]
-        status.pending_audit = [*pending, result.audit]
+        capped = add_pending(status.pending_audit, result.audit)
+        status.pending_audit = capped.kept
+        return capped.dropped
+    return []
 
 
 def _describe(pending: PendingApply) -> str:
@@ -202,6 +207,7 @@ def decide_project(obs: ProjectObservation, now: datetime) -> ProjectDecision:
     finished: JobObservation | None = None
     events: list[tuple[str, str, str]] = []
     delete_jobs: list[str] = []
+    dropped: list[str] = []
 
     source = _source_condition(obs)
     if obs.problem is None:
@@ -209,7 +215,7 @@ def decide_project(obs: ProjectObservation, now: datetime) -> ProjectDecision:
         earlier = _finished_since_last_apply(obs, status.last_apply)
         if earlier is not None:
             finished = earlier
-            _record_finished(status, earlier, obs, now)
+            dropped += _record_finished(status, earlier, obs, now)
     applied_hash = status.applied_spec_hash
     running = [job for job in obs.other_applies if job.state == "running"]
 
@@ -238,7 +244,7 @@ def decide_project(obs: ProjectObservation, now: datetime) -> ProjectDecision:
         recorded = status.last_apply is not None and status.last_apply.job_name == (job.name if job else None)
         if job is not None and job.state in ("succeeded", "failed") and not recorded:
             finished = job
-            _record_finished(status, job, obs, now)
+            dropped += _record_finished(status, job, obs, now)
         waiting_for = None
         if job is None and obs.running_materializations:
             waiting_for = (
@@ -278,7 +284,9 @@ def decide_project(obs: ProjectObservation, now: datetime) -> ProjectDecision:
         desired.append(source)
     status.conditions, transitions = merge_conditions(status.conditions, desired, obs.generation, now)
     status.observed_generation = obs.generation
-    return ProjectDecision(create_job, status, transitions, finished, events, delete_jobs)
+    if dropped:
+        events.append(("Warning", AUDIT_DROPPED, dropped_message(dropped)))
+    return ProjectDecision(create_job, status, transitions, finished, events, delete_jobs, dropped)
 
 
 def _source_condition(obs: ProjectObservation) -> DesiredCondition | None:

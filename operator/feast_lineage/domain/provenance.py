@@ -6,9 +6,9 @@ the resource, the Job, the commit and the Argo CD / Flux application that made i
 
 from __future__ import annotations
 
-import re
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+
+from feast_lineage.redaction import redact
 
 ARGOCD_TRACKING_ID = "argocd.argoproj.io/tracking-id"
 ARGOCD_INSTANCE_LABEL = "app.kubernetes.io/instance"
@@ -18,17 +18,6 @@ FLUX_HELMRELEASE_NAME = "helm.toolkit.fluxcd.io/name"
 FLUX_HELMRELEASE_NAMESPACE = "helm.toolkit.fluxcd.io/namespace"
 
 _TAG_VALUE_LIMIT = 500
-
-
-def redact_url(url: str) -> str:
-    """A URL without user info: credentials in a clone URL must never reach a tag, status or log."""
-    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", url):
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        if parts.port:
-            host = f"{host}:{parts.port}"
-        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-    return url  # scp-like user@host:path carries a user name, never a secret
 
 
 def gitops_owner(metadata: dict[str, Any]) -> dict[str, str]:
@@ -81,7 +70,7 @@ def provenance_tags(
     if generation is not None:
         tags["k8s.generation"] = str(generation)
     if git_url:
-        tags["git.url"] = redact_url(git_url)
+        tags["git.url"] = redact(git_url)
     if git_revision:
         tags["git.revision"] = git_revision
     if git_commit:

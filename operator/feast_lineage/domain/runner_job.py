@@ -183,6 +183,8 @@ def render_runner_job(project: FeatureStoreProject, request: RunnerJobRequest) -
         *request.extra_env,
         *({"name": e.name, "value": e.value} for e in runner.env),
     ]
+    secret_names = sorted(e["name"] for e in env if "secretKeyRef" in (e.get("valueFrom") or {}))
+    env.append(_value_env(contract.ENV_SECRET_NAMES, ",".join(secret_names)))
     volumes = [
         {"name": "config", "configMap": {"name": request.runner_config_map}},
         {"name": "workspace", "emptyDir": {"sizeLimit": runner.workspace_size_limit or DEFAULT_WORKSPACE_SIZE_LIMIT}},

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from feast_lineage.contract import RunnerResult
+from feast_lineage.domain.runner_trust import expectations_of, vet_result
 
 JobState = Literal["running", "stuck", "succeeded", "failed"]
 
@@ -32,6 +33,8 @@ class JobObservation:
     annotations: dict[str, str] | None = None
     job_reason: str | None = None
     """The Job's own failure reason: BackoffLimitExceeded, DeadlineExceeded, ..."""
+    distrusted: tuple[str, ...] = ()
+    """What the runner reported that contradicts its Job and was dropped (see :mod:`.runner_trust`)."""
 
     @property
     def finished(self) -> bool:
@@ -72,17 +75,22 @@ def observe_job(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobObservati
         (state["terminated"] for pod in newest_first if "terminated" in (state := _container_state(pod))), None
     )
     result = parse_result(terminated.get("message")) if terminated else None
+    reported = result is not None
+    distrusted: tuple[str, ...] = ()
+    if result is not None:
+        result, problems = vet_result(result, expectations_of(job))
+        distrusted = tuple(problems)
     complete, failed = _condition(job, "Complete"), _condition(job, "Failed")
     # When the runner's container ended; else when the Job did (its pod may be gone).
     finished_at = (terminated.get("finishedAt") if terminated else None) or (complete or failed or {}).get(
         "lastTransitionTime"
     )
     if complete is not None:
-        return JobObservation(name, "succeeded", "", result, finished_at, annotations)
+        return JobObservation(name, "succeeded", "", result, finished_at, annotations, distrusted=distrusted)
     if failed is not None:
         if result is not None and result.error:
             message = result.error
-        elif terminated is not None and terminated.get("message"):
+        elif terminated is not None and terminated.get("message") and not reported:
             message = _last_line(terminated["message"])
         elif terminated is not None:
             message = f"runner exited with code {terminated.get('exitCode')}"
@@ -90,7 +98,9 @@ def observe_job(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobObservati
             message = failed.get("message") or failed.get("reason") or "Job failed"
         if failed.get("reason") == "DeadlineExceeded":
             message = f"deadline exceeded: {failed.get('message', '')}".strip()
-        return JobObservation(name, "failed", message, result, finished_at, annotations, failed.get("reason"))
+        return JobObservation(
+            name, "failed", message, result, finished_at, annotations, failed.get("reason"), distrusted
+        )
     for pod in newest_first:
         waiting = _container_state(pod).get("waiting") or {}
         if waiting.get("reason") in _STUCK_REASONS:

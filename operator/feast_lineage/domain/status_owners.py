@@ -20,7 +20,7 @@ PROJECT_LAST_MATERIALIZATION = frozenset({"lastMaterialization"})
 """The MaterializationJob reconciler, when one of the project's runs finishes."""
 PROJECT_INJECTION = frozenset({"injection"})
 """The pod monitor of the injection webhook."""
-PROJECT_AUDIT = frozenset({"pendingAudit", "lastApply"})
+PROJECT_AUDIT = frozenset({"pendingAudit", "undeliverableAudit", "lastApply"})
 """Audit redelivery: the records it delivered, and the run it made for the last apply."""
 PROJECT_RECONCILER = (
     FeatureStoreProjectStatus.field_names() - PROJECT_SCHEDULE - PROJECT_LAST_MATERIALIZATION - (PROJECT_INJECTION)
@@ -28,7 +28,7 @@ PROJECT_RECONCILER = (
 """The project reconciler: everything else, including fields added later."""
 
 RUN_RECONCILER = MaterializationJobStatus.field_names()
-RUN_AUDIT = frozenset({"pendingAudit", "mlflow"})
+RUN_AUDIT = frozenset({"pendingAudit", "undeliverableAudit", "mlflow"})
 
 
 def stored_status(read: Mapping[str, Any] | None, new: StatusModel, owned: frozenset[str]) -> dict[str, Any]:

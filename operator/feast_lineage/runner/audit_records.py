@@ -9,6 +9,7 @@ from datetime import datetime
 from feast_lineage.audit import tags
 from feast_lineage.audit.caps import join_capped
 from feast_lineage.audit.record import AuditRecord
+from feast_lineage.redaction import KNOWN
 from feast_lineage.runner.changes import KINDS, KindChanges
 from feast_lineage.runner.window import format_time
 
@@ -72,8 +73,9 @@ def build_record(
         status="FAILED" if facts.error else "FINISHED",
         start_time_ms=start_ms,
         end_time_ms=end_ms,
-        tags=run_tags,
-        params=params,
+        # What Feast, git or user code said may echo a secret: the record is redacted as it is built.
+        tags=KNOWN.redact_data(run_tags),
+        params=KNOWN.redact_data(params),
         metrics=metrics,
     )
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from feast_lineage.audit.delivery import deliver
 from feast_lineage.audit.errors import DeliveryError
 from feast_lineage.contract import RunnerResult
+from feast_lineage.redaction import KNOWN, install_log_redaction
 from feast_lineage.runner.apply_op import run_apply
 from feast_lineage.runner.audit_records import OperationFacts, build_record
 from feast_lineage.runner.changes import as_object_changes, current_names
@@ -25,14 +26,31 @@ from feast_lineage.runner.errors import EXIT_OK, BadInput, RunnerError, exceptio
 from feast_lineage.runner.feast_repo import project_name
 from feast_lineage.runner.fetch import fetch_repo
 from feast_lineage.runner.materialize_op import MaterializeRequest, plan_materialize, run_materialize
+from feast_lineage.runner.redacted_output import redact_output
 from feast_lineage.runner.result_size import fit_result
-from feast_lineage.runner.settings import MaterializeSettings, RunnerSettings, read_settings, result_path
+from feast_lineage.runner.settings import (
+    MaterializeSettings,
+    RunnerSettings,
+    read_settings,
+    result_path,
+    secret_values,
+)
 from feast_lineage.runner.window import check_end, format_time, parse_time, range_window
+
+
+def main(operation: str) -> int:
+    """The runner process: everything it writes (the pod log, the termination message, MLflow) is
+    redacted of the values its environment took from Secrets, then ``operation`` runs."""
+    KNOWN.learn(secret_values(os.environ))
+    install_log_redaction()
+    redact_output(KNOWN)
+    return run_operation(operation)
 
 
 def run_operation(operation: str, env: Mapping[str, str] | None = None) -> int:
     """Run ``operation`` (apply | materialize); returns the exit code (0 ok, 1 failed, 2 bad input)."""
     env = os.environ if env is None else env
+    KNOWN.learn(secret_values(env))
     started = time.time()
     # The operator points TMPDIR into the workspace volume (the root filesystem is read-only);
     # Python falls back to /tmp silently if it does not exist, so make it.
@@ -159,6 +177,8 @@ def _log_to_mlflow(
 
 
 def _report(result: RunnerResult, path: Path) -> None:
+    # Every value of the result is redacted before it is fitted: the redacted text is what must fit.
+    result = RunnerResult.model_validate(KNOWN.redact_data(result.model_dump(by_alias=True, exclude_none=True)))
     text = fit_result(result)
     try:
         path.write_text(text)

@@ -8,7 +8,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from feast_lineage import contract
-from feast_lineage.git_credentials import GitTrust, git_env, redact
+from feast_lineage.git_credentials import GitTrust, git_env
+from feast_lineage.redaction import redact
 from feast_lineage.runner.errors import OperationFailed
 from feast_lineage.runner.settings import GitSettings
 

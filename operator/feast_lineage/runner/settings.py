@@ -175,3 +175,19 @@ def _materialize(env: Mapping[str, str]) -> MaterializeSettings:
         end=env.get(contract.ENV_MATERIALIZE_END) or None,
         feature_views=views,
     )
+
+
+CREDENTIAL_VARIABLES = (
+    contract.ENV_GIT_USERNAME,
+    contract.ENV_GIT_PASSWORD,
+    contract.ENV_GIT_TOKEN,
+    contract.MLFLOW_ENV_USERNAME,
+    contract.MLFLOW_ENV_PASSWORD,
+    contract.MLFLOW_ENV_TOKEN,
+)
+
+
+def secret_values(env: Mapping[str, str]) -> list[str]:
+    """Values of the variables that came from Secrets: the credentials, and those the operator names."""
+    named = [name.strip() for name in env.get(contract.ENV_SECRET_NAMES, "").split(",") if name.strip()]
+    return [env[name] for name in (*CREDENTIAL_VARIABLES, *named) if env.get(name)]
