@@ -5,7 +5,8 @@ so the chart's RBAC is all it has. Then `helm test`, `helm upgrade` and `helm un
 What the local node cannot give a pod here: an address of its own behind a Service (pods share the
 host's network, and EndpointSlices refuse loopback). So the API server calls the webhook at
 ``webhook.url`` on 127.0.0.1 instead of through its Service, the metrics Service is not used (metrics
-off), and probes, securityContext and the image are recorded but not enforced.
+off); probes run, but securityContext and the image are recorded, not enforced, for a pod on the host network
+(the local node's isolated pods honour user and read-only root: tests/cluster/test_pod_isolation.py).
 """
 
 from __future__ import annotations

@@ -190,6 +190,9 @@ def start_control_plane(binaries: Binaries, directory: Path, timeout: float = 12
                 f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
                 "--allow-privileged=true",
                 "--endpoint-reconciler-type=none",
+                # Webhooks (and aggregated APIs) behind a Service are called at an endpoint's address, as
+                # kube-proxy would route them: the API server runs on no pod network of its own.
+                "--enable-aggregator-routing=true",
                 # `kubectl logs`: reach the node's endpoint on its InternalIP, over verified TLS both ways.
                 f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
                 f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",

@@ -8,7 +8,18 @@ paths, the pod's environment, its working directory and a service-account token
 from the TokenRequest API, so RBAC applies to what it does. Status flows back as
 a kubelet reports it: Running, then Succeeded or Failed with exit code, reason
 and termination message. Pod output is kept under the node's state directory and served over
-HTTPS as a kubelet serves it, so ``kubectl logs`` works (:mod:`.node_logs`).
+HTTPS as a kubelet serves it, so ``kubectl logs`` works (:mod:`.node_logs`). Probes are run
+(:mod:`.probes`): readiness gates the pod's ``Ready`` condition, a failed liveness probe
+restarts the container. PersistentVolumeClaims are provisioned on local directories
+(:mod:`.local_volumes`).
+
+Pods share the host's network by default (``127.0.0.1``), as the rest of the tooling
+expects. An *isolated* pod (``--pod-isolation=pod`` for every pod, or
+``local-node.featurelineage.io/isolation: pod`` as an annotation of the pod or a label of
+its namespace, the annotation first; ``hostNetwork: true`` never is)
+runs as a kubelet would run it: its own network namespace and address on the node's
+bridge (:mod:`.pod_network`), Services by name and ClusterIP (:mod:`.services`), and
+its security context's user and read-only root honoured (:mod:`.container_init`).
 
 Run as ``python -m feast_lineage.devcluster.node --kubeconfig K --state-dir D``.
 """
@@ -31,11 +42,18 @@ from typing import Any
 from urllib.parse import urlparse
 
 import urllib3
-from kubernetes import client, config, watch
+from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from feast_lineage.devcluster import node_logs
+from feast_lineage.devcluster.controlplane import SERVICE_CLUSTER_IP_RANGE
+from feast_lineage.devcluster.local_volumes import LocalVolumes
 from feast_lineage.devcluster.pod_files import Mount, Pod, PodConfigError, PodFiles, expand
+from feast_lineage.devcluster.pod_network import PodNetwork, PodNetworkError
+from feast_lineage.devcluster.probes import ContainerProbes, ProbeContext
+from feast_lineage.devcluster.security import ContainerUser, container_user
+from feast_lineage.devcluster.services import ServiceProxy
+from feast_lineage.devcluster.watching import watch_forever
 from feast_lineage.timestamps import now_rfc3339
 
 log = logging.getLogger("local-node")
@@ -45,6 +63,7 @@ _TERMINATION_MESSAGE_LIMIT = 4096
 _STATUS_RETRY_SECONDS = 600.0
 _TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 _SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+ISOLATION_ANNOTATION = "local-node.featurelineage.io/isolation"
 
 
 def _now() -> str:
@@ -70,6 +89,13 @@ class PodRun(threading.Thread):
         self.started_at = _now()
         self.statuses: dict[str, dict[str, Any]] = {}
         self.restart_counts: dict[str, int] = {}
+        self.ready: dict[str, bool] = {}
+        self.isolated = node.isolates(pod)
+        self.pod_ip = NODE_IP
+        self.netns = Path()
+        self.hosts_file = Path()
+        self._status_lock = threading.Lock()
+        self._final = False
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -88,12 +114,39 @@ class PodRun(threading.Thread):
             if self.stopping.is_set():
                 return
         try:
-            if not self.stopping.is_set():
+            if not self.stopping.is_set() and self._attach_network():
                 self._run()
         except Exception:
             log.exception("pod %s/%s: unexpected error", self.namespace, self.pod_name)
         finally:
             self.node.slots.release()
+            self._detach_network()
+
+    def _attach_network(self) -> bool:
+        """An isolated pod's sandbox: its network namespace, address and hosts file."""
+        if not self.isolated:
+            return True
+        uid = self.pod["metadata"]["uid"]
+        try:
+            if self.node.network is None or self.node.proxy is None:
+                raise PodNetworkError("this node runs no pod network (it needs root and iproute2's `ip`)")
+            address = self.node.network.attach(uid)
+        except PodNetworkError as error:
+            self.node.event(self.pod, "FailedCreatePodSandBox", str(error), "Warning")
+            self._finish("Failed", reason="FailedCreatePodSandBox", message=str(error))
+            return False
+        self.pod_ip = address.ip
+        self.netns = address.netns_path
+        self.pod_dir.mkdir(parents=True, exist_ok=True)
+        self.hosts_file = self.pod_dir / "hosts"
+        self.node.proxy.add_pod(uid, address, self.namespace, self.pod_name, self.hosts_file)
+        return True
+
+    def _detach_network(self) -> None:
+        if self.isolated and self.node.network is not None and self.node.proxy is not None:
+            uid = self.pod["metadata"]["uid"]
+            self.node.proxy.remove_pod(uid)
+            self.node.network.detach(uid)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -139,7 +192,7 @@ class PodRun(threading.Thread):
         reported = ""
         while not self.stopping.is_set():
             try:
-                files = PodFiles(self.core, self.pod, self.pod_dir, NODE_IP)
+                files = PodFiles(self.core, self.pod, self.pod_dir, self.pod_ip)
                 volumes = files.volume_dirs()
                 for container in self.pod["spec"].get("initContainers", []) + self.pod["spec"]["containers"]:
                     files.container_env(container, {})
@@ -177,13 +230,18 @@ class PodRun(threading.Thread):
 
     def _run_once(self, container: dict[str, Any], volumes: dict[str, Path]) -> int:
         name = container["name"]
-        files = PodFiles(self.core, self.pod, self.pod_dir, NODE_IP)
+        files = PodFiles(self.core, self.pod, self.pod_dir, self.pod_ip)
         try:
             env = files.container_env(container, self._base_env())
         except PodConfigError as error:
             self.statuses[name] = _terminated(container, 1, "CreateContainerConfigError", error.message, _now(), _now())
             return 1
         argv = [expand(a, env) for a in container.get("command", []) + container.get("args", [])]
+        try:
+            user = container_user(self.pod, container) if self.isolated else None
+        except ValueError as error:
+            self.statuses[name] = _terminated(container, 1, "CreateContainerConfigError", str(error), _now(), _now())
+            return 1
         termination_log = self.pod_dir / f"{name}.termination-log"
         termination_log.write_text("")
         output = self.pod_dir / f"{name}.log"
@@ -197,14 +255,29 @@ class PodRun(threading.Thread):
         ]
         termination_path = container.get("terminationMessagePath", "/dev/termination-log")
         mounts.append(Mount(termination_log, termination_path, False))
-        init_spec = {
+        init_spec: dict[str, Any] = {
             "argv": argv,
             "env": env,
             "workingDir": container.get("workingDir") or str(self.pod_dir / "workdir"),
             "terminationLog": str(termination_log),
             "terminationLogInContainer": termination_path,
-            "mounts": [{"source": str(m.source), "target": m.target, "readOnly": m.read_only} for m in mounts],
         }
+        wrapper: list[str] = []
+        if self.isolated:
+            mounts.append(Mount(self.hosts_file, "/etc/hosts", False))
+            wrapper = ["nsenter", f"--net={self.netns}"]
+            security = container.get("securityContext") or {}
+            init_spec["readOnlyRootFilesystem"] = bool(security.get("readOnlyRootFilesystem"))
+            if user is not None:
+                user.give_files(volumes, self.pod, [termination_log])
+                init_spec["user"] = user.as_spec()
+                if user.uid:
+                    # A user without a passwd entry: HOME is /, and so is an image's usual working directory.
+                    env["HOME"] = "/"
+                    init_spec["workingDir"] = container.get("workingDir") or "/"
+                    # The node's Python is the image: whoever the container runs as must reach it.
+                    init_spec["exposedPaths"] = [str(Path(sys.base_prefix).resolve())]
+        init_spec["mounts"] = [{"source": str(m.source), "target": m.target, "readOnly": m.read_only} for m in mounts]
         spec_path = self.pod_dir / f"{name}.container.json"
         spec_path.write_text(json.dumps(init_spec))
         spec_path.chmod(0o600)
@@ -217,6 +290,7 @@ class PodRun(threading.Thread):
             out.flush()
             process = subprocess.Popen(
                 [
+                    *wrapper,
                     "unshare",
                     "--mount",
                     "--propagation",
@@ -235,10 +309,16 @@ class PodRun(threading.Thread):
             )
         with self._lock:
             self._processes[name] = process
-        self.statuses[name] = _running(container, started, self.restart_counts.get(name, 0))
+        # Without readiness or startup probes a running container is ready, as kubelet has it.
+        self.ready[name] = not (container.get("readinessProbe") or container.get("startupProbe"))
+        probes = self._probes(container, process, env, user)
+        self.statuses[name] = _running(container, started, self.restart_counts.get(name, 0), self.ready[name])
         self._patch_status("Running", init_done=True)
         self.node.event(self.pod, "Started", f"Started container {name}", "Normal")
+        probes.start()
         code = self._wait(process)
+        probes.stop()
+        self.ready[name] = False
         with self._lock:
             self._processes.pop(name, None)
         message = termination_log.read_bytes()[:_TERMINATION_MESSAGE_LIMIT].decode(errors="replace")
@@ -250,6 +330,47 @@ class PodRun(threading.Thread):
             container, code, reason, message, started, _now(), self.restart_counts.get(name, 0)
         )
         return code
+
+    def _probes(
+        self,
+        container: dict[str, Any],
+        process: subprocess.Popen[bytes],
+        env: dict[str, str],
+        user: ContainerUser | None,
+    ) -> ContainerProbes:
+        name = container["name"]
+        ports = {p["name"]: int(p["containerPort"]) for p in container.get("ports", []) if p.get("name")}
+        context = ProbeContext(
+            self.pod_ip, process.pid, env, ports, user.uid if user else None, user.gid if user else None
+        )
+
+        def on_ready(ready: bool) -> None:
+            self.ready[name] = ready
+            status = self.statuses.get(name, {})
+            if "running" in status.get("state", {}):
+                status["ready"] = ready
+                self._patch_status("Running", init_done=True)
+
+        def on_unhealthy(kind: str, message: str) -> None:
+            self.node.event(
+                self.pod, "Killing", f"Container {name} failed {kind.lower()} probe, will be restarted", "Normal"
+            )
+            self._kill(process, float(self.pod["spec"].get("terminationGracePeriodSeconds", 30)))
+
+        def on_event(reason: str, message: str) -> None:
+            self.node.event(self.pod, reason, message, "Warning")
+
+        return ContainerProbes(container, context, on_ready, on_unhealthy, on_event)
+
+    def _kill(self, process: subprocess.Popen[bytes], grace: float) -> None:
+        """Stop one container's process: SIGTERM, then SIGKILL after its grace period (at most 10 s here)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=min(grace, 10.0))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
 
     def _wait(self, process: subprocess.Popen[bytes]) -> int:
         while True:
@@ -281,6 +402,10 @@ class PodRun(threading.Thread):
             "KUBERNETES_SERVICE_PORT": str(self.node.apiserver_port),
             "KUBERNETES_SERVICE_PORT_HTTPS": str(self.node.apiserver_port),
         }
+        if self.isolated:
+            # Inside its own network the pod reaches the API server as pods do: the kubernetes Service.
+            env["KUBERNETES_SERVICE_HOST"] = self.node.kubernetes_service_ip
+            env["KUBERNETES_SERVICE_PORT"] = env["KUBERNETES_SERVICE_PORT_HTTPS"] = "443"
         for name in ("NO_PROXY", "no_proxy", "PYTHONPATH", "TZ"):
             if name in os.environ:
                 env[name] = os.environ[name]
@@ -299,7 +424,16 @@ class PodRun(threading.Thread):
         log.info("pod %s/%s: %s %s", self.namespace, self.pod_name, phase, reason)
 
     def _patch_status(self, phase: str, init_done: bool, reason: str = "", message: str = "") -> None:
+        # Probe and container threads both report: one at a time, and nothing after the final phase.
+        with self._status_lock:
+            if self._final:
+                return
+            self._final = phase in ("Succeeded", "Failed")
+            self._write_status(phase, init_done, reason, message)
+
+    def _write_status(self, phase: str, init_done: bool, reason: str, message: str) -> None:
         running = phase == "Running" and all("running" in s["state"] for s in self.statuses.values())
+        ready = running and all(s.get("ready") for s in self.statuses.values())
         now = _now()
 
         def condition(kind: str, ok: bool) -> dict[str, str]:
@@ -309,14 +443,14 @@ class PodRun(threading.Thread):
             "phase": phase,
             "hostIP": NODE_IP,
             "hostIPs": [{"ip": NODE_IP}],
-            "podIP": NODE_IP,
-            "podIPs": [{"ip": NODE_IP}],
+            "podIP": self.pod_ip,
+            "podIPs": [{"ip": self.pod_ip}],
             "startTime": self.started_at,
             "conditions": [
                 condition("PodScheduled", True),
                 condition("Initialized", init_done),
-                condition("ContainersReady", running),
-                condition("Ready", running),
+                condition("ContainersReady", ready),
+                condition("Ready", ready),
             ],
             "containerStatuses": list(self.statuses.values()),
         }
@@ -371,10 +505,10 @@ def _waiting(container: dict[str, Any], reason: str, message: str) -> dict[str, 
     return {**_container_base(container), "state": {"waiting": state}}
 
 
-def _running(container: dict[str, Any], started: str, restarts: int) -> dict[str, Any]:
+def _running(container: dict[str, Any], started: str, restarts: int, ready: bool) -> dict[str, Any]:
     return {
         **_container_base(container, restarts),
-        "ready": True,
+        "ready": ready,
         "started": True,
         "containerID": f"local://{container['name']}",
         "state": {"running": {"startedAt": started}},
@@ -407,7 +541,9 @@ class _Unbounded:
 class LocalNode:
     """Registers the Node, binds pods, and keeps one :class:`PodRun` per live pod."""
 
-    def __init__(self, api: client.ApiClient, name: str, state_dir: Path, max_running: int = 0) -> None:
+    def __init__(
+        self, api: client.ApiClient, name: str, state_dir: Path, max_running: int = 0, isolate_all: bool = False
+    ) -> None:
         self.api = api
         self.name = name
         self.state_dir = state_dir
@@ -418,6 +554,44 @@ class LocalNode:
         self.deleting: set[str] = set()
         self.kubelet_port: int | None = None
         """Where container logs are served (``status.daemonEndpoints``), when they are."""
+        self.isolate_all = isolate_all
+        self.network: PodNetwork | None = None
+        self.proxy: ServiceProxy | None = None
+        self.kubernetes_service_ip = ""
+
+    def isolates(self, pod: Pod) -> bool:
+        """Whether the pod gets its own network and security context (see the module's docstring)."""
+        if pod["spec"].get("hostNetwork"):
+            return False
+        wanted = (pod["metadata"].get("annotations") or {}).get(ISOLATION_ANNOTATION)
+        if wanted not in ("pod", "host"):
+            # A namespace's label decides for pods whose templates the user does not write (a chart's, say).
+            try:
+                namespace = self.core.read_namespace(pod["metadata"]["namespace"])
+                wanted = (namespace.metadata.labels or {}).get(ISOLATION_ANNOTATION)
+            except ApiException:
+                wanted = None
+        return wanted == "pod" if wanted in ("pod", "host") else self.isolate_all
+
+    def start_pod_network(self) -> None:
+        """The bridge and the Service proxy for isolated pods; without root or `ip`, isolated pods fail."""
+        if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("nsenter") is None:
+            log.warning("no pod network: isolated pods need root, iproute2's `ip` and `nsenter`")
+            return
+        network = PodNetwork(SERVICE_CLUSTER_IP_RANGE)
+        network.setup()
+        self.network = network
+        self.kubernetes_service_ip = self.core.read_namespaced_service("kubernetes", "default").spec.cluster_ip
+        host = urlparse(self.api.configuration.host).hostname or NODE_IP
+        self.proxy = ServiceProxy(self.api, (host, self.apiserver_port), network.services)
+        self.proxy.start()
+        log.info("pod network on %s (%s/24)", network.bridge, network.gateway)
+
+    def stop_pod_network(self) -> None:
+        for run in list(self.runs.values()):
+            run.terminate(0)
+        if self.network is not None:
+            self.network.teardown()
 
     def is_running(self, namespace: str, pod: str, container: str) -> bool:
         """Whether that container of that pod has a live process on this node now."""
@@ -584,43 +758,14 @@ class LocalNode:
 
     def run_forever(self) -> None:
         self.register()
-        resource_version = ""
-        while True:
-            try:
-                if not resource_version:
-                    listing = self.core.list_pod_for_all_namespaces(_preload_content=False)
-                    data = json.loads(listing.data)
-                    for pod in data["items"]:
-                        self.handle(pod)
-                    resource_version = data["metadata"]["resourceVersion"]
-                stream = watch.Watch().stream(
-                    self.core.list_pod_for_all_namespaces,
-                    resource_version=resource_version,
-                    timeout_seconds=300,
-                    allow_watch_bookmarks=True,
-                )
-                for event in stream:
-                    raw = event["raw_object"]
-                    if event["type"] == "ERROR":
-                        resource_version = ""
-                        break
-                    resource_version = raw["metadata"]["resourceVersion"]
-                    if event["type"] == "BOOKMARK":
-                        continue
-                    if event["type"] == "DELETED":
-                        self.forget(raw)
-                    else:
-                        self.handle(raw)
-            except ApiException as error:
-                if error.status == 410:
-                    resource_version = ""
-                else:
-                    log.warning("watch failed: %s; retrying", error.reason)
-                    time.sleep(1)
-            except Exception:
-                log.exception("watch loop error; relisting")
-                resource_version = ""
-                time.sleep(1)
+
+        def on_pod(kind: str, pod: Pod) -> None:
+            if kind == "DELETED":
+                self.forget(pod)
+            else:
+                self.handle(pod)
+
+        watch_forever(self.core.list_pod_for_all_namespaces, on_pod, threading.Event())
 
 
 def _memory_kib() -> int:
@@ -641,12 +786,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--serving-key", type=Path, help="its key")
     parser.add_argument("--client-ca", type=Path, help="CA of the API server's kubelet client certificate")
     parser.add_argument("--kubelet-port", type=int, default=0, help="port of that endpoint; 0 = a free one")
+    parser.add_argument(
+        "--pod-isolation",
+        choices=("host", "pod"),
+        default="host",
+        help=f"default for pods without the {ISOLATION_ANNOTATION} annotation: the host's network, or their own",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if shutil.which("unshare") is None:
         sys.exit("the local node needs `unshare` (util-linux) to give each container its own mounts")
     api = config.new_client_from_config(config_file=args.kubeconfig)
-    node = LocalNode(api, args.name, args.state_dir, args.max_running_pods)
+    node = LocalNode(api, args.name, args.state_dir, args.max_running_pods, args.pod_isolation == "pod")
+    LocalVolumes(api, args.state_dir / "volumes").start()
+    node.start_pod_network()
+    # Stopped by SIGTERM (ManagedProcess.stop): leave no bridge or namespace behind.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     if args.serving_cert and args.serving_key and args.client_ca:
         server = node_logs.LogServer(
             args.state_dir / "pods",
@@ -660,7 +815,10 @@ def main(argv: list[str] | None = None) -> None:
         server.start()
         node.kubelet_port = server.port
         log.info("serving container logs on https://%s:%d", NODE_IP, server.port)
-    node.run_forever()
+    try:
+        node.run_forever()
+    finally:
+        node.stop_pod_network()
 
 
 if __name__ == "__main__":

@@ -145,6 +145,9 @@ class PodFiles:
             if "hostPath" in volume:
                 result[name] = self._host_path(volume["hostPath"])
                 continue
+            if "persistentVolumeClaim" in volume:
+                result[name] = self._claim_path(volume["persistentVolumeClaim"]["claimName"])
+                continue
             target.mkdir(parents=True, exist_ok=True)
             if "emptyDir" in volume:
                 pass
@@ -172,6 +175,23 @@ class PodFiles:
         elif kind in ("Directory", "File") and not path.exists():
             raise PodConfigError("FailedMount", f"hostPath {path} does not exist")
         return path
+
+    def _claim_path(self, claim_name: str) -> Path:
+        """The directory of the PersistentVolume bound to the claim; FailedMount until it is bound."""
+        try:
+            claim = self.core.read_namespaced_persistent_volume_claim(claim_name, self.namespace)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            raise PodConfigError("FailedMount", f'persistentvolumeclaim "{claim_name}" not found') from error
+        if claim.status.phase != "Bound" or not claim.spec.volume_name:
+            raise PodConfigError("FailedMount", f'persistentvolumeclaim "{claim_name}" is not bound')
+        volume = self.core.read_persistent_volume(claim.spec.volume_name)
+        if volume.spec.host_path is None:
+            raise PodConfigError(
+                "FailedMount", f"persistentvolume {claim.spec.volume_name}: only hostPath volumes are mounted here"
+            )
+        return self._host_path({"path": volume.spec.host_path.path, "type": "DirectoryOrCreate"})
 
     def _project_object(self, kind: str, source: dict[str, Any], target: Path) -> None:
         data = self._data(kind, source["name"])
