@@ -138,3 +138,18 @@ class Projects:
     def events(self, name: str) -> list[tuple[str, str]]:
         events = self.core.list_namespaced_event(self.namespace, field_selector=f"involvedObject.name={name}").items
         return [(event.reason, event.message) for event in events]
+
+
+def range_run_manifest(name: str, project: str) -> dict[str, Any]:
+    """A MaterializationJob of the example's data window, 2026-11-02 to 2026-11-05."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "MaterializationJob",
+        "metadata": {"name": name},
+        "spec": {
+            "projectRef": {"name": project},
+            "mode": "Range",
+            "startTime": "2026-11-02T00:00:00Z",
+            "endTime": "2026-11-05T00:00:00Z",
+        },
+    }
