@@ -150,3 +150,18 @@ def ops_runs_with_audit_id(url: str, audit_id: str, experiment: str = "driver_st
         return 0
     filter_string = f"tags.`featurelineage.audit_id` = '{audit_id}'"
     return len(mlflow.search_runs([found.experiment_id], filter_string=filter_string))
+
+
+def range_run_manifest(name: str, project: str) -> dict[str, Any]:
+    """A MaterializationJob of the example's data window, 2026-11-02 to 2026-11-05."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "MaterializationJob",
+        "metadata": {"name": name},
+        "spec": {
+            "projectRef": {"name": project},
+            "mode": "Range",
+            "startTime": "2026-11-02T00:00:00Z",
+            "endTime": "2026-11-05T00:00:00Z",
+        },
+    }
