@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 export NO_PROXY := 127.0.0.1,localhost
 
-.PHONY: install test chaos example lint binaries crds chart dev-up dev-down clean
+.PHONY: install test chaos heavy example lint binaries crds chart dev-up dev-down clean
 
 $(BIN)/.installed: pyproject.toml
 	@echo "==> environment: $(VENV) with this package, Feast and MLflow (about 2 minutes the first time)"
@@ -18,6 +18,10 @@ install: $(BIN)/.installed
 ## Run every test: unit tests, then the ones against a real control plane, node and MLflow.
 test: install
 	$(BIN)/pytest
+
+## Tests that take minutes each (a thousand audit records against an MLflow that is down).
+heavy: install
+	$(BIN)/pytest -m heavy
 
 ## The chaos suite (short: 8 operations; CHAOS_OPERATIONS=100 for the long run, CHAOS_SEED to replay).
 chaos: install
