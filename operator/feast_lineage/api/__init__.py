@@ -47,6 +47,7 @@ from .materialization_job import (
     MaterializationJobSpec,
     MaterializationJobStatus,
     Provenance,
+    ViewRows,
 )
 from .mlflow_config import MlflowConfig, MlflowCredentials
 from .repo import GitRepo, ImageRepo, RepoSource
@@ -102,6 +103,7 @@ __all__ = [
     "StoreConfig",
     "TimeWindow",
     "UnmaterializableView",
+    "ViewRows",
     "diff_crds",
     "generate_crds",
     "validate_manifest",

@@ -27,7 +27,15 @@ from feast_lineage.controller.audit_redelivery import redeliver_pending
 from feast_lineage.controller.backoff import Backoff
 from feast_lineage.controller.errors import stalled_by
 from feast_lineage.controller.events import emit, emit_transitions
-from feast_lineage.controller.kube import Kube, Obj, OwnershipConflict, StatusConflict, controlled_by, create
+from feast_lineage.controller.kube import (
+    Kube,
+    Obj,
+    OwnershipConflict,
+    StatusConflict,
+    controlled_by,
+    create,
+    read,
+)
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.logs import object_fields
 from feast_lineage.controller.project_inputs import gather_inputs
@@ -48,7 +56,14 @@ from feast_lineage.domain.project_state import (
     ProjectObservation,
     decide_project,
 )
-from feast_lineage.domain.provenance import provenance_tags
+from feast_lineage.domain.provenance import TAG_REVISION, provenance_tags
+from feast_lineage.domain.repo_snapshot import (
+    SNAPSHOT_COMPONENT,
+    mounted_config_maps,
+    render_snapshot,
+    snapshot_name,
+    unreferenced,
+)
 from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
 from feast_lineage.domain.runner_outcome import JobObservation, observe_job
 from feast_lineage.domain.status_owners import PROJECT_AUDIT, PROJECT_RECONCILER
@@ -114,8 +129,9 @@ class ProjectReconciler:
             if outcome is None:
                 return
             status.pending_audit = outcome.remaining
-            if status.last_apply is not None and status.last_apply.audit_id in outcome.delivered:
-                status.last_apply.mlflow = outcome.delivered[status.last_apply.audit_id]
+            for record in (status.last_apply, status.last_successful_apply):
+                if record is not None and record.audit_id in outcome.delivered:
+                    record.mlflow = outcome.delivered[record.audit_id]
             self.kube.write_status(FEATURE_STORE_PROJECT_PLURAL, body, status, PROJECT_AUDIT)
             project = metrics.ProjectLabels.of(body)
             if project is not None:
@@ -230,6 +246,8 @@ class ProjectReconciler:
         job_name = apply_job_name(name, digest)
         try:
             self.kube.owned_job(job_name, namespace, uid, f"FeatureStoreProject {name}")
+            if repo.kind == "configMap":
+                self._ensure_snapshot(project, repo, owner)
         except OwnershipConflict as conflict:
             self._write(
                 body,
@@ -282,6 +300,9 @@ class ProjectReconciler:
             duration = finished.result.duration_seconds if finished.result is not None else None
             metrics.apply_finished(project_labels, outcome, duration)
         self._prune_apply_jobs(namespace, name, keep=job_name)
+        current = snapshot_name(name, repo.fingerprint) if repo.kind == "configMap" else None
+        applied = decision.status.last_successful_apply
+        self._prune_snapshots(namespace, name, uid, [current, applied.snapshot if applied else None])
 
     def _with_retry_hint(self, problem: InputProblem) -> InputProblem:
         """A message that waits on something says when it will look again."""
@@ -348,6 +369,50 @@ class ProjectReconciler:
             }
             self.kube.apply_config_map(manifest)
 
+    def _ensure_snapshot(self, project: FeatureStoreProject, repo: RepoIdentity, owner: Obj) -> None:
+        """The immutable snapshot of ``repo``'s content, made from exactly what was hashed."""
+        namespace = project.metadata.namespace or ""
+        manifest = render_snapshot(project.metadata.name or "", namespace, repo, owner)
+        existing = read(self.kube.core.read_namespaced_config_map, manifest["metadata"]["name"], namespace)
+        if existing is None:
+            create(self.kube.core.create_namespaced_config_map, namespace, manifest)
+        elif not controlled_by(existing, owner["uid"]):
+            raise OwnershipConflict(
+                f'ConfigMap "{manifest["metadata"]["name"]}" exists and is not controlled by this '
+                "FeatureStoreProject; delete or rename it"
+            )
+
+    def _prune_snapshots(self, namespace: str, name: str, uid: str, keep: list[str | None]) -> None:
+        """Delete the project's repo snapshots that no apply Job, running materialization or the
+        last successful apply refers to any more."""
+        selector = f"{labels.LABEL_PROJECT}={name},{labels.LABEL_COMPONENT}={SNAPSHOT_COMPONENT}"
+        snapshots = [
+            cm["metadata"]["name"]
+            for cm in self.kube.list_json(self.kube.core.list_namespaced_config_map, namespace, label_selector=selector)
+            if controlled_by(cm, uid)
+        ]
+        if not snapshots:
+            return
+        referenced: list[str | None] = list(keep)
+        jobs = self.kube.list_json(
+            self.kube.batch.list_namespaced_job, namespace, label_selector=f"{labels.LABEL_PROJECT}={name}"
+        )
+        for job in jobs:
+            operation = (job["metadata"].get("labels") or {}).get(labels.LABEL_OPERATION)
+            finished = any(
+                c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+                for c in (job.get("status") or {}).get("conditions") or []
+            )
+            if operation == "apply" or not finished:
+                referenced.extend(mounted_config_maps(job))
+        for stale in unreferenced(snapshots, referenced):
+            try:
+                self.kube.core.delete_namespaced_config_map(stale, namespace)
+            except ApiException as error:
+                if error.status != 404:
+                    raise
+            log.info("deleted repo snapshot %s (nothing refers to it)", stale, extra=object_fields(namespace, name))
+
     def _create_apply_job(
         self,
         project: FeatureStoreProject,
@@ -376,6 +441,7 @@ class ProjectReconciler:
             git_url=git.url if git else None,
             git_revision=git.revision if git else None,
             git_commit=repo.commit,
+            extra={TAG_REVISION: repo.revision},
         )
         job_labels = {**labels.standard_labels(name, "apply-runner"), labels.LABEL_OPERATION: "apply"}
         annotations = {
@@ -388,6 +454,11 @@ class ProjectReconciler:
         }
         if repo.commit:
             annotations[labels.ANNOTATION_COMMIT] = repo.commit
+        snapshot = None
+        if repo.kind == "configMap":
+            snapshot = snapshot_name(name, repo.fingerprint)
+            annotations[labels.ANNOTATION_REPO_DIGEST] = repo.fingerprint
+            annotations[labels.ANNOTATION_SNAPSHOT] = snapshot
         request = RunnerJobRequest(
             operation="apply",
             job_name=job_name,
@@ -403,6 +474,7 @@ class ProjectReconciler:
             tracking_uri=project.spec.mlflow.tracking_uri or self.settings.mlflow_tracking_uri,
             active_deadline_seconds=project.spec.runner.active_deadline_seconds,
             git_protocols=tuple(sorted(self.settings.tenancy.git_protocols)),
+            repo_snapshot=snapshot,
         )
         manifest = render_runner_job(project, request)
         if create(self.kube.batch.create_namespaced_job, namespace, manifest):

@@ -32,10 +32,27 @@ class JobObservation:
     annotations: dict[str, str] | None = None
     job_reason: str | None = None
     """The Job's own failure reason: BackoffLimitExceeded, DeadlineExceeded, ..."""
+    image: str | None = None
+    """The runner container's image, as its pod reports it."""
+    image_id: str | None = None
+    """The image as the container runtime identified it (imageID), or IMAGE_ID_UNKNOWN."""
 
     @property
     def finished(self) -> bool:
         return self.state in ("succeeded", "failed")
+
+
+IMAGE_ID_UNKNOWN = "unknown"
+"""Said when a pod ran but the container runtime did not report which image it was."""
+
+
+def _image(pods: list[dict[str, Any]]) -> tuple[str | None, str | None]:
+    """(image, imageID) of the newest pod's runner container that has a status."""
+    for pod in pods:
+        statuses = (pod.get("status") or {}).get("containerStatuses") or []
+        if statuses:
+            return statuses[0].get("image") or None, statuses[0].get("imageID") or IMAGE_ID_UNKNOWN
+    return None, None
 
 
 def _condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -72,13 +89,14 @@ def observe_job(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobObservati
         (state["terminated"] for pod in newest_first if "terminated" in (state := _container_state(pod))), None
     )
     result = parse_result(terminated.get("message")) if terminated else None
+    image, image_id = _image(newest_first)
     complete, failed = _condition(job, "Complete"), _condition(job, "Failed")
     # When the runner's container ended; else when the Job did (its pod may be gone).
     finished_at = (terminated.get("finishedAt") if terminated else None) or (complete or failed or {}).get(
         "lastTransitionTime"
     )
     if complete is not None:
-        return JobObservation(name, "succeeded", "", result, finished_at, annotations)
+        return JobObservation(name, "succeeded", "", result, finished_at, annotations, None, image, image_id)
     if failed is not None:
         if result is not None and result.error:
             message = result.error
@@ -90,7 +108,9 @@ def observe_job(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobObservati
             message = failed.get("message") or failed.get("reason") or "Job failed"
         if failed.get("reason") == "DeadlineExceeded":
             message = f"deadline exceeded: {failed.get('message', '')}".strip()
-        return JobObservation(name, "failed", message, result, finished_at, annotations, failed.get("reason"))
+        return JobObservation(
+            name, "failed", message, result, finished_at, annotations, failed.get("reason"), image, image_id
+        )
     for pod in newest_first:
         waiting = _container_state(pod).get("waiting") or {}
         if waiting.get("reason") in _STUCK_REASONS:
