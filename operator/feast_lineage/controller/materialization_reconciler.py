@@ -308,7 +308,8 @@ class MaterializationReconciler:
             return None
         return (
             f"the snapshot ConfigMap {applied.snapshot} of revision {applied.revision} (the project's last "
-            "successful apply) is missing or not the project's; the next apply makes a new one"
+            "successful apply) is missing or not the project's (the project makes it again while its repo "
+            "still has that content)"
         )
 
     def _keep_outcome_record(
