@@ -28,7 +28,13 @@ from feast_lineage.domain.materialization_state import (
     zero_row_views,
 )
 from feast_lineage.domain.project_state import ProjectObservation, decide_project
-from feast_lineage.domain.repo_snapshot import mounted_config_maps, render_snapshot, snapshot_name, unreferenced
+from feast_lineage.domain.repo_snapshot import (
+    in_use,
+    mounted_config_maps,
+    render_snapshot,
+    snapshot_name,
+    unreferenced,
+)
 from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
 from feast_lineage.domain.runner_outcome import IMAGE_ID_UNKNOWN, JobObservation, JobState, observe_job
 from feast_lineage.runner.audit_records import OperationFacts, build_record
@@ -120,8 +126,24 @@ def test_runner_jobs_mount_the_snapshot_and_name_its_digest() -> None:
     assert env["FEAST_LINEAGE_REPO_DIGEST"] == identity.fingerprint
 
 
-def test_unreferenced_snapshots_are_the_ones_to_delete() -> None:
-    assert unreferenced(["s3", "s1", "s2"], ["s2", None, "s9"]) == ["s1", "s3"]
+def _mounting(operation: str, config_map: str, finished: bool) -> dict[str, Any]:
+    conditions = [{"type": "Complete", "status": "True"}] if finished else []
+    return {
+        "metadata": {"labels": {labels.LABEL_OPERATION: operation}},
+        "spec": {"template": {"spec": {"volumes": [{"name": "repo", "configMap": {"name": config_map}}]}}},
+        "status": {"conditions": conditions},
+    }
+
+
+def test_snapshots_are_kept_while_a_kept_apply_or_a_running_materialization_mounts_them() -> None:
+    jobs = [
+        _mounting("apply", "s-old-apply", finished=True),
+        _mounting("materialize", "s-running", finished=False),
+        _mounting("materialize", "s-done", finished=True),
+    ]
+    assert in_use(jobs) == {"s-old-apply", "s-running"}
+    existing = ["s-done", "s-old-apply", "s-running", "s-applied", "s-current"]
+    assert unreferenced(existing, [*in_use(jobs), "s-applied", None, "s-current"]) == ["s-done"]
 
 
 # -- the last successful apply ---------------------------------------------------------------------

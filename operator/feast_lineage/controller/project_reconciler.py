@@ -59,7 +59,7 @@ from feast_lineage.domain.project_state import (
 from feast_lineage.domain.provenance import TAG_REVISION, provenance_tags
 from feast_lineage.domain.repo_snapshot import (
     SNAPSHOT_COMPONENT,
-    mounted_config_maps,
+    in_use,
     render_snapshot,
     snapshot_name,
     unreferenced,
@@ -393,18 +393,10 @@ class ProjectReconciler:
         ]
         if not snapshots:
             return
-        referenced: list[str | None] = list(keep)
         jobs = self.kube.list_json(
             self.kube.batch.list_namespaced_job, namespace, label_selector=f"{labels.LABEL_PROJECT}={name}"
         )
-        for job in jobs:
-            operation = (job["metadata"].get("labels") or {}).get(labels.LABEL_OPERATION)
-            finished = any(
-                c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-                for c in (job.get("status") or {}).get("conditions") or []
-            )
-            if operation == "apply" or not finished:
-                referenced.extend(mounted_config_maps(job))
+        referenced = [*keep, *in_use(jobs)]
         for stale in unreferenced(snapshots, referenced):
             try:
                 self.kube.core.delete_namespaced_config_map(stale, namespace)

@@ -48,6 +48,21 @@ def mounted_config_maps(job: dict[str, Any]) -> set[str]:
     return {str(v["configMap"]["name"]) for v in volumes if (v.get("configMap") or {}).get("name")}
 
 
+def in_use(jobs: Iterable[dict[str, Any]]) -> set[str]:
+    """ConfigMaps the project's Jobs still need: every kept apply Job's (the last few applies) and
+    those of materializations that have not finished."""
+    used: set[str] = set()
+    for job in jobs:
+        operation = ((job.get("metadata") or {}).get("labels") or {}).get(labels.LABEL_OPERATION)
+        finished = any(
+            c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+            for c in (job.get("status") or {}).get("conditions") or []
+        )
+        if operation == "apply" or not finished:
+            used |= mounted_config_maps(job)
+    return used
+
+
 def unreferenced(snapshots: Iterable[str], referenced: Iterable[str | None]) -> list[str]:
     """The snapshots nothing needs any more, in name order."""
     keep = {name for name in referenced if name}
