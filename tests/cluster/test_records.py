@@ -63,6 +63,8 @@ def _names_run(runs: Runs, name: str, run_id: str) -> Callable[[], bool]:
     return lambda: (runs.status(name).get("mlflow") or {}).get("runId") == run_id
 
 
+# Two applies and a run, one after another (a file registry takes one writer at a time).
+@pytest.mark.timeout(1200)
 def test_a_run_started_as_the_repo_changes_uses_and_records_the_applied_revision(
     api: client.ApiClient, namespace: str, operator: OperatorProcess, mlflow_server: MlflowServer, tmp_path: Path
 ) -> None:
