@@ -9,6 +9,8 @@ nothing of the package, so the two never drift and the result channel has one ow
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,6 +33,7 @@ ENV_WORKSPACE = "FEAST_LINEAGE_WORKSPACE"
 ENV_RESULT_PATH = "FEAST_LINEAGE_RESULT_PATH"  # default /dev/termination-log
 ENV_REPO_KIND = "FEAST_LINEAGE_REPO_KIND"  # configMap | git | image
 ENV_REPO_DIR = "FEAST_LINEAGE_REPO_DIR"  # configMap mount or image path
+ENV_REPO_DIGEST = "FEAST_LINEAGE_REPO_DIGEST"  # configMap: repo_digest of the snapshot the operator mounted
 ENV_GIT_URL = "FEAST_LINEAGE_GIT_URL"
 ENV_GIT_REVISION = "FEAST_LINEAGE_GIT_REVISION"
 ENV_GIT_COMMIT = "FEAST_LINEAGE_GIT_COMMIT"  # the commit the operator resolved; checked out exactly
@@ -72,6 +75,21 @@ MLFLOW_ENV_INSECURE_TLS = "MLFLOW_TRACKING_INSECURE_TLS"  # "true" skips TLS ver
 
 TERMINATION_MESSAGE_LIMIT = 4096
 """Kubernetes keeps at most this many bytes of a termination message."""
+
+
+def repo_digest(files: Mapping[str, bytes]) -> str:
+    """The content address of a ConfigMap-sourced repo: sha256 over its keys and their bytes.
+
+    The operator computes it from the ConfigMap it snapshots (``data`` as UTF-8, ``binaryData``
+    decoded) and the runner from the files it finds mounted, so both name the same content the same
+    way and the runner refuses a mount that is not what the operator recorded.
+    """
+    digest = hashlib.sha256()
+    for key in sorted(files):
+        content = files[key]
+        digest.update(f"{len(key)}:{key}:{len(content)}:".encode())
+        digest.update(content)
+    return digest.hexdigest()
 
 
 class _Wire(BaseModel):
@@ -159,6 +177,8 @@ class RunnerResult(_Wire):
     window_end: str | None = Field(default=None, alias="windowEnd")
     feature_views: list[str] | None = Field(default=None, alias="featureViews")
     """materialize: feature views materialized."""
+    rows_written: dict[str, int] | None = Field(default=None, alias="rowsWritten")
+    """materialize: rows written to the online store, per feature view (counted by the runner)."""
     repo_unavailable: str | None = Field(default=None, alias="repoUnavailable")
     """materialize: why the repo could not be fetched; Feast then ran from the registry alone."""
     impact: ImpactReport | None = None

@@ -20,7 +20,7 @@ from kubernetes import client, watch
 from mlflow.tracking import MlflowClient
 
 from feast_lineage.devcluster.mlflow_server import MlflowServer
-from feast_lineage.domain.apply_plan import configmap_fingerprint
+from feast_lineage.domain.apply_plan import configmap_identity
 from tests.cluster.projects import Projects, example_files, project_manifest, repo_configmap
 from tests.cluster.test_materialization import Runs
 from tests.cluster_helpers import OperatorProcess, wait_until
@@ -140,7 +140,7 @@ def test_operator_killed_at_random_points_creates_nothing_twice_and_loses_nothin
             operator.start()
 
         repo = core.read_namespaced_config_map("repo", namespace)
-        final_revision = f"configmap/repo@{configmap_fingerprint(repo.data or {}, repo.binary_data or {})[:12]}"
+        final_revision = configmap_identity("repo", repo.data or {}, repo.binary_data or {}).revision
 
         def converged() -> bool:
             ready = projects.condition("drivers", "Ready") or {}

@@ -155,11 +155,13 @@ def test_range_then_incremental_materialize_with_provenance_and_a_rerun(
 
 
 def test_failed_materialization_reports_the_reason_and_logs_a_failed_run(
-    api: client.ApiClient, namespace: str, applied: Path, mlflow_server: MlflowServer
+    api: client.ApiClient, namespace: str, operator: OperatorProcess, mlflow_server: MlflowServer, tmp_path: Path
 ) -> None:
-    # The offline data disappears from the repo after the apply: materialize cannot read it.
+    # A repo without its offline data: `feast apply` does not read it, materialize cannot.
     files = {k: v for k, v in example_files().items() if not k.endswith(".parquet")}
-    client.CoreV1Api(api).replace_namespaced_config_map("repo", namespace, repo_configmap("repo", files))
+    client.CoreV1Api(api).create_namespaced_config_map(namespace, repo_configmap("repo", files))
+    Projects(api, namespace).create(project_manifest("drivers", tmp_path / "data", {"configMap": {"name": "repo"}}))
+    Projects(api, namespace).wait_condition("drivers", "Ready", timeout=180)
     runs = Runs(api, namespace)
     runs.create("doomed", mode="Range", startTime="2026-11-02T00:00:00Z", endTime="2026-11-03T00:00:00Z")
     failed = runs.wait_phase("doomed", "Succeeded", "Failed")

@@ -184,6 +184,13 @@ def test_range_materialization_serves_the_values_online(
     assert run.data.params["feast.materialize.start_date"] == "2026-11-02T00:00:00Z"
     assert run.data.tags["feast.materialize.end_date"] == "2026-11-09T00:00:00Z"
     assert "feast.materialize.duration_sec" in run.data.metrics
+    # Rows as the online store received them: at most one per source row of the window, for each view.
+    in_window = data[data["event_timestamp"] >= pd.Timestamp("2026-11-02T00:00:00Z")]
+    rows = result["rowsWritten"]
+    assert set(rows) == {"driver_daily_trips", "driver_hourly_stats"}
+    assert all(0 < count <= len(in_window) for count in rows.values()), rows
+    assert run.data.metrics["featurelineage.rows_written"] == sum(rows.values())
+    assert all(run.data.metrics[f"featurelineage.rows_written.{view}"] == count for view, count in rows.items())
 
 
 def test_incremental_after_range_starts_where_the_range_ended(

@@ -26,10 +26,12 @@
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create", "delete"]
 # The rendered runner and client configurations are ConfigMaps it writes; a repo ConfigMap is read,
-# and watched, so a project acts within seconds when the ConfigMap it waits for appears or changes.
+# and watched, so a project acts within seconds when the ConfigMap it waits for appears or changes;
+# immutable snapshots of a repo ConfigMap are made per applied revision and deleted once nothing uses
+# them.
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get", "list", "watch", "create", "update"]
+  verbs: ["get", "list", "watch", "create", "update", "delete"]
 # Secrets a project references are checked to exist, and Git and MLflow credentials are read; never
 # listed.
 - apiGroups: [""]

@@ -54,6 +54,7 @@ from .materialization_job import (
     MaterializationJobSpec,
     MaterializationJobStatus,
     Provenance,
+    ViewRows,
 )
 from .mlflow_config import MlflowConfig, MlflowCredentials
 from .repo import GitRepo, ImageRepo, RepoSource
@@ -114,6 +115,7 @@ __all__ = [
     "StoreConfig",
     "TimeWindow",
     "UnmaterializableView",
+    "ViewRows",
     "diff_crds",
     "generate_crds",
     "validate_manifest",

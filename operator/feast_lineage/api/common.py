@@ -71,6 +71,16 @@ class StatusModel(CamelModel):
         return frozenset(field.alias or name for name, field in cls.model_fields.items())
 
 
+class RunnerImageRecord(StatusModel):
+    """Which image a runner Job ran, as far as Kubernetes could tell."""
+
+    image: str | None = None
+    """Image the runner container ran."""
+    image_id: str | None = None
+    """The image as the container runtime identified it (pod status imageID, a digest);
+    "unknown" when the runtime did not report it."""
+
+
 class ObjectMeta(BaseModel):
     """The part of Kubernetes object metadata that the operator reads; the rest is kept as is."""
 

@@ -10,6 +10,7 @@ from .common import (
     Conditions,
     MlflowRunRef,
     ObjectMeta,
+    RunnerImageRecord,
     StatusModel,
     Timestamp,
     TimeWindow,
@@ -67,13 +68,18 @@ class AppliedChanges(StatusModel):
     """Changed entities."""
 
 
-class LastApply(StatusModel):
+class LastApply(RunnerImageRecord):
     """The most recent `feast apply`."""
 
     revision: str | None = None
-    """Revision of the repo that was applied (Git revision, ConfigMap resourceVersion or image)."""
+    """Revision of the repo that was applied: the Git revision, configmap/<name>@<content digest>, or
+    the image and path."""
     commit: str | None = None
     """Git commit the revision resolved to."""
+    repo_digest: str | None = None
+    """ConfigMap source: sha256 of the repo's keys and bytes (the runner checks its mount against it)."""
+    snapshot: str | None = None
+    """ConfigMap source: the immutable ConfigMap holding exactly that content, which the Job mounted."""
     time: Timestamp | None = None
     """When the apply finished."""
     job_name: str | None = None
@@ -166,6 +172,9 @@ class FeatureStoreProjectStatus(StatusModel):
     """Ready, Reconciling, Stalled and Applied conditions."""
     last_apply: LastApply | None = None
     """The most recent `feast apply`."""
+    last_successful_apply: LastApply | None = None
+    """The most recent `feast apply` that succeeded: what the registry holds, and what every
+    MaterializationJob runs against (its revision, snapshot and commit)."""
     last_materialization: LastMaterialization | None = None
     """The most recent materialization."""
     schedule: ScheduleStatus | None = None

@@ -13,6 +13,7 @@ from .common import (
     LocalObjectReference,
     MlflowRunRef,
     ObjectMeta,
+    RunnerImageRecord,
     StatusModel,
     Timestamp,
     TimeWindow,
@@ -102,7 +103,16 @@ class Provenance(StatusModel):
     """The MaterializationJob this one runs again (`feast-lineage rerun`)."""
 
 
-class MaterializationJobStatus(StatusModel):
+class ViewRows(StatusModel):
+    """Rows a run wrote for one feature view."""
+
+    feature_view: str
+    """Name of the feature view."""
+    rows: int
+    """Rows written to the online store (one per entity key and event), as the runner counted them."""
+
+
+class MaterializationJobStatus(RunnerImageRecord):
     """Observed state of the run, written by the operator."""
 
     observed_generation: int | None = None
@@ -133,6 +143,21 @@ class MaterializationJobStatus(StatusModel):
     """What a Pending run waits for, e.g. the project becoming Ready or a running job."""
     feature_views: list[str] = Field(default_factory=list)
     """Feature views this run materializes (the spec's, or all of the project's)."""
+    revision: str | None = None
+    """Repo revision it ran against: that of the project's last successful apply."""
+    commit: str | None = None
+    """Git commit of that revision."""
+    apply_job: str | None = None
+    """The apply Job of that revision."""
+    apply_audit_id: str | None = None
+    """Audit record id of that apply (tag `featurelineage.audit_id` of its MLflow run)."""
+    apply_run_id: str | None = None
+    """MLflow run id of that apply, when it was known as this run started."""
+    rows_written: list[ViewRows] | None = Field(
+        default=None,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["featureView"]},
+    )
+    """Rows written to the online store per feature view, counted by the runner (0: the window had none)."""
     audit_id: str | None = None
     """Identity of its MLflow audit record (tag `featurelineage.audit_id`)."""
     pending_audit: list[dict[str, Any]] = Field(default_factory=list)

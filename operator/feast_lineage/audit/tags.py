@@ -12,8 +12,15 @@ ATTEMPTS = "featurelineage.attempts"
 """Attempts of the operation (a Job's retries) recorded in its one run; the last one's outcome is the run's."""
 OUTCOME = "featurelineage.outcome"  # succeeded | failed
 ERROR = "featurelineage.error"
+REASON = "featurelineage.reason"
+"""The outcome's CamelCase reason, as status says it (Succeeded, MaterializationFailed, DeadlineExceeded, ...)."""
+ROWS_WRITTEN = "featurelineage.rows_written"  # metric: all feature views
+ROWS_WRITTEN_PREFIX = "featurelineage.rows_written."  # metric per feature view: <prefix><view>
 GIT_COMMIT = "featurelineage.git.commit"
 DURATION_SEC = "featurelineage.duration_sec"  # metric
+
+K8S_NAMESPACE = "k8s.namespace"
+K8S_NAME = "k8s.name"
 
 OPERATION = "feast.operation"  # apply | materialize | materialize_incremental
 PROJECT = "feast.project"
@@ -53,3 +60,10 @@ IMPACT_ERROR = "featurelineage.impact.error"
 IMPACT_HELD = "featurelineage.impact.held"  # "true" when the apply waited for approval
 OUTCOME_HELD = "held"
 """``featurelineage.outcome`` of an apply that stopped before writing, awaiting approval."""
+
+
+def run_name(operation: str, project: str, namespace: str | None, resource: str | None) -> str:
+    """``<operation>_<project>`` as Feast names its runs, then where it came from: runs of two namespaces
+    (or two resources) sharing a Feast project and experiment are told apart at a glance."""
+    where = f"@{namespace}/{resource}" if namespace and resource else ""
+    return f"{operation}_{project}{where}"[:250]

@@ -201,9 +201,9 @@ class AuditDeliveries:
             settled = settle(status.pending_audit, status.undeliverable_audit, attempts, utc_now())
             status.pending_audit, status.undeliverable_audit = settled.pending, settled.undeliverable
             if isinstance(status, FeatureStoreProjectStatus):
-                last = status.last_apply
-                if last is not None and last.audit_id in settled.delivered:
-                    last.mlflow = settled.delivered[last.audit_id]
+                for last in (status.last_apply, status.last_successful_apply):
+                    if last is not None and last.audit_id in settled.delivered:
+                        last.mlflow = settled.delivered[last.audit_id]
             elif status.audit_id in settled.delivered:
                 status.mlflow = settled.delivered[status.audit_id]
             self.kube.write_status(plural, body, status, PROJECT_AUDIT if is_project else RUN_AUDIT)

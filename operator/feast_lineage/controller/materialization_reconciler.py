@@ -20,6 +20,7 @@ from feast_lineage.api import (
     LastApply,
     LastMaterialization,
     MaterializationJob,
+    MaterializationJobSpec,
     MaterializationJobStatus,
     Provenance,
     validation_message,
@@ -27,10 +28,11 @@ from feast_lineage.api import (
 from feast_lineage.controller import metrics
 from feast_lineage.controller.backoff import Backoff
 from feast_lineage.controller.errors import stalled_by
-from feast_lineage.controller.events import emit_transitions, report_distrusted
-from feast_lineage.controller.kube import Kube, Obj, OwnershipConflict, StatusConflict, create
+from feast_lineage.controller.events import emit, emit_transitions, report_distrusted
+from feast_lineage.controller.kube import Kube, Obj, OwnershipConflict, StatusConflict, controlled_by, create, read
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.logs import object_fields
+from feast_lineage.controller.outcome_audit import needs_record, outcome_record
 from feast_lineage.controller.project_inputs import learn_secrets
 from feast_lineage.controller.project_reconciler import runner_config_map_name
 from feast_lineage.controller.settings import OperatorSettings
@@ -41,10 +43,19 @@ from feast_lineage.domain.materialization_state import (
     MaterializationDecision,
     MaterializationObservation,
     Peer,
+    applied_revision,
     decide_materialization,
     stall_run,
+    zero_row_views,
 )
-from feast_lineage.domain.provenance import provenance_tags, triggered_by
+from feast_lineage.domain.provenance import (
+    TAG_APPLY_AUDIT_ID,
+    TAG_APPLY_JOB,
+    TAG_APPLY_RUN_ID,
+    TAG_REVISION,
+    provenance_tags,
+    triggered_by,
+)
 from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
 from feast_lineage.domain.runner_outcome import observe_job
 from feast_lineage.domain.status_owners import PROJECT_LAST_MATERIALIZATION, RUN_RECONCILER
@@ -96,6 +107,12 @@ def to_peers(summaries: list[Obj], project: Obj) -> list[Peer]:
     status = FeatureStoreProjectStatus.from_k8s(project.get("status"))
     all_views = status.feature_views if status.materialized_feature_views is None else status.materialized_feature_views
     return [Peer(s["name"], s["created"], frozenset(s["featureViews"] or all_views), s["phase"]) for s in summaries]
+
+
+def _raw_project_ref(body: Obj) -> str | None:
+    """spec.projectRef.name of a run whose spec did not validate."""
+    ref = ((body.get("spec") or {}).get("projectRef") or {}).get("name")
+    return ref if isinstance(ref, str) and ref else None
 
 
 class MaterializationReconciler:
@@ -184,6 +201,7 @@ class MaterializationReconciler:
         project = None
         job_name = materialize_job_name(name)
         job_observation = None
+        revision_problem = None
         peers: list[Peer] = []
         if spec is not None:
             project = self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, namespace, spec.project_ref.name)
@@ -198,6 +216,7 @@ class MaterializationReconciler:
                     self._learn_secrets(project)
             elif project is not None and spec is not None:
                 peers = to_peers(peer_summaries, project)
+                revision_problem = self._revision_problem(project)
         if status.job_name is None:
             status.job_name = job_name
         if status.provenance is None:
@@ -228,6 +247,7 @@ class MaterializationReconciler:
                 one_at_a_time=file_registry(project),
                 apply_running=apply_running,
                 max_waiting=self.settings.max_waiting_runs,
+                revision_problem=revision_problem,
             )
             decision = decide_materialization(observation)
             if decision.create_job:
@@ -235,15 +255,80 @@ class MaterializationReconciler:
                 audit_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{meta['uid']}/{job_name}"))
                 decision.status.audit_id = audit_id
                 self._create_job(body, project, decision.status, job_name, audit_id, now)
+        ended = decision.status.phase in TERMINAL  # a pass starts only on a run that has not ended
+        if ended and project is not None and needs_record(decision.status, decision.finished):
+            self._keep_outcome_record(body, project, spec, decision.status, job_name, now)
         self.kube.write_status(MATERIALIZATION_JOB_PLURAL, body, decision.status, RUN_RECONCILER)
         emit_transitions(self.kube, body, decision.transitions)
         self._track_waiting(namespace, name, decision, peer_summaries)
         if decision.finished is not None:
             report_distrusted(self.kube, body, decision.finished)
-        if decision.finished is not None and spec is not None:
-            result = decision.finished.result
+        if ended:
+            # Counted once the status that records the outcome is written: whatever decided it, the
+            # runner's result, the Job's deadline or the operator before any Job existed.
+            result = decision.finished.result if decision.finished is not None else None
             duration = result.duration_seconds if result is not None else None
-            self._record_on_project(namespace, spec.project_ref.name, name, decision.status, duration)
+            project_name = spec.project_ref.name if spec is not None else _raw_project_ref(body)
+            if project_name:
+                self._record_on_project(namespace, project_name, name, decision.status, duration)
+            empty = zero_row_views(decision.status)
+            if decision.status.phase == "Succeeded" and empty:
+                emit(
+                    self.kube,
+                    body,
+                    "Warning",
+                    "NoRowsWritten",
+                    f"no rows written for feature view(s) {', '.join(empty)}: the window had no data for them",
+                )
+
+    def _revision_problem(self, project: Obj) -> str | None:
+        """Why the revision a run would start on cannot be mounted: its snapshot is gone (deleted by hand)."""
+        applied = applied_revision(FeatureStoreProjectStatus.from_k8s(project.get("status")))
+        if applied is None or not applied.snapshot:
+            return None
+        meta = project["metadata"]
+        snapshot = read(self.kube.core.read_namespaced_config_map, applied.snapshot, meta["namespace"])
+        if snapshot is not None and controlled_by(snapshot, meta["uid"]):
+            return None
+        return (
+            f"the snapshot ConfigMap {applied.snapshot} of revision {applied.revision} (the project's last "
+            "successful apply) is missing or not the project's (the project makes it again while its repo "
+            "still has that content)"
+        )
+
+    def _keep_outcome_record(
+        self,
+        body: Obj,
+        project_body: Obj,
+        spec: MaterializationJobSpec | None,
+        status: MaterializationJobStatus,
+        job_name: str,
+        now: datetime.datetime,
+    ) -> None:
+        """A failed run no runner logged gets its MLflow record, delivered like any pending one."""
+        try:
+            project = FeatureStoreProject.model_validate(
+                {k: project_body[k] for k in ("apiVersion", "kind", "metadata", "spec")}
+            )
+        except ValidationError:
+            return
+        mlflow = project.spec.mlflow
+        if not mlflow.log_operations or not (mlflow.tracking_uri or self.settings.mlflow_tracking_uri):
+            return
+        meta = body["metadata"]
+        audit_id = status.audit_id or str(uuid.uuid5(uuid.NAMESPACE_URL, f"{meta['uid']}/{job_name}"))
+        created = parse_rfc3339(meta["creationTimestamp"]) if meta.get("creationTimestamp") else now
+        record = outcome_record(
+            audit_id=audit_id,
+            project=project,
+            spec=spec,
+            status=status,
+            provenance=self._run_tags(body, project_body, status, job_name),
+            created=created,
+            now=now,
+        )
+        status.audit_id = audit_id
+        status.pending_audit = [record.to_compact()]
 
     def _learn_secrets(self, project_body: Obj) -> None:
         """The values of the project's Secrets, before the runner's words are written (after a restart,
@@ -291,6 +376,44 @@ class MaterializationReconciler:
                 provenance.git_revision = (last_apply.commit if last_apply else None) or git.get("revision")
         return provenance
 
+    def _run_tags(
+        self, body: Obj, project_body: Obj, status: MaterializationJobStatus, job_name: str
+    ) -> dict[str, str]:
+        """The MLflow tags of the run: where it came from, and the revision and apply it runs against."""
+        meta = body["metadata"]
+        provenance = status.provenance or self._provenance(body, project_body)
+        git = ((project_body.get("spec") or {}).get("repo") or {}).get("git") or {}
+        links = {
+            TAG_REVISION: status.revision,
+            TAG_APPLY_JOB: status.apply_job,
+            TAG_APPLY_AUDIT_ID: status.apply_audit_id,
+            TAG_APPLY_RUN_ID: status.apply_run_id,
+        }
+        return provenance_tags(
+            namespace=meta["namespace"],
+            kind=MATERIALIZATION_JOB_KIND,
+            name=meta["name"],
+            uid=meta["uid"],
+            generation=meta.get("generation"),
+            job_name=job_name,
+            trigger=provenance.triggered_by or "manual",
+            metadata=meta,
+            git_url=git.get("url"),
+            git_revision=git.get("revision"),
+            git_commit=status.commit,
+            extra={
+                "k8s.project": project_body["metadata"]["name"],
+                **({"k8s.manager": provenance.manager} if provenance.manager else {}),
+                **(
+                    {"k8s.creator": provenance.creator}
+                    if provenance.creator_source == "admission" and provenance.creator
+                    else {}
+                ),
+                **({"featurelineage.rerun_of": provenance.rerun_of} if provenance.rerun_of else {}),
+                **{key: value for key, value in links.items() if value},
+            },
+        )
+
     def _create_job(
         self,
         body: Obj,
@@ -307,9 +430,11 @@ class MaterializationReconciler:
             {k: project_body[k] for k in ("apiVersion", "kind", "metadata", "spec")}
         )
         spec = run.spec
-        last_apply = FeatureStoreProjectStatus.from_k8s(project_body.get("status")).last_apply or LastApply()
+        # The revision of the last successful apply: the content the registry was built from, mounted
+        # from its immutable snapshot (a ConfigMap edited since is the next apply's business).
+        applied = applied_revision(FeatureStoreProjectStatus.from_k8s(project_body.get("status"))) or LastApply()
         repo_kind = "configMap" if project.spec.repo.config_map else "git" if project.spec.repo.git else "image"
-        repo = RepoIdentity(repo_kind, last_apply.revision or "", "", last_apply.commit)
+        repo = RepoIdentity(repo_kind, applied.revision or "", applied.repo_digest or "", applied.commit)
         # The end of an open window is fixed once, here: a restarted operator reads it back from the Job.
         end = spec.end_time or now
         extra_env = [
@@ -320,31 +445,7 @@ class MaterializationReconciler:
         ]
         if spec.start_time is not None:
             extra_env.append({"name": contract.ENV_MATERIALIZE_START, "value": rfc3339(spec.start_time)})
-        provenance = status.provenance or self._provenance(body, project_body)
-        git = project.spec.repo.git
-        tags = provenance_tags(
-            namespace=namespace,
-            kind=MATERIALIZATION_JOB_KIND,
-            name=name,
-            uid=meta["uid"],
-            generation=meta.get("generation"),
-            job_name=job_name,
-            trigger=provenance.triggered_by or "manual",
-            metadata=meta,
-            git_url=git.url if git else None,
-            git_revision=git.revision if git else None,
-            git_commit=repo.commit,
-            extra={
-                "k8s.project": project.metadata.name or "",
-                **({"k8s.manager": provenance.manager} if provenance.manager else {}),
-                **(
-                    {"k8s.creator": provenance.creator}
-                    if provenance.creator_source == "admission" and provenance.creator
-                    else {}
-                ),
-                **({"featurelineage.rerun_of": provenance.rerun_of} if provenance.rerun_of else {}),
-            },
-        )
+        tags = self._run_tags(body, project_body, status, job_name)
         job_labels = {
             **labels.standard_labels(project.metadata.name or "", "materialize-runner"),
             labels.LABEL_OPERATION: "materialize",
@@ -365,6 +466,7 @@ class MaterializationReconciler:
             tracking_uri=project.spec.mlflow.tracking_uri or self.settings.mlflow_tracking_uri,
             active_deadline_seconds=spec.active_deadline_seconds,
             extra_env=extra_env,
+            repo_snapshot=applied.snapshot,
         )
         if create(self.kube.batch.create_namespaced_job, namespace, render_runner_job(project, request)):
             log.info(

@@ -14,7 +14,7 @@ from feast_lineage.api import FeatureStoreProject
 from feast_lineage.contract import GIT_SSH_KEY as SSH_KEY
 from feast_lineage.controller.git_remote import GitCredentials, GitError, resolve_commit
 from feast_lineage.controller.kube import Kube, read
-from feast_lineage.domain.apply_plan import RepoIdentity, configmap_fingerprint
+from feast_lineage.domain.apply_plan import RepoIdentity, configmap_identity
 from feast_lineage.domain.project_state import InputProblem
 from feast_lineage.git_credentials import DEFAULT_PROTOCOLS
 from feast_lineage.redaction import KNOWN
@@ -85,8 +85,8 @@ def gather_inputs(
                 "RepoNotFound",
                 f'ConfigMap "{source.config_map.name}" (repo.configMap) not found in namespace {namespace}',
             )
-        fingerprint = configmap_fingerprint(config_map.get("data") or {}, config_map.get("binaryData") or {})
-        return RepoIdentity("configMap", f"configmap/{source.config_map.name}@{fingerprint[:12]}", fingerprint), None
+        data, binary_data = config_map.get("data") or {}, config_map.get("binaryData") or {}
+        return configmap_identity(source.config_map.name, data, binary_data), None
     if source.git is not None:
         git = source.git
         trusted: dict[str, str | None] = {}

@@ -26,7 +26,15 @@ from feast_lineage.controller import metrics
 from feast_lineage.controller.backoff import Backoff
 from feast_lineage.controller.errors import stalled_by
 from feast_lineage.controller.events import emit, emit_transitions, report_distrusted
-from feast_lineage.controller.kube import Kube, Obj, OwnershipConflict, StatusConflict, controlled_by, create
+from feast_lineage.controller.kube import (
+    Kube,
+    Obj,
+    OwnershipConflict,
+    StatusConflict,
+    controlled_by,
+    create,
+    read,
+)
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.logs import object_fields
 from feast_lineage.controller.project_inputs import gather_inputs
@@ -48,7 +56,14 @@ from feast_lineage.domain.project_state import (
     ProjectObservation,
     decide_project,
 )
-from feast_lineage.domain.provenance import provenance_tags
+from feast_lineage.domain.provenance import TAG_REVISION, provenance_tags
+from feast_lineage.domain.repo_snapshot import (
+    SNAPSHOT_COMPONENT,
+    in_use,
+    render_snapshot,
+    snapshot_name,
+    unreferenced,
+)
 from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
 from feast_lineage.domain.runner_outcome import JobObservation, observe_job
 from feast_lineage.domain.status_owners import PROJECT_RECONCILER
@@ -213,6 +228,8 @@ class ProjectReconciler:
         job_name = apply_job_name(name, digest)
         try:
             self.kube.owned_job(job_name, namespace, uid, f"FeatureStoreProject {name}")
+            if repo.kind == "configMap":
+                self._ensure_snapshot(project, repo, owner)
         except OwnershipConflict as conflict:
             self._write(
                 body,
@@ -272,6 +289,9 @@ class ProjectReconciler:
             duration = finished.result.duration_seconds if finished.result is not None else None
             metrics.apply_finished(project_labels, outcome, duration)
         self._prune_apply_jobs(namespace, name, keep=job_name)
+        current = snapshot_name(name, repo.fingerprint) if repo.kind == "configMap" else None
+        applied = decision.status.last_successful_apply
+        self._prune_snapshots(namespace, name, uid, [current, applied.snapshot if applied else None])
 
     def _with_retry_hint(self, problem: InputProblem) -> InputProblem:
         """A message that waits on something says when it will look again."""
@@ -338,6 +358,42 @@ class ProjectReconciler:
             }
             self.kube.apply_config_map(manifest)
 
+    def _ensure_snapshot(self, project: FeatureStoreProject, repo: RepoIdentity, owner: Obj) -> None:
+        """The immutable snapshot of ``repo``'s content, made from exactly what was hashed."""
+        namespace = project.metadata.namespace or ""
+        manifest = render_snapshot(project.metadata.name or "", namespace, repo, owner)
+        existing = read(self.kube.core.read_namespaced_config_map, manifest["metadata"]["name"], namespace)
+        if existing is None:
+            create(self.kube.core.create_namespaced_config_map, namespace, manifest)
+        elif not controlled_by(existing, owner["uid"]):
+            raise OwnershipConflict(
+                f'ConfigMap "{manifest["metadata"]["name"]}" exists and is not controlled by this '
+                "FeatureStoreProject; delete or rename it"
+            )
+
+    def _prune_snapshots(self, namespace: str, name: str, uid: str, keep: list[str | None]) -> None:
+        """Delete the project's repo snapshots that no apply Job, running materialization or the
+        last successful apply refers to any more."""
+        selector = f"{labels.LABEL_PROJECT}={name},{labels.LABEL_COMPONENT}={SNAPSHOT_COMPONENT}"
+        snapshots = [
+            cm["metadata"]["name"]
+            for cm in self.kube.list_json(self.kube.core.list_namespaced_config_map, namespace, label_selector=selector)
+            if controlled_by(cm, uid)
+        ]
+        if not snapshots:
+            return
+        jobs = self.kube.list_json(
+            self.kube.batch.list_namespaced_job, namespace, label_selector=f"{labels.LABEL_PROJECT}={name}"
+        )
+        referenced = [*keep, *in_use(jobs)]
+        for stale in unreferenced(snapshots, referenced):
+            try:
+                self.kube.core.delete_namespaced_config_map(stale, namespace)
+            except ApiException as error:
+                if error.status != 404:
+                    raise
+            log.info("deleted repo snapshot %s (nothing refers to it)", stale, extra=object_fields(namespace, name))
+
     def _create_apply_job(
         self,
         project: FeatureStoreProject,
@@ -367,6 +423,7 @@ class ProjectReconciler:
             git_url=git.url if git else None,
             git_revision=git.revision if git else None,
             git_commit=repo.commit,
+            extra={TAG_REVISION: repo.revision},
         )
         job_labels = {**labels.standard_labels(name, "apply-runner"), labels.LABEL_OPERATION: "apply"}
         annotations = {
@@ -379,6 +436,11 @@ class ProjectReconciler:
         }
         if repo.commit:
             annotations[labels.ANNOTATION_COMMIT] = repo.commit
+        snapshot = None
+        if repo.kind == "configMap":
+            snapshot = snapshot_name(name, repo.fingerprint)
+            annotations[labels.ANNOTATION_REPO_DIGEST] = repo.fingerprint
+            annotations[labels.ANNOTATION_SNAPSHOT] = snapshot
         request = RunnerJobRequest(
             operation="apply",
             job_name=job_name,
@@ -395,6 +457,7 @@ class ProjectReconciler:
             active_deadline_seconds=project.spec.runner.active_deadline_seconds,
             git_protocols=tuple(sorted(self.settings.tenancy.git_protocols)),
             extra_env=impact_env(project.spec, namespace, approval),
+            repo_snapshot=snapshot,
         )
         manifest = render_runner_job(project, request)
         if create(self.kube.batch.create_namespaced_job, namespace, manifest):

@@ -10,12 +10,15 @@ never applies again.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from feast_lineage.api import FeatureStoreProject, LastApply
+from feast_lineage.contract import repo_digest
 from feast_lineage.domain.labels import child_name
 
 
@@ -25,16 +28,32 @@ class RepoIdentity:
 
     kind: str  # configMap | git | image
     revision: str  # shown in status: configmap@hash, the Git revision, or the image
-    fingerprint: str  # changes exactly when the content may have changed
+    fingerprint: str  # changes exactly when the content may have changed; configMap: the full repo_digest
     commit: str | None = None  # Git only
+    content: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+    """configMap: the ``data`` and ``binaryData`` that were hashed, from which the snapshot is made."""
 
 
 def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def configmap_fingerprint(data: dict[str, str], binary_data: dict[str, str]) -> str:
-    return _digest({"data": data, "binaryData": binary_data})[:16]
+def configmap_files(data: Mapping[str, str], binary_data: Mapping[str, str]) -> dict[str, bytes]:
+    """The files a ConfigMap mounts, by key: ``data`` as UTF-8, ``binaryData`` decoded."""
+    files = {key: value.encode() for key, value in data.items()}
+    files.update({key: base64.b64decode(value) for key, value in binary_data.items()})
+    return files
+
+
+def configmap_identity(name: str, data: Mapping[str, str], binary_data: Mapping[str, str]) -> RepoIdentity:
+    """A ConfigMap source by its content address (the same digest the runner checks its mount against)."""
+    digest = repo_digest(configmap_files(data, binary_data))
+    return RepoIdentity(
+        "configMap",
+        f"configmap/{name}@{digest[:12]}",
+        digest,
+        content={"data": dict(data), "binaryData": dict(binary_data)},
+    )
 
 
 def spec_hash(project: FeatureStoreProject, runner_image: str) -> str:

@@ -14,9 +14,11 @@ from typing import Any
 
 from feast_lineage.api import (
     FeatureStoreProjectStatus,
+    LastApply,
     MaterializationJobSpec,
     MaterializationJobStatus,
     TimeWindow,
+    ViewRows,
 )
 from feast_lineage.domain.apply_gate import AWAITING_APPROVAL
 from feast_lineage.domain.conditions import READY, Transition, find, kstatus, merge_conditions
@@ -63,6 +65,8 @@ class MaterializationObservation:
     """An apply Job of the project that is running (checked with a file registry only)."""
     max_waiting: int | None = None
     """Runs of a project that wait to start and are looked at promptly; later ones queue (QueueFull)."""
+    revision_problem: str | None = None
+    """Why the revision of the project's last successful apply cannot be mounted (its snapshot is gone)."""
 
 
 @dataclass
@@ -97,6 +101,27 @@ def resolved_feature_views(spec: MaterializationJobSpec, project: FeatureStorePr
     if project.materialized_feature_views is not None:
         return list(project.materialized_feature_views)
     return list(project.feature_views)
+
+
+def applied_revision(project: FeatureStoreProjectStatus) -> LastApply | None:
+    """What the registry holds, which a run materializes against: the last successful apply."""
+    if project.last_successful_apply is not None:
+        return project.last_successful_apply
+    last = project.last_apply
+    return last if last is not None and last.outcome == "Succeeded" else None
+
+
+def _ran_against(status: MaterializationJobStatus, applied: LastApply | None) -> None:
+    if applied is None:
+        return
+    status.revision, status.commit = applied.revision, applied.commit
+    status.apply_job, status.apply_audit_id = applied.job_name, applied.audit_id
+    status.apply_run_id = applied.mlflow.run_id if applied.mlflow else None
+
+
+def zero_row_views(status: MaterializationJobStatus) -> list[str]:
+    """Feature views a finished run wrote no rows for: a visible outcome, not silence."""
+    return sorted(view.feature_view for view in status.rows_written or [] if view.rows == 0)
 
 
 def _refused(spec: MaterializationJobSpec, project: FeatureStoreProjectStatus) -> list[str]:
@@ -135,6 +160,7 @@ def _finish(status: MaterializationJobStatus, job: JobObservation, now: datetime
     result = job.result
     status.phase = "Succeeded" if job.state == "succeeded" else "Failed"
     status.completion_time = parse_rfc3339(job.finished_at) if job.finished_at else now
+    status.image, status.image_id = job.image, job.image_id
     if result is not None:
         status.duration_seconds = round(result.duration_seconds, 3)
         if result.window_start or result.window_end:
@@ -145,6 +171,8 @@ def _finish(status: MaterializationJobStatus, job: JobObservation, now: datetime
         if result.feature_views is not None:
             status.feature_views = list(result.feature_views)
         status.mlflow = mlflow_ref(result.mlflow) if result.mlflow is not None else None
+        if result.rows_written is not None:
+            status.rows_written = [ViewRows(feature_view=v, rows=n) for v, n in sorted(result.rows_written.items())]
         if result.audit is not None:
             status.pending_audit = [result.audit]
     if job.state == "failed":
@@ -191,6 +219,7 @@ def decide_materialization(obs: MaterializationObservation) -> MaterializationDe
     else:
         project = project_status(obs.project)
         ready, why = _project_ready(project)
+        _ran_against(status, applied_revision(project))
         views = resolved_feature_views(obs.spec, project)
         unknown = sorted(set(views) - set(project.feature_views))
         refused = _refused(obs.spec, project)
@@ -214,6 +243,8 @@ def decide_materialization(obs: MaterializationObservation) -> MaterializationDe
             fail("InvalidWindow", window_problem)
         elif not views:
             fail("NoFeatureViews", f"FeatureStoreProject {obs.spec.project_ref.name} has no feature views")
+        elif obs.revision_problem is not None:
+            fail("RevisionUnavailable", obs.revision_problem)
         elif obs.max_waiting is not None and (ahead := _waiting_ahead(obs)) >= obs.max_waiting:
             wait(
                 "QueueFull",

@@ -26,7 +26,9 @@ from feast_lineage.domain.labels import (
     ANNOTATION_APPLY_HASH,
     ANNOTATION_AUDIT_ID,
     ANNOTATION_COMMIT,
+    ANNOTATION_REPO_DIGEST,
     ANNOTATION_REVISION,
+    ANNOTATION_SNAPSHOT,
     ANNOTATION_SPEC_HASH,
     ANNOTATION_TRIGGER,
 )
@@ -114,6 +116,10 @@ def _record(job: JobObservation, obs: ProjectObservation, now: datetime) -> Last
         commit=result.git_commit
         if result and result.git_commit
         else (obs.repo.commit if current else annotations.get(ANNOTATION_COMMIT)),
+        repo_digest=annotations.get(ANNOTATION_REPO_DIGEST),
+        snapshot=annotations.get(ANNOTATION_SNAPSHOT),
+        image=job.image,
+        image_id=job.image_id,
         time=parse_rfc3339(job.finished_at) if job.finished_at else now,
         job_name=job.name,
         trigger=annotations.get(ANNOTATION_TRIGGER),
@@ -155,6 +161,7 @@ def _record_finished(
     status.last_apply = _record(job, obs, now)
     result = job.result
     if status.last_apply.outcome == "Succeeded":
+        status.last_successful_apply = status.last_apply.model_copy(deep=True)
         status.applied_spec_hash = (job.annotations or {}).get(ANNOTATION_APPLY_HASH, obs.apply_hash)
         if result is not None and result.current is not None:
             status.feature_views = list(result.current.feature_views)

@@ -18,6 +18,12 @@ FLUX_HELMRELEASE_NAME = "helm.toolkit.fluxcd.io/name"
 FLUX_HELMRELEASE_NAMESPACE = "helm.toolkit.fluxcd.io/namespace"
 
 _TAG_VALUE_LIMIT = 500
+TAG_REVISION = "featurelineage.revision"
+"""The repo revision the operation ran: configmap/<name>@<digest>, the Git revision, or the image and path."""
+TAG_APPLY_JOB = "featurelineage.apply.job"
+TAG_APPLY_AUDIT_ID = "featurelineage.apply.audit_id"
+TAG_APPLY_RUN_ID = "featurelineage.apply.run_id"
+"""A materialization's links to the apply it ran against."""
 
 
 def gitops_owner(metadata: dict[str, Any]) -> dict[str, str]:

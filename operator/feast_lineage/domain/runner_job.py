@@ -57,6 +57,8 @@ class RunnerJobRequest:
     extra_env: list[dict[str, Any]] = field(default_factory=list)
     git_protocols: tuple[str, ...] = ("git", "https", "ssh")
     """Protocols the runner's git may use (the administrator's allow-list)."""
+    repo_snapshot: str | None = None
+    """ConfigMap source: the immutable snapshot of ``repo`` to mount (never the live ConfigMap)."""
 
 
 def _secret_env(name: str, secret: str, key: str, optional: bool = False) -> dict[str, Any]:
@@ -107,15 +109,17 @@ def store_secret_env(project: FeatureStoreProject) -> list[dict[str, Any]]:
 
 
 def _repo_env_and_volumes(
-    project: FeatureStoreProject, repo: RepoIdentity, git_protocols: tuple[str, ...]
+    project: FeatureStoreProject, request: RunnerJobRequest
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    source = project.spec.repo
+    source, repo, git_protocols = project.spec.repo, request.repo, request.git_protocols
     env = [_value_env(contract.ENV_REPO_KIND, repo.kind)]
     volumes: list[dict[str, Any]] = []
     mounts: list[dict[str, Any]] = []
     if source.config_map is not None:
         env.append(_value_env(contract.ENV_REPO_DIR, contract.REPO_CONFIGMAP_MOUNT))
-        volumes.append({"name": "repo", "configMap": {"name": source.config_map.name}})
+        if repo.kind == "configMap" and repo.fingerprint:
+            env.append(_value_env(contract.ENV_REPO_DIGEST, repo.fingerprint))
+        volumes.append({"name": "repo", "configMap": {"name": request.repo_snapshot or source.config_map.name}})
         mounts.append({"name": "repo", "mountPath": contract.REPO_CONFIGMAP_MOUNT, "readOnly": True})
     elif source.git is not None:
         git = source.git
@@ -165,7 +169,7 @@ def render_runner_job(project: FeatureStoreProject, request: RunnerJobRequest) -
     spec = project.spec
     runner = spec.runner
     mlflow = spec.mlflow
-    repo_env, repo_volumes, repo_mounts = _repo_env_and_volumes(project, request.repo, request.git_protocols)
+    repo_env, repo_volumes, repo_mounts = _repo_env_and_volumes(project, request)
     env = [
         _value_env(contract.ENV_OPERATION, request.operation),
         _value_env(contract.ENV_CONFIG_PATH, f"{contract.CONFIG_MOUNT}/{contract.FEATURE_STORE_YAML}"),

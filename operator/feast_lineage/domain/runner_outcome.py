@@ -35,10 +35,27 @@ class JobObservation:
     """The Job's own failure reason: BackoffLimitExceeded, DeadlineExceeded, ..."""
     distrusted: tuple[str, ...] = ()
     """What the runner reported that contradicts its Job and was dropped (see :mod:`.runner_trust`)."""
+    image: str | None = None
+    """The runner container's image, as its pod reports it."""
+    image_id: str | None = None
+    """The image as the container runtime identified it (imageID), or IMAGE_ID_UNKNOWN."""
 
     @property
     def finished(self) -> bool:
         return self.state in ("succeeded", "failed")
+
+
+IMAGE_ID_UNKNOWN = "unknown"
+"""Said when a pod ran but the container runtime did not report which image it was."""
+
+
+def _image(pods: list[dict[str, Any]]) -> tuple[str | None, str | None]:
+    """(image, imageID) of the newest pod's runner container that has a status."""
+    for pod in pods:
+        statuses = (pod.get("status") or {}).get("containerStatuses") or []
+        if statuses:
+            return statuses[0].get("image") or None, statuses[0].get("imageID") or IMAGE_ID_UNKNOWN
+    return None, None
 
 
 def _condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -80,13 +97,24 @@ def observe_job(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobObservati
     if result is not None:
         result, problems = vet_result(result, expectations_of(job))
         distrusted = tuple(problems)
+    image, image_id = _image(newest_first)
     complete, failed = _condition(job, "Complete"), _condition(job, "Failed")
     # When the runner's container ended; else when the Job did (its pod may be gone).
     finished_at = (terminated.get("finishedAt") if terminated else None) or (complete or failed or {}).get(
         "lastTransitionTime"
     )
     if complete is not None:
-        return JobObservation(name, "succeeded", "", result, finished_at, annotations, distrusted=distrusted)
+        return JobObservation(
+            name,
+            "succeeded",
+            "",
+            result,
+            finished_at,
+            annotations,
+            distrusted=distrusted,
+            image=image,
+            image_id=image_id,
+        )
     if failed is not None:
         if result is not None and result.error:
             message = result.error
@@ -99,7 +127,16 @@ def observe_job(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobObservati
         if failed.get("reason") == "DeadlineExceeded":
             message = f"deadline exceeded: {failed.get('message', '')}".strip()
         return JobObservation(
-            name, "failed", message, result, finished_at, annotations, failed.get("reason"), distrusted
+            name,
+            "failed",
+            message,
+            result,
+            finished_at,
+            annotations,
+            failed.get("reason"),
+            distrusted=distrusted,
+            image=image,
+            image_id=image_id,
         )
     for pod in newest_first:
         waiting = _container_state(pod).get("waiting") or {}

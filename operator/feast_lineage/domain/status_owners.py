@@ -20,8 +20,8 @@ PROJECT_LAST_MATERIALIZATION = frozenset({"lastMaterialization"})
 """The MaterializationJob reconciler, when one of the project's runs finishes."""
 PROJECT_INJECTION = frozenset({"injection"})
 """The pod monitor of the injection webhook."""
-PROJECT_AUDIT = frozenset({"pendingAudit", "undeliverableAudit", "lastApply"})
-"""Audit redelivery: the records it delivered, and the run it made for the last apply."""
+PROJECT_AUDIT = frozenset({"pendingAudit", "undeliverableAudit", "lastApply", "lastSuccessfulApply"})
+"""Audit redelivery: the records it delivered or set aside, and the run it made for the last (successful) apply."""
 PROJECT_RECONCILER = (
     FeatureStoreProjectStatus.field_names() - PROJECT_SCHEDULE - PROJECT_LAST_MATERIALIZATION - (PROJECT_INJECTION)
 )

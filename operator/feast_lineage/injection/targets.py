@@ -19,7 +19,8 @@ from feast_lineage.domain.labels import child_name
 def target_from_body(body: dict[str, Any]) -> InjectionTarget:
     meta = body.get("metadata") or {}
     status = body.get("status") or {}
-    last_apply = status.get("lastApply") or {}
+    # What the registry holds: the last successful apply (a later failed one changed nothing).
+    last_apply = status.get("lastSuccessfulApply") or status.get("lastApply") or {}
     name = str(meta.get("name", ""))
     spec: FeatureStoreProjectSpec | None = None
     problem = None

@@ -95,10 +95,11 @@ WATCHED_RULES = (
     ),
     Rule(
         "The rendered runner and client configurations are ConfigMaps it writes; a repo ConfigMap is read, "
-        "and watched, so a project acts within seconds when the ConfigMap it waits for appears or changes.",
+        "and watched, so a project acts within seconds when the ConfigMap it waits for appears or changes; "
+        "immutable snapshots of a repo ConfigMap are made per applied revision and deleted once nothing uses them.",
         ("",),
         ("configmaps",),
-        ("get", "list", "watch", "create", "update"),
+        ("get", "list", "watch", "create", "update", "delete"),
     ),
     Rule(
         "Secrets a project references are checked to exist, and Git and MLflow credentials are read; never listed.",

@@ -35,6 +35,7 @@ class OperationFacts:
     """apply: the plan's impact on registered models (held: nothing was written)."""
     impact_policy: str | None = None
     """apply: spec.applyPolicy.onImpact the plan was judged by."""
+    rows_written: dict[str, int] | None = None
 
 
 def build_record(
@@ -57,6 +58,11 @@ def build_record(
     )
     if facts.error:
         run_tags[tags.ERROR] = facts.error
+    if facts.operation == "apply":
+        run_tags[tags.REASON] = "ApplyFailed" if facts.error else "Applied"
+    else:
+        # The operator's reason for a run the runner saw through (a deadline stops it before it logs).
+        run_tags[tags.REASON] = "MaterializationFailed" if facts.error else "Succeeded"
     if facts.git_commit:
         run_tags[tags.GIT_COMMIT] = facts.git_commit
     params: dict[str, str] = {}
@@ -78,10 +84,16 @@ def build_record(
             params[name] = run_tags[name] = format_time(moment)
     if facts.materialize_seconds is not None:
         metrics[tags.MATERIALIZE_DURATION_SEC] = round(facts.materialize_seconds, 4)
+    if facts.rows_written is not None:
+        metrics[tags.ROWS_WRITTEN] = float(sum(facts.rows_written.values()))
+        for view, rows in facts.rows_written.items():
+            metrics[f"{tags.ROWS_WRITTEN_PREFIX}{view}"] = float(rows)
     return AuditRecord(
         id=audit_id,
         experiment=experiment or f"{project}{DEFAULT_OPS_SUFFIX}",
-        run_name=f"{facts.operation}_{project}",
+        run_name=tags.run_name(
+            facts.operation, project, provenance.get(tags.K8S_NAMESPACE), provenance.get(tags.K8S_NAME)
+        ),
         status="FAILED" if facts.error else "FINISHED",
         start_time_ms=start_ms,
         end_time_ms=end_ms,

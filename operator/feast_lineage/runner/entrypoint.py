@@ -136,11 +136,13 @@ def _perform(settings: RunnerSettings, facts: OperationFacts, result: RunnerResu
     facts.project, facts.window_start, facts.feature_views = plan.project, plan.start, plan.feature_views
     outcome = run_materialize(fetched.path, store, plan, request)
     facts.materialize_seconds = outcome.duration_seconds
+    facts.rows_written = outcome.rows_written
     return result.model_copy(
         update={
             "window_start": format_time(outcome.start) if outcome.start else None,
             "window_end": format_time(outcome.end),
             "feature_views": outcome.feature_views,
+            "rows_written": outcome.rows_written,
             "repo_unavailable": fetched.unavailable,
         }
     )

@@ -59,11 +59,25 @@ def fetch_repo(settings: RunnerSettings, registry_suffices: bool = False) -> Fet
             raise OperationFailed(f"feature repo directory {source} does not exist")
         repo = root
         if settings.repo_kind == "configMap":
-            copy_configmap_files(source, repo)
+            copied = copy_configmap_files(source, repo)
+            check_digest(repo, copied, settings.repo_digest)
         else:
             shutil.copytree(source, repo, ignore=_IMAGE_IGNORED)
     shutil.copyfile(settings.config_path, repo / contract.FEATURE_STORE_YAML)
     return FetchedRepo(path=repo, git_commit=commit)
+
+
+def check_digest(repo: Path, names: list[str], expected: str | None) -> None:
+    """The files are the content the operator recorded, or the run does not start: what ran is what
+    the record says. (A snapshot is immutable; this catches one someone made under its name.)"""
+    if expected is None:
+        return
+    actual = contract.repo_digest({name: (repo / name).read_bytes() for name in names})
+    if actual != expected:
+        raise BadInput(
+            f"the mounted repo has content {actual[:12]}, not the recorded revision's {expected[:12]}; "
+            "refusing to run other content than the record names"
+        )
 
 
 def copy_configmap_files(mount: Path, destination: Path) -> list[str]:

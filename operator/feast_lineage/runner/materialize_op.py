@@ -12,6 +12,7 @@ from feast_lineage.runner.console import feast_output
 from feast_lineage.runner.errors import BadInput, OperationFailed, exception_line
 from feast_lineage.runner.feast_repo import inside_repo, load_config
 from feast_lineage.runner.materializable import feast_selection
+from feast_lineage.runner.row_count import counting_rows
 from feast_lineage.runner.window import ViewHistory, format_time, incremental_start
 
 
@@ -32,6 +33,8 @@ class MaterializeOutcome:
     end: datetime
     feature_views: list[str]
     duration_seconds: float
+    rows_written: dict[str, int]
+    """Rows written to the online store, per feature view (0 for a view whose window had none)."""
 
 
 @dataclass
@@ -84,7 +87,7 @@ def plan_materialize(repo: Path, request: MaterializeRequest, now: datetime) -> 
 def run_materialize(repo: Path, store: Any, plan: MaterializePlan, request: MaterializeRequest) -> MaterializeOutcome:
     names = request.feature_views or None
     began = time.monotonic()
-    with inside_repo(repo), feast_output() as output:
+    with inside_repo(repo), feast_output() as output, counting_rows(store, plan.feature_views) as rows:
         try:
             if request.incremental:
                 store.materialize_incremental(plan.end, names)
@@ -102,4 +105,5 @@ def run_materialize(repo: Path, store: Any, plan: MaterializePlan, request: Mate
         end=plan.end,
         feature_views=plan.feature_views,
         duration_seconds=time.monotonic() - began,
+        rows_written=dict(rows),
     )

@@ -72,6 +72,8 @@ class RunnerSettings:
     materialize: MaterializeSettings | None
     impact: ImpactSettings | None = None
     """None when the operator asked for no impact analysis."""
+    repo_digest: str | None = None
+    """configMap: the content digest the operator recorded; the mounted files must have exactly it."""
 
 
 def result_path(env: Mapping[str, str]) -> Path:
@@ -95,6 +97,7 @@ def read_settings(operation: str, env: Mapping[str, str]) -> RunnerSettings:
         workspace=Path(env.get(contract.ENV_WORKSPACE) or contract.WORKSPACE_MOUNT),
         repo_kind=cast(RepoKind, kind),
         repo_dir=repo_dir,
+        repo_digest=env.get(contract.ENV_REPO_DIGEST) or None,
         git=_git(env) if kind == "git" else None,
         provenance=_provenance(env),
         # Without an id from the operator, a fresh one still makes this run's delivery exactly-once.
