@@ -42,6 +42,7 @@ from feast_lineage.domain.materialization_state import (
     MaterializationObservation,
     Peer,
     decide_materialization,
+    lists_every_view,
     stall_run,
 )
 from feast_lineage.domain.provenance import provenance_tags, redact_url, triggered_by
@@ -94,7 +95,17 @@ def file_registry(project: Obj | None) -> bool:
 def to_peers(summaries: list[Obj], project: Obj) -> list[Peer]:
     status = FeatureStoreProjectStatus.from_k8s(project.get("status"))
     all_views = status.feature_views if status.materialized_feature_views is None else status.materialized_feature_views
-    return [Peer(s["name"], s["created"], frozenset(s["featureViews"] or all_views), s["phase"]) for s in summaries]
+    listed = lists_every_view(status)
+    return [
+        Peer(
+            s["name"],
+            s["created"],
+            frozenset(s["featureViews"] or all_views),
+            s["phase"],
+            every=not s["featureViews"] and not listed,
+        )
+        for s in summaries
+    ]
 
 
 class MaterializationReconciler:
