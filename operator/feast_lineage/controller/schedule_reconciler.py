@@ -25,7 +25,7 @@ from feast_lineage.api import (
     FeatureStoreProjectStatus,
     ScheduleStatus,
 )
-from feast_lineage.controller.kube import Kube, Obj, create
+from feast_lineage.controller.kube import Kube, Obj, StatusConflict, create
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.logs import object_fields
 from feast_lineage.domain import labels
@@ -75,62 +75,83 @@ class ScheduleReconciler:
         self.locks = locks
         self.max_waiting = max_waiting
 
-    def tick(self, namespace: str, name: str, runs: list[Obj], now: datetime.datetime | None = None) -> None:
-        """``runs``: summaries of the project's MaterializationJobs (from the operator's index)."""
+    def tick(
+        self,
+        namespace: str,
+        name: str,
+        runs: list[Obj],
+        now: datetime.datetime | None = None,
+        seen: Obj | None = None,
+    ) -> None:
+        """``runs``: summaries of the project's MaterializationJobs (from the operator's index).
+
+        ``seen`` is the project as the watch delivered it: a tick starts from it, so a schedule with
+        nothing due costs no request. Nothing stale gets written: run names are deterministic and the
+        status write carries the resourceVersion; on a conflict the tick reads afresh.
+        """
         with self.locks.hold(FEATURE_STORE_PROJECT_KIND, namespace, name):
+            if seen is not None:
+                try:
+                    self._tick(namespace, name, runs, now, seen)
+                    return
+                except StatusConflict:
+                    pass
             body = self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, namespace, name)
-            if body is None or body["metadata"].get("deletionTimestamp"):
-                return
-            try:
-                project = FeatureStoreProject.model_validate(
-                    {k: body[k] for k in ("apiVersion", "kind", "metadata", "spec")}
-                )
-            except ValidationError:
-                return  # the project reconciler reports it as Stalled
-            schedule = project.spec.materialization
-            if schedule is None:
-                return
-            status = FeatureStoreProjectStatus.from_k8s(body.get("status"))
-            previous = status.schedule or ScheduleStatus()
-            now = now or datetime.datetime.now(datetime.UTC)
-            scheduled = [
-                ScheduledRun(r["name"], _parse(r.get("scheduledTime")), r["phase"], _parse(r["created"]) or now)
-                for r in runs
-            ]
-            decision = plan_schedule(
-                schedule,
-                project_resource=name,
-                now=now,
-                last_schedule_time=previous.last_schedule_time,
-                project_created=_parse(body["metadata"]["creationTimestamp"]) or now,
-                runs=scheduled,
+            self._tick(namespace, name, runs, now, body)
+
+    def _tick(
+        self, namespace: str, name: str, runs: list[Obj], now: datetime.datetime | None, body: Obj | None
+    ) -> None:
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return
+        try:
+            project = FeatureStoreProject.model_validate(
+                {k: body[k] for k in ("apiVersion", "kind", "metadata", "spec")}
             )
-            decision = cap_waiting(decision, scheduled, self.max_waiting, previous.last_schedule_time)
-            for run in [*decision.delete_active, *decision.prune]:
-                self._delete_run(namespace, run)
-            last_run = previous.last_run
-            if decision.create is not None and decision.create_name is not None:
-                manifest = scheduled_run_manifest(
-                    project, body["metadata"]["uid"], decision.create_name, decision.create
-                )
-                if create(
-                    self.kube.custom.create_namespaced_custom_object,
-                    GROUP,
-                    VERSION,
-                    namespace,
-                    MATERIALIZATION_JOB_PLURAL,
-                    manifest,
-                ):
-                    log.info("schedule created %s", decision.create_name, extra=object_fields(namespace, name))
-                last_run = decision.create_name
-            # Built whole: a message from an earlier tick does not outlive its reason.
-            status.schedule = ScheduleStatus(
-                last_schedule_time=decision.last_schedule_time,
-                next_schedule_time=decision.next_time,
-                last_run=last_run,
-                message=decision.waiting_reason,
-            )
-            self.kube.write_status(FEATURE_STORE_PROJECT_PLURAL, body, status, PROJECT_SCHEDULE)
+        except ValidationError:
+            return  # the project reconciler reports it as Stalled
+        schedule = project.spec.materialization
+        if schedule is None:
+            return
+        status = FeatureStoreProjectStatus.from_k8s(body.get("status"))
+        previous = status.schedule or ScheduleStatus()
+        now = now or datetime.datetime.now(datetime.UTC)
+        scheduled = [
+            ScheduledRun(r["name"], _parse(r.get("scheduledTime")), r["phase"], _parse(r["created"]) or now)
+            for r in runs
+        ]
+        decision = plan_schedule(
+            schedule,
+            project_resource=name,
+            now=now,
+            last_schedule_time=previous.last_schedule_time,
+            project_created=_parse(body["metadata"]["creationTimestamp"]) or now,
+            runs=scheduled,
+        )
+        decision = cap_waiting(decision, scheduled, self.max_waiting, previous.last_schedule_time)
+        for run in [*decision.delete_active, *decision.prune]:
+            self._delete_run(namespace, run)
+        last_run = previous.last_run
+        if decision.create is not None and decision.create_name is not None:
+            manifest = scheduled_run_manifest(project, body["metadata"]["uid"], decision.create_name, decision.create)
+            if create(
+                self.kube.custom.create_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                MATERIALIZATION_JOB_PLURAL,
+                manifest,
+            ):
+                log.info("schedule created %s", decision.create_name, extra=object_fields(namespace, name))
+            last_run = decision.create_name
+        # Built whole: a message from an earlier tick does not outlive its reason.
+        status.schedule = ScheduleStatus(
+            last_schedule_time=decision.last_schedule_time,
+            next_schedule_time=decision.next_time,
+            last_run=last_run,
+            message=decision.waiting_reason,
+        )
+        self.kube.write_status(FEATURE_STORE_PROJECT_PLURAL, body, status, PROJECT_SCHEDULE)
 
     def _delete_run(self, namespace: str, name: str) -> None:
         try:

@@ -19,7 +19,11 @@ from feast_lineage.api import (
 from feast_lineage.controller import metrics
 from feast_lineage.controller.kube import Kube, new_api_client
 from feast_lineage.controller.locks import ObjectLocks
-from feast_lineage.controller.materialization_reconciler import MaterializationReconciler, peer_summary
+from feast_lineage.controller.materialization_reconciler import (
+    MaterializationReconciler,
+    kept_in_index,
+    peer_summary,
+)
 from feast_lineage.controller.project_reconciler import ProjectReconciler
 from feast_lineage.controller.schedule_reconciler import ScheduleReconciler
 from feast_lineage.controller.settings import OperatorSettings
@@ -98,6 +102,8 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
         settings.posting.enabled = False  # Events are written on transitions by the handlers themselves.
         settings.watching.server_timeout = 300
         settings.execution.max_workers = 8
+        # The first list of each resource in pages: thousands of finished runs are never all in memory at once.
+        settings.watching.chunk_size = 500
         # Watching only listed namespaces, Kopf needs neither to list namespaces nor to watch CRDs: its
         # namespaced RBAC has neither (Kopf would retry and log refusals for a minute before falling back).
         settings.scanning.disabled = bool(operator.namespaces)
@@ -133,21 +139,39 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
     def project_deleted(namespace: str | None, name: str, **_: Any) -> None:
         projects.deleted(namespace or "", name)
 
-    @kopf.timer(*PROJECTS, interval=operator.resync_seconds, registry=registry)
+    @kopf.timer(*PROJECTS, interval=operator.resync_seconds, initial_delay=operator.resync_seconds, registry=registry)
     def project_resync(namespace: str | None, name: str, **_: Any) -> None:
         projects.reconcile(namespace or "", name)
 
-    @kopf.timer(*PROJECTS, interval=operator.active_poll_seconds, when=_applying, registry=registry)
+    @kopf.timer(
+        *PROJECTS,
+        interval=operator.active_poll_seconds,
+        initial_delay=operator.active_poll_seconds,
+        when=_applying,
+        registry=registry,
+    )
     def project_apply_in_flight(namespace: str | None, name: str, **_: Any) -> None:
         projects.reconcile(namespace or "", name)
 
     # Checks often; the reconciler's backoff decides when the source is actually asked again.
-    @kopf.timer(*PROJECTS, interval=operator.active_poll_seconds, when=_source_unavailable, registry=registry)
+    @kopf.timer(
+        *PROJECTS,
+        interval=operator.active_poll_seconds,
+        initial_delay=operator.active_poll_seconds,
+        when=_source_unavailable,
+        registry=registry,
+    )
     def project_source_retry(namespace: str | None, name: str, **_: Any) -> None:
         projects.retry_source(namespace or "", name)
 
     # Secrets are not watched (that would take list/watch on every Secret): a short retry instead.
-    @kopf.timer(*PROJECTS, interval=operator.input_retry_seconds, when=_waiting_for_secret, registry=registry)
+    @kopf.timer(
+        *PROJECTS,
+        interval=operator.input_retry_seconds,
+        initial_delay=operator.input_retry_seconds,
+        when=_waiting_for_secret,
+        registry=registry,
+    )
     def project_secret_retry(namespace: str | None, name: str, **_: Any) -> None:
         projects.reconcile(namespace or "", name)
 
@@ -164,7 +188,13 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
         for project in set(index.get((namespace, name), [])):
             projects.reconcile(namespace or "", project)
 
-    @kopf.timer(*PROJECTS, interval=operator.audit_retry_seconds, when=_has_pending_audit, registry=registry)
+    @kopf.timer(
+        *PROJECTS,
+        interval=operator.audit_retry_seconds,
+        initial_delay=operator.audit_retry_seconds,
+        when=_has_pending_audit,
+        registry=registry,
+    )
     def project_audit_redelivery(namespace: str | None, name: str, **_: Any) -> None:
         projects.redeliver_audit(namespace or "", name)
 
@@ -174,17 +204,25 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
         if owner is not None:
             projects.reconcile(namespace or "", owner)
 
-    @kopf.timer(*PROJECTS, interval=operator.schedule_tick_seconds, when=_scheduled, registry=registry)
-    def project_schedule(namespace: str | None, name: str, **indices: Any) -> None:
+    @kopf.timer(
+        *PROJECTS,
+        interval=operator.schedule_tick_seconds,
+        initial_delay=operator.schedule_tick_seconds,
+        when=_scheduled,
+        registry=registry,
+    )
+    def project_schedule(namespace: str | None, name: str, body: kopf.Body, **indices: Any) -> None:
         index: kopf.Index[Any, Any] = indices["runs_by_project"]
-        schedules.tick(namespace or "", name, list(index.get((namespace, name), [])))
+        schedules.tick(namespace or "", name, list(index.get((namespace, name), [])), seen=dict(body))
 
     # -- MaterializationJob ---------------------------------------------------------------------
 
     @kopf.index(*RUNS, id="runs_by_project", registry=registry)
     def runs_by_project(
         namespace: str | None, name: str, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status, **_: Any
-    ) -> dict[tuple[str | None, str], dict[str, Any]]:
+    ) -> dict[tuple[str | None, str], dict[str, Any]] | None:
+        if not kept_in_index(dict(meta), dict(status)):
+            return None  # Kopf drops it from the index: history costs no memory here
         project = str(spec.get("projectRef", {}).get("name", ""))
         return {(namespace, project): peer_summary(name, dict(meta), dict(spec), dict(status))}
 
@@ -193,22 +231,49 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
         index: kopf.Index[Any, Any] = indices["runs_by_project"]
         return list(index.get((namespace, spec.get("projectRef", {}).get("name", "")), []))
 
-    @kopf.on.resume(*RUNS, registry=registry)
-    @kopf.on.create(*RUNS, registry=registry)
-    def run_created(namespace: str | None, name: str, spec: kopf.Spec, **indices: Any) -> None:
-        runs.reconcile(namespace or "", name, peers_of(indices, namespace, spec))
+    @kopf.index(*RUNS, id="project_of_run", registry=registry)
+    def project_of_run(
+        namespace: str | None, name: str, spec: kopf.Spec, status: kopf.Status, **_: Any
+    ) -> dict[tuple[str | None, str], str] | None:
+        if status.get("phase") in TERMINAL:
+            return None  # a finished run's Job has nothing more to tell it
+        return {(namespace, name): str(spec.get("projectRef", {}).get("name", ""))}
+
+    # Finished runs (the history) need nothing: a restart does not read them one by one.
+    @kopf.on.resume(*RUNS, when=_run_active, registry=registry)
+    @kopf.on.create(*RUNS, when=_run_active, registry=registry)
+    def run_created(namespace: str | None, name: str, body: kopf.Body, spec: kopf.Spec, **indices: Any) -> None:
+        runs.reconcile(namespace or "", name, peers_of(indices, namespace, spec), seen=dict(body))
 
     # Checks often; the reconciler's backoff decides when a waiting run is actually looked at again.
-    @kopf.timer(*RUNS, interval=operator.active_poll_seconds, when=_run_waiting, registry=registry)
+    @kopf.timer(
+        *RUNS,
+        interval=operator.active_poll_seconds,
+        initial_delay=operator.active_poll_seconds,
+        when=_run_waiting,
+        registry=registry,
+    )
     def run_waiting(namespace: str | None, name: str, spec: kopf.Spec, **indices: Any) -> None:
         runs.poll_waiting(namespace or "", name, peers_of(indices, namespace, spec))
 
     # Job events report completion at once; this slower timer only catches pods that cannot start.
-    @kopf.timer(*RUNS, interval=operator.resync_seconds, when=_run_active, registry=registry)
+    @kopf.timer(
+        *RUNS,
+        interval=operator.resync_seconds,
+        initial_delay=operator.resync_seconds,
+        when=_run_active,
+        registry=registry,
+    )
     def run_resync(namespace: str | None, name: str, spec: kopf.Spec, **indices: Any) -> None:
         runs.reconcile(namespace or "", name, peers_of(indices, namespace, spec))
 
-    @kopf.timer(*RUNS, interval=operator.audit_retry_seconds, when=_has_pending_audit, registry=registry)
+    @kopf.timer(
+        *RUNS,
+        interval=operator.audit_retry_seconds,
+        initial_delay=operator.audit_retry_seconds,
+        when=_has_pending_audit,
+        registry=registry,
+    )
     def run_audit_redelivery(namespace: str | None, name: str, **_: Any) -> None:
         runs.redeliver_audit(namespace or "", name)
 
@@ -217,9 +282,10 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
         owner = _owner(body, MATERIALIZATION_JOB_KIND)
         if owner is None:
             return
-        run = kube.get_custom(MATERIALIZATION_JOB_PLURAL, namespace or "", owner)
-        if run is not None:
-            runs.reconcile(namespace or "", owner, peers_of(indices, namespace, run["spec"]))
+        # The run's project from the watch-fed index, not a GET per Job event.
+        index: kopf.Index[Any, Any] = indices["project_of_run"]
+        for project in set(index.get((namespace, owner), [])):
+            runs.reconcile(namespace or "", owner, peers_of(indices, namespace, {"projectRef": {"name": project}}))
 
     return registry
 
