@@ -24,7 +24,7 @@ from feast_lineage.domain.conditions import DesiredCondition, kstatus, merge_con
 from feast_lineage.domain.project_state import InputProblem, ProjectObservation, decide_project
 from feast_lineage.domain.provenance import gitops_owner, provenance_tags, redact_url, triggered_by
 from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
-from feast_lineage.domain.runner_outcome import JobObservation, observe_job
+from feast_lineage.domain.runner_outcome import JobObservation, job_ended, observe_job
 from feast_lineage.domain.store_config import feature_store_config, render_feature_store_yaml
 
 SECRET_VALUE = "hunter2-do-not-leak"
@@ -239,6 +239,11 @@ def _pod(state: dict[str, Any], created: str = "2026-11-26T10:00:00Z") -> dict[s
 def _job_obj(condition: str | None = None, reason: str = "", message: str = "") -> dict[str, Any]:
     conditions = [{"type": condition, "status": "True", "reason": reason, "message": message}] if condition else []
     return {"metadata": {"name": "j", "annotations": {"x": "y"}}, "status": {"conditions": conditions}}
+
+
+def test_a_job_has_ended_only_with_its_final_condition() -> None:
+    assert job_ended(_job_obj("Complete")) and job_ended(_job_obj("Failed"))
+    assert not job_ended(_job_obj()) and not job_ended(_job_obj("Suspended"))
 
 
 def test_observe_succeeded_job_reads_the_runner_result() -> None:

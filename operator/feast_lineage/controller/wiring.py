@@ -32,6 +32,7 @@ from feast_lineage.domain.conditions import RECONCILING, STALLED, is_true
 from feast_lineage.domain.materialization_state import TERMINAL
 from feast_lineage.domain.project_state import SOURCE_AVAILABLE
 from feast_lineage.domain.references import referenced_config_maps
+from feast_lineage.domain.runner_outcome import job_ended
 from feast_lineage.injection.service import InjectionService
 from feast_lineage.injection.targets import InjectionTargets
 
@@ -278,9 +279,11 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
         runs.redeliver_audit(namespace or "", name)
 
     @kopf.on.event("batch", "v1", "jobs", labels={**MANAGED, labels.LABEL_OPERATION: "materialize"}, registry=registry)
-    def materialize_job_event(body: kopf.Body, namespace: str | None, **indices: Any) -> None:
+    def materialize_job_event(type: str | None, body: kopf.Body, namespace: str | None, **indices: Any) -> None:
         owner = _owner(body, MATERIALIZATION_JOB_KIND)
-        if owner is None:
+        # Its creation and the controller's progress updates tell the run nothing it does not know
+        # (pods that cannot start are the resync's): only the end, or the Job's disappearance.
+        if owner is None or (type != "DELETED" and not job_ended(dict(body))):
             return
         # The run's project from the watch-fed index, not a GET per Job event.
         index: kopf.Index[Any, Any] = indices["project_of_run"]
