@@ -278,3 +278,6 @@ def test_runs_past_the_waiting_cap_queue_with_a_clear_reason() -> None:
     )
     # Below the cap it waits for the run it conflicts with, as before.
     assert _wire(decide_materialization(_observe(peers=older, max_waiting=4)))["reason"] == "WaitingForRun"
+    # A run that nothing holds up starts, however many earlier runs of other views wait.
+    others = [Peer(f"older-{n}", f"2026-11-26T10:0{n}:00Z", frozenset({"c"}), "") for n in range(3)]
+    assert decide_materialization(_observe(spec=_spec(featureViews=["a"]), peers=others, max_waiting=3)).create_job

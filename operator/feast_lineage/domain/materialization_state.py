@@ -221,7 +221,8 @@ def decide_materialization(obs: MaterializationObservation) -> MaterializationDe
             fail("InvalidWindow", window_problem)
         elif not views and listed:
             fail("NoFeatureViews", f"FeatureStoreProject {obs.spec.project_ref.name} has no feature views")
-        elif obs.max_waiting is not None and (ahead := _waiting_ahead(obs)) >= obs.max_waiting:
+        # Only a run that has to wait anyway queues: one nothing holds up starts, however many wait.
+        elif blocking is not None and obs.max_waiting is not None and (ahead := _waiting_ahead(obs)) >= obs.max_waiting:
             wait(
                 "QueueFull",
                 f"{ahead} earlier runs of FeatureStoreProject {obs.spec.project_ref.name} wait to start "
