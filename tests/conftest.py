@@ -50,7 +50,8 @@ def dev_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     """A real `mlflow server` (SQLite, served artifacts) shared by the whole run."""
-    server = start_mlflow(tmp_path_factory.mktemp("mlflow"))
+    # A shared, loaded machine can take minutes to start it (90 s is not always enough).
+    server = start_mlflow(tmp_path_factory.mktemp("mlflow"), timeout=300)
     try:
         yield server
     finally:
