@@ -16,7 +16,7 @@ from feast_lineage.api import (
     MATERIALIZATION_JOB_PLURAL,
     VERSION,
 )
-from feast_lineage.controller import metrics
+from feast_lineage.controller import metrics, run_scheduler
 from feast_lineage.controller.kube import Kube, new_api_client
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.materialization_reconciler import (
@@ -67,10 +67,6 @@ def _scheduled(spec: kopf.Spec, **_: Any) -> bool:
     return bool(spec.get("materialization"))
 
 
-def _run_waiting(status: kopf.Status, **_: Any) -> bool:
-    return status.get("phase") in (None, "", "Pending")
-
-
 def _run_active(status: kopf.Status, **_: Any) -> bool:
     return status.get("phase") not in TERMINAL
 
@@ -88,6 +84,7 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
     schedules = ScheduleReconciler(kube, locks, operator.max_waiting_runs)
     targets = InjectionTargets()
     injection = InjectionService(kube, operator, targets) if operator.webhook is not None else None
+    live_indices: dict[str, Any] = {}
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -112,9 +109,11 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
         metrics.serve(operator.metrics_port)
         if injection is not None:
             injection.start()
+        scheduler.start()
 
     @kopf.on.cleanup(registry=registry)
     def shutdown(**_: Any) -> None:
+        scheduler.stop()
         if injection is not None:
             injection.stop()
 
@@ -246,37 +245,32 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
     def run_created(namespace: str | None, name: str, body: kopf.Body, spec: kopf.Spec, **indices: Any) -> None:
         runs.reconcile(namespace or "", name, peers_of(indices, namespace, spec), seen=dict(body))
 
-    # Checks often; the reconciler's backoff decides when a waiting run is actually looked at again.
-    @kopf.timer(
-        *RUNS,
-        interval=operator.active_poll_seconds,
-        initial_delay=operator.active_poll_seconds,
-        when=_run_waiting,
-        registry=registry,
-    )
-    def run_waiting(namespace: str | None, name: str, spec: kopf.Spec, **indices: Any) -> None:
-        runs.poll_waiting(namespace or "", name, peers_of(indices, namespace, spec))
+    # Periodic passes of runs come from one scheduler, not Kopf timers: a timer on a resource makes
+    # Kopf keep every object's body (the finished history too) and a finalizer on each.
+    @kopf.on.event(*RUNS, registry=registry)
+    def run_seen(type: str | None, namespace: str | None, name: str, status: kopf.Status, **indices: Any) -> None:
+        live_indices.update(indices)  # the same live index objects on every call; the scheduler reads them
+        pending_audit = bool(status.get("pendingAudit"))
+        scheduler.observe(namespace or "", name, status.get("phase"), pending_audit, deleted=type == "DELETED")
 
-    # Job events report completion at once; this slower timer only catches pods that cannot start.
-    @kopf.timer(
-        *RUNS,
-        interval=operator.resync_seconds,
-        initial_delay=operator.resync_seconds,
-        when=_run_active,
-        registry=registry,
-    )
-    def run_resync(namespace: str | None, name: str, spec: kopf.Spec, **indices: Any) -> None:
-        runs.reconcile(namespace or "", name, peers_of(indices, namespace, spec))
+    def scheduled_pass(namespace: str, name: str, purpose: str) -> None:
+        if purpose == run_scheduler.AUDIT:
+            runs.redeliver_audit(namespace, name)
+            return
+        index: kopf.Index[Any, Any] = live_indices["project_of_run"]
+        for project in set(index.get((namespace, name), [])):
+            peers = peers_of(live_indices, namespace, {"projectRef": {"name": project}})
+            if purpose == run_scheduler.WAITING:
+                # Often; the reconciler's backoff decides when a waiting run is actually looked at again.
+                runs.poll_waiting(namespace, name, peers)
+            else:
+                # Job events report completion at once; this only catches pods that cannot start.
+                runs.reconcile(namespace, name, peers)
 
-    @kopf.timer(
-        *RUNS,
-        interval=operator.audit_retry_seconds,
-        initial_delay=operator.audit_retry_seconds,
-        when=_has_pending_audit,
-        registry=registry,
+    scheduler = run_scheduler.RunScheduler(
+        run_scheduler.Intervals(operator.active_poll_seconds, operator.resync_seconds, operator.audit_retry_seconds),
+        scheduled_pass,
     )
-    def run_audit_redelivery(namespace: str | None, name: str, **_: Any) -> None:
-        runs.redeliver_audit(namespace or "", name)
 
     @kopf.on.event("batch", "v1", "jobs", labels={**MANAGED, labels.LABEL_OPERATION: "materialize"}, registry=registry)
     def materialize_job_event(type: str | None, body: kopf.Body, namespace: str | None, **indices: Any) -> None:
