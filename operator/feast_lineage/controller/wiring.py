@@ -3,6 +3,7 @@ decorators only, the work is elsewhere."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -176,17 +177,18 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
         projects.reconcile(namespace or "", name)
 
     @kopf.index(*PROJECTS, id="projects_by_configmap", registry=registry)
-    def projects_by_configmap(
+    async def projects_by_configmap(
         namespace: str | None, name: str, spec: kopf.Spec, **_: Any
     ) -> dict[tuple[str | None, str], str]:
         return {(namespace, config_map): name for config_map in referenced_config_maps(dict(spec))}
 
-    # A ConfigMap a project references appears or changes: act now, not at the next resync.
+    # A ConfigMap a project references appears or changes: act now, not at the next resync. Every
+    # ConfigMap of the cluster comes by: the look-up runs on the event loop, only a pass on a thread.
     @kopf.on.event("", "v1", "configmaps", registry=registry)
-    def config_map_changed(namespace: str | None, name: str, **indices: Any) -> None:
+    async def config_map_changed(namespace: str | None, name: str, **indices: Any) -> None:
         index: kopf.Index[Any, Any] = indices["projects_by_configmap"]
         for project in set(index.get((namespace, name), [])):
-            projects.reconcile(namespace or "", project)
+            await asyncio.to_thread(projects.reconcile, namespace or "", project)
 
     @kopf.timer(
         *PROJECTS,
@@ -217,8 +219,10 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
 
     # -- MaterializationJob ---------------------------------------------------------------------
 
+    # Index and watch handlers of runs are async: pure and quick, they run on Kopf's event loop
+    # instead of a worker thread each (a restart lists every run, the history included).
     @kopf.index(*RUNS, id="runs_by_project", registry=registry)
-    def runs_by_project(
+    async def runs_by_project(
         namespace: str | None, name: str, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status, **_: Any
     ) -> dict[tuple[str | None, str], dict[str, Any]] | None:
         if not kept_in_index(dict(meta), dict(status)):
@@ -232,7 +236,7 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
         return list(index.get((namespace, spec.get("projectRef", {}).get("name", "")), []))
 
     @kopf.index(*RUNS, id="project_of_run", registry=registry)
-    def project_of_run(
+    async def project_of_run(
         namespace: str | None, name: str, spec: kopf.Spec, status: kopf.Status, **_: Any
     ) -> dict[tuple[str | None, str], str] | None:
         if status.get("phase") in TERMINAL:
@@ -248,7 +252,7 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
     # Periodic passes of runs come from one scheduler, not Kopf timers: a timer on a resource makes
     # Kopf keep every object's body (the finished history too) and a finalizer on each.
     @kopf.on.event(*RUNS, registry=registry)
-    def run_seen(type: str | None, namespace: str | None, name: str, status: kopf.Status, **indices: Any) -> None:
+    async def run_seen(type: str | None, namespace: str | None, name: str, status: kopf.Status, **indices: Any) -> None:
         live_indices.update(indices)  # the same live index objects on every call; the scheduler reads them
         pending_audit = bool(status.get("pendingAudit"))
         scheduler.observe(namespace or "", name, status.get("phase"), pending_audit, deleted=type == "DELETED")
