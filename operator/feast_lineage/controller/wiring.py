@@ -101,8 +101,9 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
         settings.posting.enabled = False  # Events are written on transitions by the handlers themselves.
         settings.watching.server_timeout = 300
         settings.execution.max_workers = 8
-        # The first list of each resource in pages: thousands of finished runs are never all in memory at once.
-        settings.watching.chunk_size = 500
+        # No paged lists (settings.watching.chunk_size): Kopf handles each page before asking for the
+        # next, and an operator slow to start (thousands of runs, a loaded node) outlives the API
+        # server's continue token; Kopf then stops the operator on the 410 Gone.
         # Watching only listed namespaces, Kopf needs neither to list namespaces nor to watch CRDs: its
         # namespaced RBAC has neither (Kopf would retry and log refusals for a minute before falling back).
         settings.scanning.disabled = bool(operator.namespaces)
