@@ -24,6 +24,8 @@ VIEWS, SERVICES = 1000, 100
 STATUS_BYTES_LIMIT = 16 * 1024
 
 
+# Applying and materializing a thousand views takes minutes on a loaded machine: more than the default 600 s.
+@pytest.mark.timeout(1800)
 def test_a_project_of_a_thousand_views_applies_and_materializes_any_of_them(
     api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path
 ) -> None:
