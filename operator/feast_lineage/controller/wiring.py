@@ -68,6 +68,10 @@ def _scheduled(spec: kopf.Spec, **_: Any) -> bool:
     return bool(spec.get("materialization"))
 
 
+def _kept_in_index(meta: kopf.Meta, status: kopf.Status, **_: Any) -> bool:
+    return kept_in_index(dict(meta), dict(status))
+
+
 def _run_active(status: kopf.Status, **_: Any) -> bool:
     return status.get("phase") not in TERMINAL
 
@@ -222,12 +226,12 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
 
     # Index and watch handlers of runs are async: pure and quick, they run on Kopf's event loop
     # instead of a worker thread each (a restart lists every run, the history included).
-    @kopf.index(*RUNS, id="runs_by_project", registry=registry)
+    # A filter, not a None result, takes a run out of an index (Kopf keeps the last value on None):
+    # history costs no memory here.
+    @kopf.index(*RUNS, id="runs_by_project", when=_kept_in_index, registry=registry)
     async def runs_by_project(
         namespace: str | None, name: str, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status, **_: Any
-    ) -> dict[tuple[str | None, str], dict[str, Any]] | None:
-        if not kept_in_index(dict(meta), dict(status)):
-            return None  # Kopf drops it from the index: history costs no memory here
+    ) -> dict[tuple[str | None, str], dict[str, Any]]:
         project = str(spec.get("projectRef", {}).get("name", ""))
         return {(namespace, project): peer_summary(name, dict(meta), dict(spec), dict(status))}
 
@@ -236,12 +240,11 @@ def build_registry(operator: OperatorSettings) -> kopf.OperatorRegistry:
         index: kopf.Index[Any, Any] = indices["runs_by_project"]
         return list(index.get((namespace, spec.get("projectRef", {}).get("name", "")), []))
 
-    @kopf.index(*RUNS, id="project_of_run", registry=registry)
+    # A finished run's Job has nothing more to tell it.
+    @kopf.index(*RUNS, id="project_of_run", when=_run_active, registry=registry)
     async def project_of_run(
-        namespace: str | None, name: str, spec: kopf.Spec, status: kopf.Status, **_: Any
-    ) -> dict[tuple[str | None, str], str] | None:
-        if status.get("phase") in TERMINAL:
-            return None  # a finished run's Job has nothing more to tell it
+        namespace: str | None, name: str, spec: kopf.Spec, **_: Any
+    ) -> dict[tuple[str | None, str], str]:
         return {(namespace, name): str(spec.get("projectRef", {}).get("name", ""))}
 
     # Finished runs (the history) need nothing: a restart does not read them one by one.
