@@ -94,6 +94,8 @@ class OperatorProcess:
         self.liveness_port = free_port()
         self.webhook_port = free_port()
         self.webhook_args: list[str] = []
+        self.extra_args: list[str] = []
+        """More arguments of its own (e.g. an administrator's policy)."""
         self.run_args: list[str] | None = None
         self.process: ManagedProcess | None = None
         self.starts = 0
@@ -133,6 +135,7 @@ class OperatorProcess:
             str(self.liveness_port),
             "--log-json",
             *self.webhook_args,
+            *self.extra_args,
         ]
         # On this machine's network, the webhook listens on loopback only.
         chart_args = [*(self.run_args or [])[1:], "--webhook-host", "127.0.0.1"]

@@ -115,6 +115,14 @@ class ObjectChanges(_Wire):
     entities: list[str] = Field(default_factory=list)
 
 
+class ObjectCounts(_Wire):
+    """How many Feast objects of each kind: small whatever the registry holds, so it always fits."""
+
+    feature_views: int = Field(alias="featureViews")
+    feature_services: int = Field(alias="featureServices")
+    entities: int
+
+
 class MlflowRun(_Wire):
     experiment: str
     experiment_id: str | None = Field(default=None, alias="experimentId")
@@ -167,7 +175,9 @@ class RunnerResult(_Wire):
     changes: ObjectChanges | None = None
     """apply: objects created, updated or deleted (by spec, not by timestamps)."""
     current: ObjectChanges | None = None
-    """apply: every object in the registry afterwards."""
+    """apply: every object in the registry afterwards (dropped when the names do not fit)."""
+    counts: ObjectCounts | None = None
+    """apply: how many objects the registry holds afterwards; kept when ``current`` is dropped."""
     default_materialized: list[str] | None = Field(default=None, alias="defaultMaterialized")
     """apply: the feature views ``feast materialize`` materializes when it is given none."""
     not_materializable: dict[str, str] | None = Field(default=None, alias="notMaterializable")

@@ -46,6 +46,26 @@ def example_files() -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in EXAMPLE_REPO.iterdir() if p.is_file()}
 
 
+def generated_files(views: int, services: int = 0) -> dict[str, bytes]:
+    """A repo with ``views`` feature views ``fv_<i>`` over the example data (so runs need not share a
+    view) and ``services`` feature services ``fs_<i>`` of a few views each."""
+    code = f"""from datetime import timedelta
+from feast import Entity, FeatureService, FeatureView, Field, FileSource
+from feast.types import Float32
+driver = Entity(name="driver", join_keys=["driver_id"])
+source = FileSource(path="driver_stats.parquet", timestamp_field="event_timestamp", created_timestamp_column="created")
+views = [
+    FeatureView(name=f"fv_{{i}}", entities=[driver], ttl=timedelta(days=1), source=source,
+                schema=[Field(name="conv_rate", dtype=Float32)])
+    for i in range({views})
+]
+services = [FeatureService(name=f"fs_{{i}}", features=views[i % len(views):][:3]) for i in range({services})]
+for item in [*views, *services]:
+    globals()[item.name] = item
+"""
+    return {"features.py": code.encode(), "driver_stats.parquet": (EXAMPLE_REPO / "driver_stats.parquet").read_bytes()}
+
+
 def repo_configmap(name: str, files: dict[str, bytes]) -> dict[str, Any]:
     data, binary = {}, {}
     for key, content in files.items():

@@ -102,6 +102,38 @@ def test_unknown_view_and_future_window_fail_without_a_job() -> None:
     assert _wire(future)["reason"] == "InvalidWindow" and not future.create_job
 
 
+def _counted_project(count: int = 1000) -> dict[str, Any]:
+    """A project whose registry holds more views than its status names (counts only)."""
+    project = _project(views=())
+    project["status"]["featureViewCount"] = count
+    return project
+
+
+def test_views_a_project_only_counts_are_left_to_the_runner_to_check() -> None:
+    named = decide_materialization(_observe(spec=_spec(featureViews=["fv_999"]), project=_counted_project()))
+    assert named.create_job and named.feature_views == ["fv_999"]
+    # With every view listed, an unknown name still fails here, before any Job.
+    listed = _project(views=("a", "b"))
+    listed["status"]["featureViewCount"] = 2
+    unknown = decide_materialization(_observe(spec=_spec(featureViews=["zz"]), project=listed))
+    assert _wire(unknown)["reason"] == "UnknownFeatureView"
+
+
+def test_a_run_of_unnamed_views_in_a_counted_project_runs_alone() -> None:
+    project = _counted_project()
+    alone = decide_materialization(_observe(project=project))
+    assert alone.create_job and alone.feature_views == []
+    other = Peer("other", "2026-11-26T10:00:00Z", frozenset({"fv_1"}), "Running")
+    waits = decide_materialization(_observe(project=project, peers=[other]))
+    assert not waits.create_job and _wire(waits)["reason"] == "WaitingForRun"
+    # ... and a run of named views waits for it in turn.
+    every = Peer("all", "2026-11-26T10:00:00Z", frozenset(), "Running", every=True)
+    behind = decide_materialization(_observe(spec=_spec(featureViews=["fv_2"]), project=project, peers=[every]))
+    assert not behind.create_job and _wire(behind)["reason"] == "WaitingForRun"
+    empty = decide_materialization(_observe(project=_counted_project(0)))
+    assert _wire(empty)["reason"] == "NoFeatureViews"
+
+
 def test_finished_job_is_recorded_and_then_never_touched() -> None:
     result = RunnerResult(
         operation="materialize",
@@ -246,3 +278,6 @@ def test_runs_past_the_waiting_cap_queue_with_a_clear_reason() -> None:
     )
     # Below the cap it waits for the run it conflicts with, as before.
     assert _wire(decide_materialization(_observe(peers=older, max_waiting=4)))["reason"] == "WaitingForRun"
+    # A run that nothing holds up starts, however many earlier runs of other views wait.
+    others = [Peer(f"older-{n}", f"2026-11-26T10:0{n}:00Z", frozenset({"c"}), "") for n in range(3)]
+    assert decide_materialization(_observe(spec=_spec(featureViews=["a"]), peers=others, max_waiting=3)).create_job

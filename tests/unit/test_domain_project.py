@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from feast_lineage.api import Condition, FeatureStoreProject, FeatureStoreProjectStatus, LastApply
-from feast_lineage.contract import MlflowRun, ObjectChanges, RunnerResult
+from feast_lineage.contract import MlflowRun, ObjectChanges, ObjectCounts, RunnerResult
 from feast_lineage.domain import labels
 from feast_lineage.domain.apply_plan import (
     RepoIdentity,
@@ -25,7 +25,7 @@ from feast_lineage.domain.conditions import DesiredCondition, kstatus, merge_con
 from feast_lineage.domain.project_state import InputProblem, ProjectObservation, decide_project
 from feast_lineage.domain.provenance import gitops_owner, provenance_tags, triggered_by
 from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
-from feast_lineage.domain.runner_outcome import JobObservation, observe_job
+from feast_lineage.domain.runner_outcome import JobObservation, job_ended, observe_job
 from feast_lineage.domain.store_config import feature_store_config, render_feature_store_yaml
 
 SECRET_VALUE = "hunter2-do-not-leak"
@@ -243,6 +243,11 @@ def _job_obj(condition: str | None = None, reason: str = "", message: str = "") 
     return {"metadata": {"name": "j", "annotations": {"x": "y"}}, "status": {"conditions": conditions}}
 
 
+def test_a_job_has_ended_only_with_its_final_condition() -> None:
+    assert job_ended(_job_obj("Complete")) and job_ended(_job_obj("Failed"))
+    assert not job_ended(_job_obj()) and not job_ended(_job_obj("Suspended"))
+
+
 def test_observe_succeeded_job_reads_the_runner_result() -> None:
     result = RunnerResult(operation="apply", ok=True, duration_seconds=7.5)
     pod = _pod({"terminated": {"exitCode": 0, "message": result.to_json(), "finishedAt": "t"}})
@@ -429,6 +434,18 @@ def test_an_apply_records_what_feast_materializes_and_a_later_one_without_it_cle
         LATER,
     ).status
     assert second.materialized_feature_views is None and second.unmaterializable_feature_views == []
+
+
+def test_an_apply_too_big_to_name_records_counts_and_no_stale_names() -> None:
+    small = _apply_result(True, current=ObjectChanges(feature_views=["fv"], entities=["driver"]))
+    first = decide_project(_observe(job=JobObservation("job-h1", "succeeded", "", small)), NOW).status
+    assert (first.feature_views, first.feature_view_count, first.entity_count) == (["fv"], 1, 1)
+    big = _apply_result(True, counts=ObjectCounts(feature_views=1000, feature_services=100, entities=1))
+    job = JobObservation("job-h2", "succeeded", "", big)
+    second = decide_project(_observe(first, apply_hash="h2", job_name="job-h2", job=job), LATER).status
+    assert second.feature_views == [] and second.feature_services == []
+    wire = second.to_k8s()
+    assert (wire["featureViewCount"], wire["featureServiceCount"], wire["entityCount"]) == (1000, 100, 1)
 
 
 # -- a Git outage ----------------------------------------------------------------------------------

@@ -75,6 +75,7 @@ def _big_result() -> RunnerResult:
         duration_seconds=1.5,
         changes=ObjectChanges(feature_views=["+" + n for n in names]),
         current=ObjectChanges(feature_views=names, entities=names[:50]),
+        counts=contract.ObjectCounts(feature_views=300, feature_services=0, entities=50),
         mlflow_error="MLflow at http://mlflow:5000 unreachable",
         audit={"i": "id-1", "tg": {f"tag.{n}": "v" * 500 for n in range(20)}, "p": {"x": "y" * 500}},
     )
@@ -91,6 +92,7 @@ def test_fit_result_drops_current_first_then_truncates() -> None:
     assert len(text.encode()) <= contract.TERMINATION_MESSAGE_LIMIT
     parsed = RunnerResult.model_validate_json(text)
     assert parsed.current is None
+    assert parsed.counts is not None and parsed.counts.feature_views == 300
     assert parsed.changes is not None and parsed.changes.feature_views[-1].startswith("...(+")
 
 

@@ -180,7 +180,14 @@ class FeatureStoreProjectStatus(StatusModel):
     schedule: ScheduleStatus | None = None
     """State of spec.materialization's schedule."""
     feature_views: list[str] = Field(default_factory=list)
-    """Feature views in the registry after the last apply (on-demand and stream ones included)."""
+    """Feature views in the registry after the last apply (on-demand and stream ones included); empty
+    when there are more than the runner's 4 KiB result can name (featureViewCount says how many)."""
+    feature_view_count: int | None = None
+    """How many feature views the registry holds after the last apply."""
+    feature_service_count: int | None = None
+    """How many feature services the registry holds after the last apply."""
+    entity_count: int | None = None
+    """How many entities the registry holds after the last apply."""
     materialized_feature_views: list[str] | None = None
     """Feature views `feast materialize` materializes when it is given none: what a
     MaterializationJob without featureViews materializes."""

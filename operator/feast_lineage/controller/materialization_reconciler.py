@@ -45,6 +45,7 @@ from feast_lineage.domain.materialization_state import (
     Peer,
     applied_revision,
     decide_materialization,
+    lists_every_view,
     stall_run,
     zero_row_views,
 )
@@ -98,6 +99,14 @@ def peer_summary(name: str, meta: Obj, spec: Obj, status: Obj) -> Obj:
     }
 
 
+def kept_in_index(meta: Obj, status: Obj) -> bool:
+    """Whether a run's summary is worth its memory: an unfinished run can hold up others, and the
+    schedule counts and prunes the runs it made. Finished runs of anyone else (the history, which
+    grows without bound) are needed by no decision."""
+    scheduled = (meta.get("annotations") or {}).get(labels.ANNOTATION_SCHEDULED_TIME) is not None
+    return scheduled or status.get("phase") not in TERMINAL
+
+
 def file_registry(project: Obj | None) -> bool:
     registry = ((project or {}).get("spec") or {}).get("featureStore", {}).get("registry", {})
     return bool(project) and registry.get("registryType", "file") == "file"
@@ -106,7 +115,17 @@ def file_registry(project: Obj | None) -> bool:
 def to_peers(summaries: list[Obj], project: Obj) -> list[Peer]:
     status = FeatureStoreProjectStatus.from_k8s(project.get("status"))
     all_views = status.feature_views if status.materialized_feature_views is None else status.materialized_feature_views
-    return [Peer(s["name"], s["created"], frozenset(s["featureViews"] or all_views), s["phase"]) for s in summaries]
+    listed = lists_every_view(status)
+    return [
+        Peer(
+            s["name"],
+            s["created"],
+            frozenset(s["featureViews"] or all_views),
+            s["phase"],
+            every=not s["featureViews"] and not listed,
+        )
+        for s in summaries
+    ]
 
 
 def _raw_project_ref(body: Obj) -> str | None:
@@ -123,11 +142,17 @@ class MaterializationReconciler:
         # Waiting runs are looked at less and less often, and at once when a run of their project ends.
         self.waiting = Backoff(settings.active_poll_seconds, settings.resync_seconds / 4)
 
-    def reconcile(self, namespace: str, name: str, peers: list[Obj]) -> None:
-        """One pass; ``peers`` are summaries of the project's runs (from the operator's index)."""
+    def reconcile(self, namespace: str, name: str, peers: list[Obj], seen: Obj | None = None) -> None:
+        """One pass; ``peers`` are summaries of the project's runs (from the operator's index).
+
+        ``seen`` is the run as the watch delivered it: the first attempt starts from it rather than a
+        GET. A stale copy costs nothing wrong: the Job's name is deterministic, and the status write
+        carries its resourceVersion, so the API server refuses it and the next attempt reads afresh.
+        """
         with self.locks.hold(MATERIALIZATION_JOB_KIND, namespace, name):
             for attempt in range(PASS_ATTEMPTS):
-                body = self.kube.get_custom(MATERIALIZATION_JOB_PLURAL, namespace, name)
+                fresh = attempt > 0 or seen is None
+                body = self.kube.get_custom(MATERIALIZATION_JOB_PLURAL, namespace, name) if fresh else seen
                 if body is None or body["metadata"].get("deletionTimestamp"):
                     return
                 if (body.get("status") or {}).get("phase") in TERMINAL:
@@ -506,4 +531,4 @@ class MaterializationReconciler:
             self.kube.write_status(FEATURE_STORE_PROJECT_PLURAL, project, status, PROJECT_LAST_MATERIALIZATION)
 
 
-__all__ = ["MaterializationReconciler", "materialize_job_name"]
+__all__ = ["MaterializationReconciler", "kept_in_index", "materialize_job_name", "peer_summary"]

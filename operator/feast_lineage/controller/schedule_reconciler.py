@@ -26,7 +26,7 @@ from feast_lineage.api import (
     ScheduleStatus,
 )
 from feast_lineage.controller.errors import stalled_by
-from feast_lineage.controller.kube import Kube, Obj, create
+from feast_lineage.controller.kube import Kube, Obj, StatusConflict, create
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.logs import object_fields
 from feast_lineage.domain import labels
@@ -76,35 +76,60 @@ class ScheduleReconciler:
         self.locks = locks
         self.max_waiting = max_waiting
 
-    def tick(self, namespace: str, name: str, runs: list[Obj], now: datetime.datetime | None = None) -> None:
-        """``runs``: summaries of the project's MaterializationJobs (from the operator's index)."""
-        with self.locks.hold(FEATURE_STORE_PROJECT_KIND, namespace, name):
-            body = self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, namespace, name)
-            if body is None or body["metadata"].get("deletionTimestamp"):
-                return
-            try:
-                project = FeatureStoreProject.model_validate(
-                    {k: body[k] for k in ("apiVersion", "kind", "metadata", "spec")}
-                )
-            except ValidationError:
-                return  # the project reconciler reports it as Stalled
-            if project.spec.materialization is None:
-                return
-            try:
-                self._tick(body, project, runs, now)
-            except Exception as error:
-                # A tick that fails the same way each time says why in status.schedule.message
-                # rather than a traceback every tick; a transient error is retried.
-                problem = stalled_by(error)
-                if problem is None:
-                    raise
-                status = FeatureStoreProjectStatus.from_k8s(body.get("status"))
-                status.schedule = (status.schedule or ScheduleStatus()).model_copy(
-                    update={"message": f"{problem.reason}: {problem.message}"}
-                )
-                self.kube.write_status(FEATURE_STORE_PROJECT_PLURAL, body, status, PROJECT_SCHEDULE)
+    def tick(
+        self,
+        namespace: str,
+        name: str,
+        runs: list[Obj],
+        now: datetime.datetime | None = None,
+        seen: Obj | None = None,
+    ) -> None:
+        """``runs``: summaries of the project's MaterializationJobs (from the operator's index).
 
-    def _tick(self, body: Obj, project: FeatureStoreProject, runs: list[Obj], now: datetime.datetime | None) -> None:
+        ``seen`` is the project as the watch delivered it: a tick starts from it, so a schedule with
+        nothing due costs no request. Nothing stale gets written: run names are deterministic and the
+        status write carries the resourceVersion; on a conflict the tick reads afresh.
+        """
+        with self.locks.hold(FEATURE_STORE_PROJECT_KIND, namespace, name):
+            if seen is not None:
+                try:
+                    self._tick(namespace, name, runs, now, seen)
+                    return
+                except StatusConflict:
+                    pass
+            body = self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, namespace, name)
+            self._tick(namespace, name, runs, now, body)
+
+    def _tick(
+        self, namespace: str, name: str, runs: list[Obj], now: datetime.datetime | None, body: Obj | None
+    ) -> None:
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return
+        try:
+            project = FeatureStoreProject.model_validate(
+                {k: body[k] for k in ("apiVersion", "kind", "metadata", "spec")}
+            )
+        except ValidationError:
+            return  # the project reconciler reports it as Stalled
+        if project.spec.materialization is None:
+            return
+        try:
+            self._plan(body, project, runs, now)
+        except StatusConflict:
+            raise  # the caller reads afresh
+        except Exception as error:
+            # A tick that fails the same way each time says why in status.schedule.message
+            # rather than a traceback every tick; a transient error is retried.
+            problem = stalled_by(error)
+            if problem is None:
+                raise
+            status = FeatureStoreProjectStatus.from_k8s(body.get("status"))
+            status.schedule = (status.schedule or ScheduleStatus()).model_copy(
+                update={"message": f"{problem.reason}: {problem.message}"}
+            )
+            self.kube.write_status(FEATURE_STORE_PROJECT_PLURAL, body, status, PROJECT_SCHEDULE)
+
+    def _plan(self, body: Obj, project: FeatureStoreProject, runs: list[Obj], now: datetime.datetime | None) -> None:
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         schedule = project.spec.materialization
         assert schedule is not None

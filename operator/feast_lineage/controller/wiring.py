@@ -18,11 +18,16 @@ from feast_lineage.api import (
     MATERIALIZATION_JOB_PLURAL,
     VERSION,
 )
+from feast_lineage.controller import run_scheduler
 from feast_lineage.controller.audit_redelivery import AuditDeliveries
 from feast_lineage.controller.health import Health
 from feast_lineage.controller.kube import Kube
 from feast_lineage.controller.locks import ObjectLocks
-from feast_lineage.controller.materialization_reconciler import MaterializationReconciler, peer_summary
+from feast_lineage.controller.materialization_reconciler import (
+    MaterializationReconciler,
+    kept_in_index,
+    peer_summary,
+)
 from feast_lineage.controller.project_reconciler import ProjectReconciler
 from feast_lineage.controller.schedule_reconciler import ScheduleReconciler
 from feast_lineage.controller.settings import OperatorSettings
@@ -32,6 +37,7 @@ from feast_lineage.domain.conditions import RECONCILING, STALLED
 from feast_lineage.domain.materialization_state import TERMINAL
 from feast_lineage.domain.project_state import SOURCE_AVAILABLE
 from feast_lineage.domain.references import referenced_config_maps
+from feast_lineage.domain.runner_outcome import job_ended
 from feast_lineage.injection.service import InjectionService
 
 PROJECTS = (GROUP, VERSION, FEATURE_STORE_PROJECT_PLURAL)
@@ -70,8 +76,8 @@ def _scheduled(spec: kopf.Spec, **_: Any) -> bool:
     return bool(spec.get("materialization"))
 
 
-def _run_waiting(status: kopf.Status, **_: Any) -> bool:
-    return status.get("phase") in (None, "", "Pending")
+def _kept_in_index(meta: kopf.Meta, status: kopf.Status, **_: Any) -> bool:
+    return kept_in_index(dict(meta), dict(status))
 
 
 def _run_active(status: kopf.Status, **_: Any) -> bool:
@@ -93,6 +99,7 @@ def build_registry(
     runs = MaterializationReconciler(kube, operator, locks)
     schedules = ScheduleReconciler(kube, locks, operator.max_waiting_runs)
     audits = AuditDeliveries(kube, operator, locks)
+    live_indices: dict[str, Any] = {}
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -109,6 +116,9 @@ def build_registry(
         settings.posting.enabled = False  # Events are written on transitions by the handlers themselves.
         settings.watching.server_timeout = 300
         settings.execution.max_workers = 8
+        # No paged lists (settings.watching.chunk_size): Kopf handles each page before asking for the
+        # next, and an operator slow to start (thousands of runs, a loaded node) outlives the API
+        # server's continue token; Kopf then stops the operator on the 410 Gone.
         # Watching only listed namespaces, Kopf needs neither to list namespaces nor to watch CRDs: its
         # namespaced RBAC has neither (Kopf would retry and log refusals for a minute before falling back).
         settings.scanning.disabled = bool(operator.namespaces)
@@ -116,9 +126,11 @@ def build_registry(
         health.watch_loop(asyncio.get_running_loop())
         if injection is not None:
             injection.start_monitor()
+        scheduler.start()
 
     @kopf.on.cleanup(registry=registry)
     def shutdown(**_: Any) -> None:
+        scheduler.stop()
         audits.shutdown()
 
     # -- FeatureStoreProject --------------------------------------------------------------------
@@ -143,38 +155,63 @@ def build_registry(
             raise kopf.TemporaryError("delivering pending audit records to MLflow first", delay=wait)
         projects.deleted(namespace or "", name)
 
-    @kopf.timer(*PROJECTS, interval=operator.resync_seconds, registry=registry)
+    @kopf.timer(*PROJECTS, interval=operator.resync_seconds, initial_delay=operator.resync_seconds, registry=registry)
     def project_resync(namespace: str | None, name: str, **_: Any) -> None:
         projects.reconcile(namespace or "", name)
 
-    @kopf.timer(*PROJECTS, interval=operator.active_poll_seconds, when=_applying, registry=registry)
+    @kopf.timer(
+        *PROJECTS,
+        interval=operator.active_poll_seconds,
+        initial_delay=operator.active_poll_seconds,
+        when=_applying,
+        registry=registry,
+    )
     def project_apply_in_flight(namespace: str | None, name: str, **_: Any) -> None:
         projects.reconcile(namespace or "", name)
 
     # Checks often; the reconciler's backoff decides when the source is actually asked again.
-    @kopf.timer(*PROJECTS, interval=operator.active_poll_seconds, when=_source_unavailable, registry=registry)
+    @kopf.timer(
+        *PROJECTS,
+        interval=operator.active_poll_seconds,
+        initial_delay=operator.active_poll_seconds,
+        when=_source_unavailable,
+        registry=registry,
+    )
     def project_source_retry(namespace: str | None, name: str, **_: Any) -> None:
         projects.retry_source(namespace or "", name)
 
     # Secrets are not watched (that would take list/watch on every Secret): a short retry instead.
-    @kopf.timer(*PROJECTS, interval=operator.input_retry_seconds, when=_waiting_for_secret, registry=registry)
+    @kopf.timer(
+        *PROJECTS,
+        interval=operator.input_retry_seconds,
+        initial_delay=operator.input_retry_seconds,
+        when=_waiting_for_secret,
+        registry=registry,
+    )
     def project_secret_retry(namespace: str | None, name: str, **_: Any) -> None:
         projects.reconcile(namespace or "", name)
 
     @kopf.index(*PROJECTS, id="projects_by_configmap", registry=registry)
-    def projects_by_configmap(
+    async def projects_by_configmap(
         namespace: str | None, name: str, spec: kopf.Spec, **_: Any
     ) -> dict[tuple[str | None, str], str]:
         return {(namespace, config_map): name for config_map in referenced_config_maps(dict(spec))}
 
-    # A ConfigMap a project references appears or changes: act now, not at the next resync.
+    # A ConfigMap a project references appears or changes: act now, not at the next resync. Every
+    # ConfigMap of the cluster comes by: the look-up runs on the event loop, only a pass on a thread.
     @kopf.on.event("", "v1", "configmaps", registry=registry)
-    def config_map_changed(namespace: str | None, name: str, **indices: Any) -> None:
+    async def config_map_changed(namespace: str | None, name: str, **indices: Any) -> None:
         index: kopf.Index[Any, Any] = indices["projects_by_configmap"]
         for project in set(index.get((namespace, name), [])):
-            projects.reconcile(namespace or "", project)
+            await asyncio.to_thread(projects.reconcile, namespace or "", project)
 
-    @kopf.timer(*PROJECTS, interval=operator.audit_retry_seconds, when=_has_pending_audit, registry=registry)
+    @kopf.timer(
+        *PROJECTS,
+        interval=operator.audit_retry_seconds,
+        initial_delay=operator.audit_retry_seconds,
+        when=_has_pending_audit,
+        registry=registry,
+    )
     def project_audit_redelivery(namespace: str | None, name: str, **_: Any) -> None:
         audits.submit(FEATURE_STORE_PROJECT_KIND, namespace or "", name)
 
@@ -184,15 +221,25 @@ def build_registry(
         if owner is not None:
             projects.reconcile(namespace or "", owner)
 
-    @kopf.timer(*PROJECTS, interval=operator.schedule_tick_seconds, when=_scheduled, registry=registry)
-    def project_schedule(namespace: str | None, name: str, **indices: Any) -> None:
+    @kopf.timer(
+        *PROJECTS,
+        interval=operator.schedule_tick_seconds,
+        initial_delay=operator.schedule_tick_seconds,
+        when=_scheduled,
+        registry=registry,
+    )
+    def project_schedule(namespace: str | None, name: str, body: kopf.Body, **indices: Any) -> None:
         index: kopf.Index[Any, Any] = indices["runs_by_project"]
-        schedules.tick(namespace or "", name, list(index.get((namespace, name), [])))
+        schedules.tick(namespace or "", name, list(index.get((namespace, name), [])), seen=dict(body))
 
     # -- MaterializationJob ---------------------------------------------------------------------
 
-    @kopf.index(*RUNS, id="runs_by_project", registry=registry)
-    def runs_by_project(
+    # Index and watch handlers of runs are async: pure and quick, they run on Kopf's event loop
+    # instead of a worker thread each (a restart lists every run, the history included).
+    # A filter, not a None result, takes a run out of an index (Kopf keeps the last value on None):
+    # history costs no memory here.
+    @kopf.index(*RUNS, id="runs_by_project", when=_kept_in_index, registry=registry)
+    async def runs_by_project(
         namespace: str | None, name: str, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status, **_: Any
     ) -> dict[tuple[str | None, str], dict[str, Any]]:
         project = str(spec.get("projectRef", {}).get("name", ""))
@@ -203,41 +250,66 @@ def build_registry(
         index: kopf.Index[Any, Any] = indices["runs_by_project"]
         return list(index.get((namespace, spec.get("projectRef", {}).get("name", "")), []))
 
-    @kopf.on.resume(*RUNS, registry=registry)
-    @kopf.on.create(*RUNS, registry=registry)
-    def run_created(namespace: str | None, name: str, spec: kopf.Spec, **indices: Any) -> None:
-        runs.reconcile(namespace or "", name, peers_of(indices, namespace, spec))
+    # A finished run's Job has nothing more to tell it.
+    @kopf.index(*RUNS, id="project_of_run", when=_run_active, registry=registry)
+    async def project_of_run(
+        namespace: str | None, name: str, spec: kopf.Spec, **_: Any
+    ) -> dict[tuple[str | None, str], str]:
+        return {(namespace, name): str(spec.get("projectRef", {}).get("name", ""))}
 
-    # Checks often; the reconciler's backoff decides when a waiting run is actually looked at again.
-    @kopf.timer(*RUNS, interval=operator.active_poll_seconds, when=_run_waiting, registry=registry)
-    def run_waiting(namespace: str | None, name: str, spec: kopf.Spec, **indices: Any) -> None:
-        runs.poll_waiting(namespace or "", name, peers_of(indices, namespace, spec))
+    # Finished runs (the history) need nothing: a restart does not read them one by one.
+    @kopf.on.resume(*RUNS, when=_run_active, registry=registry)
+    @kopf.on.create(*RUNS, when=_run_active, registry=registry)
+    def run_created(namespace: str | None, name: str, body: kopf.Body, spec: kopf.Spec, **indices: Any) -> None:
+        runs.reconcile(namespace or "", name, peers_of(indices, namespace, spec), seen=dict(body))
 
-    # Job events report completion at once; this slower timer only catches pods that cannot start.
-    @kopf.timer(*RUNS, interval=operator.resync_seconds, when=_run_active, registry=registry)
-    def run_resync(namespace: str | None, name: str, spec: kopf.Spec, **indices: Any) -> None:
-        runs.reconcile(namespace or "", name, peers_of(indices, namespace, spec))
+    # Periodic passes of runs come from one scheduler, not Kopf timers: a timer on a resource makes
+    # Kopf keep every object's body (the finished history too) and a finalizer on each.
+    @kopf.on.event(*RUNS, registry=registry)
+    async def run_seen(type: str | None, namespace: str | None, name: str, status: kopf.Status, **indices: Any) -> None:
+        live_indices.update(indices)  # the same live index objects on every call; the scheduler reads them
+        pending_audit = bool(status.get("pendingAudit"))
+        scheduler.observe(namespace or "", name, status.get("phase"), pending_audit, deleted=type == "DELETED")
 
-    @kopf.timer(*RUNS, interval=operator.audit_retry_seconds, when=_has_pending_audit, registry=registry)
-    def run_audit_redelivery(namespace: str | None, name: str, **_: Any) -> None:
-        audits.submit(MATERIALIZATION_JOB_KIND, namespace or "", name)
+    def scheduled_pass(namespace: str, name: str, purpose: str) -> None:
+        if purpose == run_scheduler.AUDIT:
+            audits.submit(MATERIALIZATION_JOB_KIND, namespace, name)
+            return
+        index: kopf.Index[Any, Any] = live_indices["project_of_run"]
+        for project in set(index.get((namespace, name), [])):
+            peers = peers_of(live_indices, namespace, {"projectRef": {"name": project}})
+            if purpose == run_scheduler.WAITING:
+                # Often; the reconciler's backoff decides when a waiting run is actually looked at again.
+                runs.poll_waiting(namespace, name, peers)
+            else:
+                # Job events report completion at once; this only catches pods that cannot start.
+                runs.reconcile(namespace, name, peers)
 
-    # Runs carry Kopf's finalizer (their timers): deleting one, or pruning schedule history, first
-    # delivers its pending audit record, or abandons it after a bounded wait.
-    @kopf.on.delete(*RUNS, optional=True, registry=registry)
+    scheduler = run_scheduler.RunScheduler(
+        run_scheduler.Intervals(operator.active_poll_seconds, operator.resync_seconds, operator.audit_retry_seconds),
+        scheduled_pass,
+    )
+
+    # Deleting a run with a pending audit record (pruning schedule history included) first delivers
+    # it, or abandons it after a bounded wait. The filter gives Kopf's finalizer only to such runs,
+    # and Kopf takes it off once the record is delivered: the finished history carries none.
+    @kopf.on.delete(*RUNS, when=_has_pending_audit, registry=registry)
     def run_deleted(namespace: str | None, name: str, **_: Any) -> None:
         wait = audits.before_deletion(MATERIALIZATION_JOB_KIND, namespace or "", name)
         if wait is not None:
             raise kopf.TemporaryError("delivering the pending audit record to MLflow first", delay=wait)
 
     @kopf.on.event("batch", "v1", "jobs", labels={**MANAGED, labels.LABEL_OPERATION: "materialize"}, registry=registry)
-    def materialize_job_event(body: kopf.Body, namespace: str | None, **indices: Any) -> None:
+    def materialize_job_event(type: str | None, body: kopf.Body, namespace: str | None, **indices: Any) -> None:
         owner = _owner(body, MATERIALIZATION_JOB_KIND)
-        if owner is None:
+        # Its creation and the controller's progress updates tell the run nothing it does not know
+        # (pods that cannot start are the resync's): only the end, or the Job's disappearance.
+        if owner is None or (type != "DELETED" and not job_ended(dict(body))):
             return
-        run = kube.get_custom(MATERIALIZATION_JOB_PLURAL, namespace or "", owner)
-        if run is not None:
-            runs.reconcile(namespace or "", owner, peers_of(indices, namespace, run["spec"]))
+        # The run's project from the watch-fed index, not a GET per Job event.
+        index: kopf.Index[Any, Any] = indices["project_of_run"]
+        for project in set(index.get((namespace, owner), [])):
+            runs.reconcile(namespace or "", owner, peers_of(indices, namespace, {"projectRef": {"name": project}}))
 
     return registry
 

@@ -40,6 +40,9 @@ class Peer:
     created: str  # creationTimestamp; the older run goes first
     feature_views: frozenset[str]
     phase: str  # "" until the operator first sees it
+    every: bool = False
+    """It materializes views the operator cannot name (more than the project status lists): it
+    conflicts with every run."""
 
     @property
     def finished(self) -> bool:
@@ -93,6 +96,12 @@ def _project_ready(project: FeatureStoreProjectStatus) -> tuple[bool, str]:
     return ready.status == "True", ready.message or ready.reason
 
 
+def lists_every_view(project: FeatureStoreProjectStatus) -> bool:
+    """Whether the project's status names all its feature views (a registry with more names than the
+    runner's result can carry reports counts only; the runner then checks names against the registry)."""
+    return project.feature_view_count is None or project.feature_view_count <= len(project.feature_views)
+
+
 def resolved_feature_views(spec: MaterializationJobSpec, project: FeatureStoreProjectStatus) -> list[str]:
     """The views a run materializes: its own, or the ones `feast materialize` picks (when the project's
     last apply could not say which, all of them: the run then only takes too wide a lock)."""
@@ -132,7 +141,7 @@ def _refused(spec: MaterializationJobSpec, project: FeatureStoreProjectStatus) -
 def _blocking_peer(name: str, created: str, views: set[str], peers: list[Peer], every: bool) -> Peer | None:
     """An unfinished run that conflicts (shares a feature view, or ``every``) and goes first: running, or older."""
     for peer in sorted(peers, key=lambda p: (p.created, p.name)):
-        if peer.name == name or peer.finished or not (every or peer.feature_views & views):
+        if peer.name == name or peer.finished or not (every or peer.every or peer.feature_views & views):
             continue
         if peer.phase == "Running" or (peer.created, peer.name) < (created, name):
             return peer
@@ -221,10 +230,13 @@ def decide_materialization(obs: MaterializationObservation) -> MaterializationDe
         ready, why = _project_ready(project)
         _ran_against(status, applied_revision(project))
         views = resolved_feature_views(obs.spec, project)
-        unknown = sorted(set(views) - set(project.feature_views))
+        listed = lists_every_view(project)
+        unknown = sorted(set(views) - set(project.feature_views)) if listed else []
         refused = _refused(obs.spec, project)
         window_problem = _window_problem(obs.spec, obs.now)
-        blocking = _blocking_peer(obs.name, obs.created, set(views), obs.peers, obs.one_at_a_time)
+        # Views it cannot name (Feast picks them in the runner): it waits for, and holds up, every run.
+        every = obs.one_at_a_time or not views
+        blocking = _blocking_peer(obs.name, obs.created, set(views), obs.peers, every)
         if not ready:
             wait("ProjectNotReady", f"FeatureStoreProject {obs.spec.project_ref.name} is not Ready: {why}")
         elif obs.apply_running is not None:
@@ -241,11 +253,12 @@ def decide_materialization(obs: MaterializationObservation) -> MaterializationDe
             fail("FeatureViewNotMaterializable", f"Feast cannot materialize {'; '.join(refused)}")
         elif window_problem:
             fail("InvalidWindow", window_problem)
-        elif not views:
+        elif not views and listed:
             fail("NoFeatureViews", f"FeatureStoreProject {obs.spec.project_ref.name} has no feature views")
         elif obs.revision_problem is not None:
             fail("RevisionUnavailable", obs.revision_problem)
-        elif obs.max_waiting is not None and (ahead := _waiting_ahead(obs)) >= obs.max_waiting:
+        # Only a run that has to wait anyway queues: one nothing holds up starts, however many wait.
+        elif blocking is not None and obs.max_waiting is not None and (ahead := _waiting_ahead(obs)) >= obs.max_waiting:
             wait(
                 "QueueFull",
                 f"{ahead} earlier runs of FeatureStoreProject {obs.spec.project_ref.name} wait to start "

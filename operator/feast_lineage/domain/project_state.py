@@ -17,7 +17,7 @@ from feast_lineage.api import (
     PendingApply,
     UnmaterializableView,
 )
-from feast_lineage.contract import MlflowRun
+from feast_lineage.contract import MlflowRun, ObjectChanges
 from feast_lineage.domain.apply_gate import AWAITING_APPROVAL, awaiting_message, held, impact_event, impact_status
 from feast_lineage.domain.apply_plan import RepoIdentity
 from feast_lineage.domain.audit_backlog import AUDIT_DROPPED, add_pending, dropped_message
@@ -163,10 +163,16 @@ def _record_finished(
     if status.last_apply.outcome == "Succeeded":
         status.last_successful_apply = status.last_apply.model_copy(deep=True)
         status.applied_spec_hash = (job.annotations or {}).get(ANNOTATION_APPLY_HASH, obs.apply_hash)
-        if result is not None and result.current is not None:
-            status.feature_views = list(result.current.feature_views)
-            status.feature_services = list(result.current.feature_services)
-            status.entities = list(result.current.entities)
+        if result is not None and (result.current is not None or result.counts is not None):
+            # Too many names for the runner's result: the counts alone, never the previous apply's names.
+            current = result.current or ObjectChanges()
+            status.feature_views = list(current.feature_views)
+            status.feature_services = list(current.feature_services)
+            status.entities = list(current.entities)
+            counts = result.counts
+            status.feature_view_count = counts.feature_views if counts else len(current.feature_views)
+            status.feature_service_count = counts.feature_services if counts else len(current.feature_services)
+            status.entity_count = counts.entities if counts else len(current.entities)
         # Unknown (None) when the runner could not report it: runs then let Feast choose.
         status.materialized_feature_views = result.default_materialized if result is not None else None
         status.unmaterializable_feature_views = [

@@ -84,6 +84,11 @@ def _last_line(text: str) -> str:
     return lines[-1][:1024] if lines else ""
 
 
+def job_ended(job: dict[str, Any]) -> bool:
+    """Whether the Job has its final condition (Complete or Failed)."""
+    return _condition(job, "Complete") is not None or _condition(job, "Failed") is not None
+
+
 def observe_job(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobObservation:
     name = job["metadata"]["name"]
     annotations = job["metadata"].get("annotations") or {}

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from feast_lineage.contract import CHANGE_CREATED, CHANGE_DELETED, CHANGE_UPDATED, ObjectChanges
+from feast_lineage.contract import CHANGE_CREATED, CHANGE_DELETED, CHANGE_UPDATED, ObjectChanges, ObjectCounts
 
 KINDS = ("entities", "feature_views", "feature_services")
 
@@ -64,6 +64,11 @@ def diff(before: Snapshot, after: Snapshot) -> dict[str, KindChanges]:
 def as_object_changes(changes: Mapping[str, KindChanges]) -> ObjectChanges:
     """The result's ``changes``, in the ``+``/``~``/``-`` notation."""
     return ObjectChanges(**{kind: changes[kind].notation() for kind in KINDS})
+
+
+def current_counts(snapshot: Snapshot) -> ObjectCounts:
+    """The result's ``counts``: how many objects of each kind."""
+    return ObjectCounts(**{kind: len(snapshot.of(kind)) for kind in KINDS})
 
 
 def current_names(snapshot: Snapshot) -> ObjectChanges:

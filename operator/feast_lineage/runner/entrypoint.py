@@ -22,7 +22,7 @@ from feast_lineage.contract import RunnerResult
 from feast_lineage.redaction import KNOWN, install_log_redaction
 from feast_lineage.runner.apply_op import FindVersions, ImpactGate, run_apply
 from feast_lineage.runner.audit_records import OperationFacts, build_record
-from feast_lineage.runner.changes import as_object_changes, current_names
+from feast_lineage.runner.changes import as_object_changes, current_counts, current_names
 from feast_lineage.runner.errors import EXIT_OK, BadInput, RunnerError, exception_line
 from feast_lineage.runner.feast_repo import project_name
 from feast_lineage.runner.fetch import fetch_repo
@@ -128,6 +128,7 @@ def _perform(settings: RunnerSettings, facts: OperationFacts, result: RunnerResu
                 "impact": applied.impact,
                 "changes": as_object_changes(applied.changes),
                 "current": current_names(applied.after),
+                "counts": current_counts(applied.after),
                 "default_materialized": applied.default_materialized,
                 "not_materializable": applied.not_materializable,
             }

@@ -1,8 +1,8 @@
 """Fitting a :class:`RunnerResult` into the termination message (pure functions).
 
-Kubernetes keeps 4096 bytes. What matters least goes first: the ``current`` lists and what can be
-materialized (the registry has them), then list tails, then the audit record's params and tag values (the run still gets
-created with its id, outcome and times), then long messages.
+Kubernetes keeps 4096 bytes. The ``counts`` always stay. What matters least goes first: the ``current``
+lists and what can be materialized (the registry has them), then list tails, then the audit record's params
+and tag values (the run still gets created with its id, outcome and times), then long messages.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ def _shrinking(result: RunnerResult) -> Iterator[RunnerResult]:
         error=_cut(result.error, 200),
         duration_seconds=result.duration_seconds,
         git_commit=result.git_commit,
+        counts=result.counts,
         mlflow_error=_cut(result.mlflow_error, 200),
         impact=_cap_impact(result, 0),
     )

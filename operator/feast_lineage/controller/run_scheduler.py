@@ -1,0 +1,134 @@
+"""One scheduler for the periodic passes of MaterializationJobs, instead of a Kopf timer per run.
+
+A Kopf timer on a resource makes Kopf keep the latest body of every object of that resource in
+memory (finished ones too, timer or not) and hold each with a finalizer: with thousands of finished
+runs that is most of the operator's memory. Here one thread keeps, for each run that needs it, when
+its next pass is due, fed by the watch: a waiting run is looked at often (the reconciler's backoff
+decides whether the look costs anything), an active one every resync, one with an undelivered audit
+record every audit retry. A finished run with nothing pending costs nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from feast_lineage.domain.materialization_state import TERMINAL
+
+log = logging.getLogger(__name__)
+
+WAITING, ACTIVE, AUDIT = "waiting", "active", "audit"
+Key = tuple[str, str]
+Pass = tuple[str, str, str]
+"""namespace, name, purpose"""
+
+
+@dataclass(frozen=True)
+class Intervals:
+    waiting: float
+    active: float
+    audit: float
+
+    def of(self, purpose: str) -> float:
+        return {WAITING: self.waiting, ACTIVE: self.active, AUDIT: self.audit}[purpose]
+
+
+def purposes(phase: str | None, pending_audit: bool) -> set[str]:
+    """Which periodic passes a run with this phase needs."""
+    wanted = set()
+    if phase in (None, "", "Pending"):
+        wanted.add(WAITING)
+    if phase not in TERMINAL:
+        wanted.add(ACTIVE)
+    if pending_audit:
+        wanted.add(AUDIT)
+    return wanted
+
+
+class DueTimes:
+    """When each run's passes are next due (no threads: the scheduler's bookkeeping)."""
+
+    def __init__(self, intervals: Intervals) -> None:
+        self.intervals = intervals
+        self._due: dict[Key, dict[str, float]] = {}
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    def observe(self, key: Key, wanted: set[str], now: float) -> None:
+        """The run as last seen: a new purpose is first due one interval from now (the event that
+        revealed it has its own handler); a purpose no longer wanted is dropped, and so is the run."""
+        current = self._due.get(key, {})
+        updated = {purpose: current.get(purpose, now + self.intervals.of(purpose)) for purpose in wanted}
+        if updated:
+            self._due[key] = updated
+        else:
+            self._due.pop(key, None)
+
+    def forget(self, key: Key) -> None:
+        self._due.pop(key, None)
+
+    def pop_due(self, now: float) -> list[Pass]:
+        """The passes due by ``now``, each scheduled again one interval later."""
+        ready = []
+        for (namespace, name), due in self._due.items():
+            for purpose, at in due.items():
+                if at <= now:
+                    ready.append((namespace, name, purpose))
+                    due[purpose] = now + self.intervals.of(purpose)
+        return ready
+
+
+class RunScheduler:
+    """Runs ``act(namespace, name, purpose)`` for each due pass on a few threads of its own."""
+
+    def __init__(
+        self, intervals: Intervals, act: Callable[[str, str, str], None], workers: int = 4, tick: float = 0.5
+    ) -> None:
+        self._times = DueTimes(intervals)
+        self._act = act
+        self._tick = tick
+        self._lock = threading.Lock()
+        self._busy: set[Pass] = set()
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="run-scheduler")
+        self._thread = threading.Thread(target=self._loop, name="run-scheduler", daemon=True)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._times)
+
+    def observe(self, namespace: str, name: str, phase: str | None, pending_audit: bool, deleted: bool) -> None:
+        with self._lock:
+            if deleted:
+                self._times.forget((namespace, name))
+            else:
+                self._times.observe((namespace, name), purposes(phase, pending_audit), time.monotonic())
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._tick):
+            with self._lock:
+                ready = [item for item in self._times.pop_due(time.monotonic()) if item not in self._busy]
+                self._busy.update(ready)
+            for item in ready:
+                self._pool.submit(self._run, item)
+
+    def _run(self, item: Pass) -> None:
+        try:
+            self._act(*item)
+        except Exception:  # a pass's own errors are reported on the run; a bug must not stop the loop
+            log.exception("scheduled %s pass of %s/%s failed", item[2], item[0], item[1])
+        finally:
+            with self._lock:
+                self._busy.discard(item)
