@@ -8,11 +8,12 @@ itself once the input is fixed.
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from feast_lineage.api import FeatureStoreProject
 from feast_lineage.contract import GIT_SSH_KEY as SSH_KEY
 from feast_lineage.controller.git_remote import GitCredentials, GitError, resolve_commit
+from feast_lineage.controller.git_resolver import GitRequest
 from feast_lineage.controller.kube import Kube, read
 from feast_lineage.domain.apply_plan import RepoIdentity, configmap_identity
 from feast_lineage.domain.project_state import InputProblem
@@ -69,8 +70,15 @@ def required_secrets(project: FeatureStoreProject) -> list[tuple[str, str, str]]
 
 
 def gather_inputs(
-    kube: Kube, project: FeatureStoreProject, git_timeout: float, git_protocols: Sequence[str] = DEFAULT_PROTOCOLS
+    kube: Kube,
+    project: FeatureStoreProject,
+    git_timeout: float,
+    git_protocols: Sequence[str] = DEFAULT_PROTOCOLS,
+    resolve_git: Callable[[GitRequest], str] | None = None,
 ) -> tuple[RepoIdentity | None, InputProblem | None]:
+    """The project's repo identity, or the problem with its inputs. ``resolve_git`` answers a Git
+    revision's commit (the operator's :class:`.GitResolver`, which may raise ``ResolutionPending``);
+    without it, ``git ls-remote`` runs here."""
     namespace = project.metadata.namespace or "default"
     secrets = _Secrets(kube, namespace)
     for name, key, used_for in required_secrets(project):
@@ -116,14 +124,19 @@ def gather_inputs(
                 ssh_key=secrets.value(git.secret_ref.name, SSH_KEY),
                 **trusted,
             )
+        request = GitRequest(git.url, git.revision, credentials, git_timeout, tuple(git_protocols))
         try:
-            commit = resolve_commit(git.url, git.revision, credentials, git_timeout, git_protocols)
+            commit = resolve_git(request) if resolve_git is not None else _resolve_here(request)
         except GitError as error:
             return None, InputProblem(error.reason, error.message)
         return RepoIdentity("git", git.revision, f"{git.path}@{commit}", commit), None
     assert source.image is not None
     image = source.image.image or project.spec.runner.image or ""
     return RepoIdentity("image", f"{image or 'runner image'}:{source.image.path}", f"{image}|{source.image.path}"), None
+
+
+def _resolve_here(request: GitRequest) -> str:
+    return resolve_commit(request.url, request.revision, request.credentials, request.timeout, request.protocols)
 
 
 def learn_secrets(kube: Kube, project: FeatureStoreProject) -> None:

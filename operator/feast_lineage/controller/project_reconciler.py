@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
@@ -26,6 +27,7 @@ from feast_lineage.controller import metrics
 from feast_lineage.controller.backoff import Backoff
 from feast_lineage.controller.errors import stalled_by
 from feast_lineage.controller.events import emit, emit_transitions, report_distrusted
+from feast_lineage.controller.git_resolver import GitResolver, ProjectKey, ResolutionPending
 from feast_lineage.controller.kube import (
     Kube,
     Obj,
@@ -91,6 +93,23 @@ class ProjectReconciler:
         self.locks = locks
         # Up to a quarter of a resync: an outage's end is noticed well before the next resync.
         self.source_backoff = Backoff(settings.active_poll_seconds, settings.resync_seconds / 4)
+        self.git = GitResolver(self._woken)
+        self._wakeups = ThreadPoolExecutor(2, thread_name_prefix="project-wake")
+
+    def _woken(self, project: ProjectKey) -> None:
+        """A Git answer changed (or came for the first time): a pass of its own, off the resolver's pool."""
+        self._wakeups.submit(self._wake_pass, *project)
+
+    def _wake_pass(self, namespace: str, name: str) -> None:
+        try:
+            self.reconcile(namespace, name)
+        except Exception:
+            # Kopf does not retry this pass; the next event or resync does.
+            log.exception("a pass after a Git answer failed", extra=object_fields(namespace, name))
+
+    def shutdown(self) -> None:
+        self.git.shutdown()
+        self._wakeups.shutdown(wait=False, cancel_futures=True)
 
     def reconcile(self, namespace: str, name: str) -> None:
         """One pass over the project; safe to call from any handler, any number of times."""
@@ -103,6 +122,8 @@ class ProjectReconciler:
                     return
                 try:
                     self._reconcile(body)
+                except ResolutionPending:
+                    return  # the project's first Git answer wakes it for another pass
                 except StatusConflict:
                     if attempt + 1 < PASS_ATTEMPTS:
                         continue  # another writer changed what this pass decided on: decide again
@@ -150,6 +171,7 @@ class ProjectReconciler:
         with self.locks.hold(FEATURE_STORE_PROJECT_KIND, namespace, name):
             metrics.forget_project(namespace, name)
             self.source_backoff.forget(f"{namespace}/{name}")
+            self.git.forget((namespace, name))
 
     def _track_source(self, namespace: str, name: str, problem: InputProblem | None) -> None:
         key = f"{namespace}/{name}"
@@ -206,7 +228,11 @@ class ProjectReconciler:
         spec_digest = spec_hash(project, runner_image)
         approval = approved_plan(project.spec, meta.get("annotations"))
         repo, problem = gather_inputs(
-            self.kube, project, self.settings.git_timeout_seconds, sorted(self.settings.tenancy.git_protocols)
+            self.kube,
+            project,
+            self.settings.git_timeout_seconds,
+            sorted(self.settings.tenancy.git_protocols),
+            lambda request: self.git.commit((namespace, name), request),
         )
         if problem is not None:
             problem = self._with_retry_hint(problem)

@@ -132,6 +132,7 @@ def build_registry(
     def shutdown(**_: Any) -> None:
         scheduler.stop()
         audits.shutdown()
+        projects.shutdown()
 
     # -- FeatureStoreProject --------------------------------------------------------------------
 
