@@ -3,8 +3,9 @@ and address on the local node's bridge), the chart's defaults of two replicas an
 and the webhooks reached through the chart's webhook Service (no ``webhook.url``: the API server routes
 to the Service's endpoints, the pods' own addresses). Both pods pass their probes, one holds the Lease,
 the example project reconciles, a MaterializationJob runs, a labelled pod is injected, `helm test`
-passes through the Services. The leader's pod is deleted: the other takes over (the takeover time is
-printed) and a new MaterializationJob runs. Then `helm upgrade` and `helm uninstall`.
+passes through the Services. The leader's pod is deleted: the other takes over (it hands the Lease back)
+and a new MaterializationJob runs. Then the new leader's container is killed (SIGKILL): the other takes
+the Lease over once it expires. Both takeover times are printed. Then `helm upgrade` and `helm uninstall`.
 
 MLflow: the runner Jobs of the example run on the host's network (their namespace is not isolated) and
 the operator in its isolated pod, so both are pointed at an MLflow server listening on the node's bridge
@@ -14,6 +15,9 @@ only). Not enforced for these pods: capabilities and seccomp (see README, "The l
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import time
 import urllib.request
 import uuid
@@ -65,6 +69,17 @@ def lease_holder(api: client.ApiClient, namespace: str, deployment: Any) -> str 
     name = next(a for a in args if a.startswith("--leader-election-lease=")).split("/", 1)[1]
     lease = client.CoordinationV1Api(api).read_namespaced_lease(name, namespace)
     return str(lease.spec.holder_identity) if lease.spec.holder_identity else None
+
+
+def kill_container(pod_name: str) -> int:
+    """SIGKILL the processes of the pod's container (found by the POD_NAME the chart gives it)."""
+    killed = 0
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        with contextlib.suppress(OSError):
+            if f"POD_NAME={pod_name}".encode() in environ.read_bytes().split(b"\0"):
+                os.kill(int(environ.parent.name), signal.SIGKILL)
+                killed += 1
+    return killed
 
 
 def test_helm_install_isolated_two_replicas_webhooks_through_the_service_leader_deleted_takes_over(
@@ -138,7 +153,22 @@ def test_helm_install_isolated_two_replicas_webhooks_through_the_service_leader_
             for pod in (leader, other):
                 assert_nothing_refused(pod_log(dev_cluster, pod))
             # The Deployment replaces the deleted pod.
-            wait_until(lambda: ready_pods(core, release_namespace, release, 2), 180, "two Ready pods again")
+            pods = wait_until(lambda: ready_pods(core, release_namespace, release, 2), 180, "two Ready pods again")
+
+            # The leader's container killed (SIGKILL, as a crash ends it): the other waits out the Lease.
+            survivor = next(p for p in pods if p.metadata.name != other.metadata.name)
+            started = time.monotonic()
+            assert kill_container(other.metadata.name) > 0
+            wait_until(
+                lambda: lease_holder(api, release_namespace, deployment) == survivor.metadata.name,
+                120,
+                "the other replica to take the expired Lease over",
+            )
+            takeover = time.monotonic() - started
+            print(f"leader's container killed: the other replica held the Lease after {takeover:.1f}s (lease 15s)")
+            wait_until(lambda: leader_sample(survivor) == 1, 60, "the other replica to lead")
+            # The killed container is restarted in its pod, which is Ready again as a follower.
+            wait_until(lambda: ready_pods(core, release_namespace, release, 2), 180, "two Ready pods after the kill")
 
             # A changed value rolls both pods (surge one, none unavailable) and they carry on.
             helm(
