@@ -69,7 +69,12 @@ def crds_installed(dev_cluster: DevCluster) -> None:
     kubectl = Kubectl(dev_cluster.binaries.kubectl, dev_cluster.kubeconfig)
     crds = str(REPO_ROOT / "crds")
     kubectl("apply", "--server-side", "--force-conflicts", "-f", crds)
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", crds)
+
+    # `kubectl wait` fails outright on a CRD whose status has no conditions yet, right after the apply.
+    def established() -> bool:
+        return kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", crds, check=False).returncode == 0
+
+    wait_until(established, 120, "the CRDs to be Established")
     # The published OpenAPI (kubectl explain, client-side validation) follows a moment later.
     for plural in ("featurestoreprojects", "materializationjobs"):
 

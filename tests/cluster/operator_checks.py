@@ -40,26 +40,7 @@ def exercise(api: client.ApiClient, namespace: str, tmp_path: Path) -> None:
     assert FINALIZER in ready["metadata"]["finalizers"]
     assert ready["status"]["lastApply"]["outcome"] == "Succeeded"
 
-    custom = client.CustomObjectsApi(api)
-    run = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "MaterializationJob",
-        "metadata": {"name": "backfill"},
-        "spec": {
-            "projectRef": {"name": "drivers"},
-            "mode": "Range",
-            "startTime": "2026-11-02T00:00:00Z",
-            "endTime": "2026-11-05T00:00:00Z",
-        },
-    }
-    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "materializationjobs", run)
-
-    def finished() -> dict[str, Any] | None:
-        obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "materializationjobs", "backfill")
-        status = obj.get("status") or {}
-        return status if status.get("phase") in ("Succeeded", "Failed") else None
-
-    done = wait_until(finished, 300, "the MaterializationJob to finish")
+    done = materialize(api, namespace, "backfill")
     assert done["phase"] == "Succeeded", done
 
     pod = {
@@ -72,6 +53,30 @@ def exercise(api: client.ApiClient, namespace: str, tmp_path: Path) -> None:
 
     events = core.list_namespaced_event(namespace, field_selector="involvedObject.name=drivers").items
     assert events, "the operator recorded no Event"
+
+
+def materialize(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+    """A MaterializationJob of project ``drivers`` over the example's days; its status once finished."""
+    custom = client.CustomObjectsApi(api)
+    run = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "MaterializationJob",
+        "metadata": {"name": name},
+        "spec": {
+            "projectRef": {"name": "drivers"},
+            "mode": "Range",
+            "startTime": "2026-11-02T00:00:00Z",
+            "endTime": "2026-11-05T00:00:00Z",
+        },
+    }
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "materializationjobs", run)
+
+    def finished() -> dict[str, Any] | None:
+        obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "materializationjobs", name)
+        status = obj.get("status") or {}
+        return status if status.get("phase") in ("Succeeded", "Failed") else None
+
+    return wait_until(finished, 300, f"the MaterializationJob {name} to finish")
 
 
 def _namespace_of(line: str) -> str | None:

@@ -1,12 +1,14 @@
-"""`helm install` into the local cluster: the operator runs as a pod of the chart's Deployment, with the
-token of the chart's ServiceAccount (the local node gets it from the TokenRequest API, as kubelet does),
-so the chart's RBAC is all it has. Then `helm test`, `helm upgrade` and `helm uninstall`.
+"""`helm install` into the local cluster with the operator's pod on the host's network: the operator
+runs as a pod of the chart's Deployment, with the token of the chart's ServiceAccount (the local node
+gets it from the TokenRequest API, as kubelet does), so the chart's RBAC is all it has. Then `helm test`,
+`helm upgrade` and `helm uninstall`.
 
-What the local node cannot give a pod here: an address of its own behind a Service (pods share the
-host's network, and EndpointSlices refuse loopback). So the API server calls the webhook at
-``webhook.url`` on 127.0.0.1 instead of through its Service, the metrics Service is not used (metrics
-off); probes run, but securityContext and the image are recorded, not enforced, for a pod on the host network
-(the local node's isolated pods honour user and read-only root: tests/cluster/test_pod_isolation.py).
+This is the install for an operator outside the cluster's network: a host-network pod has no address
+behind a Service (EndpointSlices refuse loopback), so the API server calls the webhook at ``webhook.url``
+on 127.0.0.1, with one replica (pods on the host share its ports) and the metrics Service unused.
+securityContext and the image are recorded, not enforced, for a host-network pod. The install as users
+run it - an isolated namespace, two replicas with leader election, the webhooks through their Service -
+is tests/cluster/test_helm_pods.py.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ pytestmark = pytest.mark.cluster
 
 class Helm:
     def __init__(self, cluster: DevCluster, namespace: str) -> None:
+        self.namespace = namespace
         self.argv = [str(cluster.binaries.helm), f"--kubeconfig={cluster.kubeconfig}", "--namespace", namespace]
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -94,6 +97,16 @@ def leftovers(api: client.ApiClient, release: str, namespaces: list[str]) -> lis
     return found
 
 
+def uninstall_leaves_nothing(helm: Helm, api: client.ApiClient, release: str, namespace: str) -> None:
+    """`helm uninstall` leaves no object of the release, and its hook freed the project in ``namespace``."""
+    helm("uninstall", release, "--wait", "--timeout", "4m")
+    assert leftovers(api, release, [helm.namespace, namespace]) == []
+    project = client.CustomObjectsApi(api).get_namespaced_custom_object(
+        GROUP, VERSION, namespace, "featurestoreprojects", "drivers"
+    )
+    assert FINALIZER not in (project["metadata"].get("finalizers") or []), "the cleanup hook did not run"
+
+
 def test_helm_install_test_upgrade_uninstall(
     dev_cluster: DevCluster,
     api: client.ApiClient,
@@ -125,7 +138,6 @@ def test_helm_install_test_upgrade_uninstall(
     ]
     sets = [arg for value in values for arg in ("--set", value)]
     core = client.CoreV1Api(api)
-    custom = client.CustomObjectsApi(api)
     with operators_paused(api):
         try:
             installed = helm("install", release, str(CHART), "--create-namespace", "--wait", "--timeout", "4m", *sets)
@@ -153,10 +165,7 @@ def test_helm_install_test_upgrade_uninstall(
             assert "--log-json" not in upgraded.spec.containers[0].args
             wait_until(lambda: healthy(liveness_port), 60, "the upgraded operator's /healthz")
 
-            helm("uninstall", release, "--wait", "--timeout", "4m")
-            assert leftovers(api, release, [release_namespace, namespace]) == []
-            project = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "featurestoreprojects", "drivers")
-            assert FINALIZER not in (project["metadata"].get("finalizers") or []), "the cleanup hook did not run"
+            uninstall_leaves_nothing(helm, api, release, namespace)
         finally:
             helm("uninstall", release, "--ignore-not-found", "--wait", check=False)
             core.delete_namespace(release_namespace)

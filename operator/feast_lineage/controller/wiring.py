@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from typing import Any
 
 import kopf
+from kopf._core.engines.peering import Identity  # not re-exported by kopf; the type of run(identity=)
 
 from feast_lineage.api import (
     APPROVE_PLAN_ANNOTATION,
@@ -322,10 +325,13 @@ def configure_kopf_logging(log_json: bool) -> None:
 
 def run_kopf(registry: kopf.OperatorRegistry, operator: OperatorSettings) -> None:
     """Run the handlers until the process is stopped. Standalone (no Kopf peering): which replica
-    runs them is decided before, by the Lease."""
+    runs them is decided before, by the Lease. Kopf's default identity asks the password database for
+    the user's name, which a container running as an arbitrary UID (the chart's 10001) has no entry
+    for, so it is given one: the host (the pod's name) and the process."""
     kopf.run(
         registry=registry,
         standalone=True,
+        identity=Identity(f"{socket.gethostname()}/{os.getpid()}"),
         clusterwide=not operator.namespaces,
         namespaces=operator.namespaces,
     )

@@ -17,10 +17,11 @@ class MlflowServer:
     port: int
     directory: Path
     start_seconds: float
+    host: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def stop(self) -> None:
         self.process.stop()
@@ -39,11 +40,14 @@ def mlflow_executable() -> str:
     return found
 
 
-def start_mlflow(directory: Path, port: int | None = None, timeout: float = 240.0) -> MlflowServer:
+def start_mlflow(
+    directory: Path, port: int | None = None, timeout: float = 240.0, host: str = "127.0.0.1"
+) -> MlflowServer:
     """Start ``mlflow server`` and wait until /health answers (at most ``timeout`` seconds: on a
     machine shared by many test runs its imports alone have taken over 90 s).
 
-    Passing the ``port`` of a stopped server restarts it on the same address and data.
+    Passing the ``port`` of a stopped server restarts it on the same address and data. ``host`` is
+    the address it listens on: the node's bridge address serves host-network and isolated pods alike.
     """
     directory.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
@@ -53,7 +57,7 @@ def start_mlflow(directory: Path, port: int | None = None, timeout: float = 240.
             mlflow_executable(),
             "server",
             "--host",
-            "127.0.0.1",
+            host,
             "--port",
             str(port),
             "--backend-store-uri",
@@ -66,10 +70,10 @@ def start_mlflow(directory: Path, port: int | None = None, timeout: float = 240.
         ],
         directory / "mlflow.log",
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
     try:
         waited = process.wait_ready(lambda: _healthy(url), timeout, "healthy (/health)")
     except BaseException:
         process.stop()
         raise
-    return MlflowServer(process=process, port=port, directory=directory, start_seconds=waited)
+    return MlflowServer(process=process, port=port, directory=directory, start_seconds=waited, host=host)

@@ -172,6 +172,17 @@ def _reclaim(index: int) -> bool:
     return True
 
 
+def gateway_of_node(pid: int) -> str | None:
+    """The bridge address of the node process ``pid`` (None when it runs no pod network): the host's
+    address that host-network processes and isolated pods both reach."""
+    for line in _ip("-o", "link", "show", "type", "bridge").stdout.splitlines():
+        name = line.split(":", 2)[1].strip()
+        alias = line.split(_ALIAS_PREFIX, 1)[1].split()[0] if _ALIAS_PREFIX in line else ""
+        if alias == str(pid) and name.startswith("flbr") and name[4:].isdigit():
+            return f"{POD_NETWORK_PREFIX}.{int(name[4:])}.1"
+    return None
+
+
 def in_netns(path: Path, action: Callable[[], T]) -> T:
     """Run ``action`` in a thread that has joined the network namespace at ``path``.
 
