@@ -87,6 +87,11 @@ def _run_active(status: kopf.Status, **_: Any) -> bool:
     return status.get("phase") not in TERMINAL
 
 
+def _run_unsettled(status: kopf.Status, **_: Any) -> bool:
+    """Running, or finished with an audit record not yet delivered: what a deletion must wait for."""
+    return _run_active(status) or _has_pending_audit(status)
+
+
 def _owner(body: kopf.Body, kind: str) -> str | None:
     return labels.controller_owner({"metadata": dict(body.get("metadata") or {})}, kind)
 
@@ -295,9 +300,10 @@ def build_registry(
     )
 
     # Deleting a run with a pending audit record (pruning schedule history included) first delivers
-    # it, or abandons it after a bounded wait. The filter gives Kopf's finalizer only to such runs,
-    # and Kopf takes it off once the record is delivered: the finished history carries none.
-    @kopf.on.delete(*RUNS, when=_has_pending_audit, registry=registry)
+    # it, or abandons it after a bounded wait. The filter gives Kopf's finalizer to runs from their
+    # start (a record becomes pending as the run ends: a finalizer added only then would race a quick
+    # deletion) until their record is delivered; Kopf then takes it off: the history carries none.
+    @kopf.on.delete(*RUNS, when=_run_unsettled, registry=registry)
     def run_deleted(namespace: str | None, name: str, **_: Any) -> None:
         wait = audits.before_deletion(MATERIALIZATION_JOB_KIND, namespace or "", name)
         if wait is not None:
