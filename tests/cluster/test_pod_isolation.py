@@ -428,13 +428,22 @@ def test_run_as_non_root_without_a_user_is_refused(api: client.ApiClient, namesp
 
 
 MLFLOW_CLIENT = """
-import json, os, urllib.request
+import http.client, json, os, time, urllib.error, urllib.request
 opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 def call(method, path, body=None, data=None):
     data = json.dumps(body).encode() if body is not None else data
     request = urllib.request.Request(os.environ["TRACKING_URI"] + path, data=data, method=method)
     request.add_header("Content-Type", "application/json")
-    return opener.open(request, timeout=60).read()
+    # As any client of a Service just after a rollout: a connection the old endpoint drops is tried again.
+    for attempt in range(30):
+        try:
+            return opener.open(request, timeout=60).read()
+        except urllib.error.HTTPError:
+            raise
+        except (OSError, http.client.HTTPException):
+            if attempt == 29:
+                raise
+            time.sleep(2)
 seen = {}
 if os.environ.get("RUN_ID"):
     run = json.loads(call("GET", "/api/2.0/mlflow/runs/get?run_id=" + os.environ["RUN_ID"]))["run"]
