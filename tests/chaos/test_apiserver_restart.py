@@ -7,7 +7,10 @@ printed.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +27,28 @@ from tests.cluster_helpers import OperatorProcess, job_running, wait_until
 pytestmark = pytest.mark.chaos
 
 
+@contextmanager
+def restarted_when_it_exits(operator: OperatorProcess) -> Iterator[list[float]]:
+    """Start the operator again whenever it exits, as its Deployment would: a leader that cannot renew
+    its Lease while the API server is away exits (as kube-controller-manager does). Yields the
+    monotonic times of the restarts."""
+    stop, restarts = threading.Event(), []
+
+    def supervise() -> None:
+        while not stop.wait(0.5):
+            if operator.process is not None and not operator.process.alive():
+                restarts.append(time.monotonic())
+                operator.start()
+
+    supervisor = threading.Thread(target=supervise, daemon=True)
+    supervisor.start()
+    try:
+        yield restarts
+    finally:
+        stop.set()
+        supervisor.join(timeout=120)
+
+
 def test_an_apiserver_restart_mid_operation_loses_nothing_and_converges(
     dev_cluster: DevCluster,
     api: client.ApiClient,
@@ -33,7 +58,7 @@ def test_an_apiserver_restart_mid_operation_loses_nothing_and_converges(
     tmp_path: Path,
 ) -> None:
     core, projects, runs = client.CoreV1Api(api), Projects(api, namespace), Runs(api, namespace)
-    with JobWatch(api, namespace) as jobs:
+    with JobWatch(api, namespace) as jobs, restarted_when_it_exits(operator) as restarts:
         core.create_namespaced_config_map(namespace, repo_configmap("repo", example_files()))
         projects.create(project_manifest("drivers", tmp_path / "data", {"configMap": {"name": "repo"}}))
         projects.wait_condition("drivers", "Ready", timeout=240)
@@ -67,7 +92,8 @@ def test_an_apiserver_restart_mid_operation_loses_nothing_and_converges(
         time.sleep(2)
     print(
         f"apiserver restart: ready again after {ready_after:.1f}s (5 s down); "
-        f"everything converged after {converged:.0f}s"
+        f"everything converged after {converged:.0f}s; operator restarted {len(restarts)} time(s) "
+        "(a leader that lost its Lease exits)"
     )
     assert {name: uids for name, uids in jobs.uids.items() if len(uids) > 1} == {}
     records = {name: runs_with_audit_id(mlflow_server.url, audit_id) for name, audit_id in jobs.audit_ids.items()}
