@@ -49,6 +49,14 @@ def restarted_when_it_exits(operator: OperatorProcess) -> Iterator[list[float]]:
         supervisor.join(timeout=120)
 
 
+@pytest.fixture(autouse=True)
+def operator_restarts(operator: OperatorProcess) -> Iterator[list[float]]:
+    """Every test here stops the API server: the session's operator is supervised through it, so the
+    tests after these find it running."""
+    with restarted_when_it_exits(operator) as restarts:
+        yield restarts
+
+
 def test_an_apiserver_restart_mid_operation_loses_nothing_and_converges(
     dev_cluster: DevCluster,
     api: client.ApiClient,
@@ -56,9 +64,10 @@ def test_an_apiserver_restart_mid_operation_loses_nothing_and_converges(
     operator: OperatorProcess,
     mlflow_server: MlflowServer,
     tmp_path: Path,
+    operator_restarts: list[float],
 ) -> None:
     core, projects, runs = client.CoreV1Api(api), Projects(api, namespace), Runs(api, namespace)
-    with JobWatch(api, namespace) as jobs, restarted_when_it_exits(operator) as restarts:
+    with JobWatch(api, namespace) as jobs:
         core.create_namespaced_config_map(namespace, repo_configmap("repo", example_files()))
         projects.create(project_manifest("drivers", tmp_path / "data", {"configMap": {"name": "repo"}}))
         projects.wait_condition("drivers", "Ready", timeout=240)
@@ -92,7 +101,7 @@ def test_an_apiserver_restart_mid_operation_loses_nothing_and_converges(
         time.sleep(2)
     print(
         f"apiserver restart: ready again after {ready_after:.1f}s (5 s down); "
-        f"everything converged after {converged:.0f}s; operator restarted {len(restarts)} time(s) "
+        f"everything converged after {converged:.0f}s; operator restarted {len(operator_restarts)} time(s) "
         "(a leader that lost its Lease exits)"
     )
     assert {name: uids for name, uids in jobs.uids.items() if len(uids) > 1} == {}
