@@ -19,8 +19,8 @@ from kubernetes import client
 
 from feast_lineage.devcluster.cluster import DevCluster
 from feast_lineage.devcluster.mlflow_server import MlflowServer
-from tests.chaos.test_operator_kills import JobWatch, runs_with_audit_id, with_ttl
-from tests.cluster.projects import Projects, example_files, project_manifest, repo_configmap
+from tests.chaos.test_operator_kills import JobWatch, with_ttl
+from tests.cluster.projects import Projects, example_files, ops_runs_with_audit_id, project_manifest, repo_configmap
 from tests.cluster.test_materialization import Runs
 from tests.cluster_helpers import OperatorProcess, job_running, wait_until
 
@@ -105,7 +105,7 @@ def test_an_apiserver_restart_mid_operation_loses_nothing_and_converges(
         "(a leader that lost its Lease exits)"
     )
     assert {name: uids for name, uids in jobs.uids.items() if len(uids) > 1} == {}
-    records = {name: runs_with_audit_id(mlflow_server.url, audit_id) for name, audit_id in jobs.audit_ids.items()}
+    records = {name: ops_runs_with_audit_id(mlflow_server.url, audit_id) for name, audit_id in jobs.audit_ids.items()}
     assert all(count == 1 for count in records.values()), records
 
 

@@ -18,8 +18,8 @@ from kubernetes import client
 
 from feast_lineage.devcluster.mlflow_server import MlflowServer, start_mlflow
 from feast_lineage.devcluster.processes import free_port
-from tests.chaos.test_operator_kills import JobWatch, runs_with_audit_id, with_ttl
-from tests.cluster.projects import Projects, example_files, project_manifest, repo_configmap
+from tests.chaos.test_operator_kills import JobWatch, with_ttl
+from tests.cluster.projects import Projects, example_files, ops_runs_with_audit_id, project_manifest, repo_configmap
 from tests.cluster.test_materialization import Runs
 from tests.cluster_helpers import OperatorProcess, wait_until
 
@@ -104,7 +104,7 @@ def test_mlflow_flapping_delivers_each_audit_record_exactly_once(
 
         wait_until(all_delivered, 180, "every pending audit record to be delivered")
         time.sleep(2)
-        records = {name: runs_with_audit_id(mlflow.url, audit_id) for name, audit_id in jobs.audit_ids.items()}
+        records = {name: ops_runs_with_audit_id(mlflow.url, audit_id) for name, audit_id in jobs.audit_ids.items()}
     print(f"chaos: {operations} operations, {outages} MLflow outages, MLflow records per Job: {records}")
     assert all(runs.status(name).get("phase") == "Succeeded" for name in run_names)
     lost = sorted(name for name, count in records.items() if count == 0)

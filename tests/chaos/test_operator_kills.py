@@ -17,11 +17,10 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client, watch
-from mlflow.tracking import MlflowClient
 
 from feast_lineage.devcluster.mlflow_server import MlflowServer
 from feast_lineage.domain.apply_plan import configmap_identity
-from tests.cluster.projects import Projects, example_files, project_manifest, repo_configmap
+from tests.cluster.projects import Projects, example_files, ops_runs_with_audit_id, project_manifest, repo_configmap
 from tests.cluster.test_materialization import Runs
 from tests.cluster_helpers import OperatorProcess, wait_until
 
@@ -90,17 +89,6 @@ def with_ttl(days: int) -> dict[str, bytes]:
     return files
 
 
-def runs_with_audit_id(mlflow_url: str, audit_id: str) -> int:
-    mlflow = MlflowClient(mlflow_url)
-    experiment = mlflow.get_experiment_by_name("driver_stats-feast-ops")
-    if experiment is None:
-        return 0
-    found = mlflow.search_runs(
-        [experiment.experiment_id], filter_string=f"tags.`featurelineage.audit_id` = '{audit_id}'"
-    )
-    return len(found)
-
-
 def test_operator_killed_at_random_points_creates_nothing_twice_and_loses_nothing(
     api: client.ApiClient, namespace: str, operator: OperatorProcess, mlflow_server: MlflowServer, tmp_path: Path
 ) -> None:
@@ -157,7 +145,7 @@ def test_operator_killed_at_random_points_creates_nothing_twice_and_loses_nothin
     failed = {
         name: (s.get("reason"), s.get("message")) for name, s in outcomes.items() if s.get("phase") != "Succeeded"
     }
-    records = {name: runs_with_audit_id(mlflow_server.url, audit_id) for name, audit_id in jobs.audit_ids.items()}
+    records = {name: ops_runs_with_audit_id(mlflow_server.url, audit_id) for name, audit_id in jobs.audit_ids.items()}
     print(
         f"chaos: {operations} operations, {kills} kills, {len(jobs.uids)} Jobs, "
         f"converged after {converge_seconds:.0f}s; MLflow records per Job: {sorted(set(records.values()))}"

@@ -14,6 +14,7 @@ from kubernetes import client
 from feast_lineage.api import FEATURE_STORE_PROJECT_PLURAL, GROUP, VERSION
 from tests.cluster_helpers import wait_until
 from tests.conftest import REPO_ROOT
+from tests.integration.mlflow_checks import runs_with_audit_id
 
 EXAMPLE_REPO = REPO_ROOT / "examples" / "driver-stats" / "feature_repo"
 
@@ -160,16 +161,14 @@ class Projects:
         return [(event.reason, event.message) for event in events]
 
 
-def ops_runs_with_audit_id(url: str, audit_id: str, experiment: str = "driver_stats-feast-ops") -> int:
-    """How many runs of the ops experiment carry the audit record ``audit_id``: one, once delivered."""
-    from mlflow.tracking import MlflowClient
+def ops_runs(url: str, audit_id: str) -> list[Any]:
+    """The runs of the example's ops experiment that carry the audit record ``audit_id``."""
+    return runs_with_audit_id(url, "driver_stats-feast-ops", audit_id)
 
-    mlflow = MlflowClient(url)
-    found = mlflow.get_experiment_by_name(experiment)
-    if found is None:
-        return 0
-    filter_string = f"tags.`featurelineage.audit_id` = '{audit_id}'"
-    return len(mlflow.search_runs([found.experiment_id], filter_string=filter_string))
+
+def ops_runs_with_audit_id(url: str, audit_id: str) -> int:
+    """How many runs of the ops experiment carry the audit record ``audit_id``: one, once delivered."""
+    return len(ops_runs(url, audit_id))
 
 
 def range_run_manifest(name: str, project: str) -> dict[str, Any]:

@@ -12,10 +12,16 @@ from typing import Any
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from mlflow.tracking import MlflowClient
 
 from feast_lineage.devcluster.mlflow_server import MlflowServer
-from tests.cluster.projects import Projects, example_files, project_manifest, range_run_manifest, repo_configmap
+from tests.cluster.projects import (
+    Projects,
+    example_files,
+    ops_runs,
+    project_manifest,
+    range_run_manifest,
+    repo_configmap,
+)
 from tests.cluster_helpers import OperatorProcess, wait_until
 from tests.hostile_servers import Gate, serving, stream_gibibyte, trickle_body
 
@@ -47,14 +53,6 @@ def gone(read: Callable[..., object], *args: str) -> bool:
     return False
 
 
-def runs_with_audit_id(url: str, audit_id: str) -> list[Any]:
-    mlflow = MlflowClient(url)
-    experiment = mlflow.get_experiment_by_name("driver_stats-feast-ops")
-    if experiment is None:
-        return []
-    return list(mlflow.search_runs([experiment.experiment_id], f"tags.`featurelineage.audit_id` = '{audit_id}'"))
-
-
 def test_a_retried_apply_is_one_run_and_status_and_mlflow_agree_on_its_outcome(
     api: client.ApiClient, namespace: str, operator: OperatorProcess, mlflow_server: MlflowServer, tmp_path: Path
 ) -> None:
@@ -77,7 +75,7 @@ def test_a_retried_apply_is_one_run_and_status_and_mlflow_agree_on_its_outcome(
     assert (tmp_path / "data" / "first-attempt-done").exists()  # the first attempt did fail
     pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={last['jobName']}").items
     assert len(pods) == 2, [pod.status.phase for pod in pods]
-    [run] = runs_with_audit_id(mlflow_server.url, last["auditId"])
+    [run] = ops_runs(mlflow_server.url, last["auditId"])
     assert last["outcome"] == "Succeeded" and last["mlflow"]["runId"] == run.info.run_id
     assert run.info.status == "FINISHED" and run.data.tags["featurelineage.outcome"] == "succeeded"
     assert run.data.tags["featurelineage.attempts"] == "2"
@@ -102,7 +100,7 @@ def test_deleting_a_project_first_delivers_its_pending_audit_record(
         assert projects.get("leaving")["metadata"].get("deletionTimestamp")
         gate.opened.set()
         wait_until(lambda: gone(projects.get, "leaving"), 120, "the project to be deleted once its record is delivered")
-    [run] = runs_with_audit_id(mlflow_server.url, audit_id)
+    [run] = ops_runs(mlflow_server.url, audit_id)
     assert run.info.status == "FINISHED" and run.data.tags["k8s.name"] == "leaving"
 
 
@@ -134,7 +132,7 @@ def test_deleting_a_materialization_job_first_delivers_its_pending_audit_record(
             120,
             "the run to be deleted once its record is delivered",
         )
-    [delivered] = runs_with_audit_id(mlflow_server.url, audit_id)
+    [delivered] = ops_runs(mlflow_server.url, audit_id)
     assert delivered.info.status == "FINISHED" and delivered.data.tags["k8s.name"] == "backfill"
 
 
