@@ -38,7 +38,7 @@ from kubernetes import client
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from tests.cluster.projects import project_manifest  # noqa: E402
+from tests.cluster.projects import project_manifest, range_run_manifest  # noqa: E402
 from tests.cluster_helpers import OperatorProcess, wait_until  # noqa: E402
 
 from benchmarks.operator_probe import cpu_seconds, load, proc_status_mib, request_counts  # noqa: E402
@@ -137,7 +137,11 @@ class Seeder:
 
     def finished_run(self, namespace: str, project: str, name: str, view: str) -> None:
         body = self.custom.create_namespaced_custom_object(
-            GROUP, VERSION, namespace, MATERIALIZATION_JOB_PLURAL, run_manifest(project, name, view)
+            GROUP,
+            VERSION,
+            namespace,
+            MATERIALIZATION_JOB_PLURAL,
+            one_day_run(name, project, view),
         )
         started = self.now - datetime.timedelta(minutes=5)
         status = MaterializationJobStatus(
@@ -158,23 +162,16 @@ class Seeder:
 
     def active_run(self, namespace: str, project: str, name: str, view: str) -> None:
         self.custom.create_namespaced_custom_object(
-            GROUP, VERSION, namespace, MATERIALIZATION_JOB_PLURAL, run_manifest(project, name, view)
+            GROUP,
+            VERSION,
+            namespace,
+            MATERIALIZATION_JOB_PLURAL,
+            one_day_run(name, project, view),
         )
 
 
-def run_manifest(project: str, name: str, view: str) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "MaterializationJob",
-        "metadata": {"name": name},
-        "spec": {
-            "projectRef": {"name": project},
-            "mode": "Range",
-            "startTime": "2026-11-02T00:00:00Z",
-            "endTime": "2026-11-03T00:00:00Z",
-            "featureViews": [view],
-        },
-    }
+def one_day_run(name: str, project: str, view: str) -> dict[str, Any]:
+    return range_run_manifest(name, project, end="2026-11-03T00:00:00Z", views=[view])
 
 
 def in_parallel(calls: list[tuple[Any, ...]]) -> None:

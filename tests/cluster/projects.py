@@ -171,16 +171,12 @@ def ops_runs_with_audit_id(url: str, audit_id: str) -> int:
     return len(ops_runs(url, audit_id))
 
 
-def range_run_manifest(name: str, project: str) -> dict[str, Any]:
-    """A MaterializationJob of the example's data window, 2026-11-02 to 2026-11-05."""
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "MaterializationJob",
-        "metadata": {"name": name},
-        "spec": {
-            "projectRef": {"name": project},
-            "mode": "Range",
-            "startTime": "2026-11-02T00:00:00Z",
-            "endTime": "2026-11-05T00:00:00Z",
-        },
-    }
+def range_run_manifest(
+    name: str, project: str, end: str = "2026-11-05T00:00:00Z", views: list[str] | None = None
+) -> dict[str, Any]:
+    """A MaterializationJob of the example's data window, from 2026-11-02 to ``end`` (the 5th)."""
+    spec: dict[str, Any] = {"projectRef": {"name": project}, "mode": "Range", "startTime": "2026-11-02T00:00:00Z"}
+    spec["endTime"] = end
+    if views is not None:
+        spec["featureViews"] = views
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "MaterializationJob", "metadata": {"name": name}, "spec": spec}
