@@ -105,11 +105,18 @@ def leader_sample(pod: Any) -> float:
     return pod_sample(pod, "feast_lineage_leader")
 
 
-def lease_holder(api: client.ApiClient, namespace: str, deployment: Any) -> str | None:
+def lease_identity(api: client.ApiClient, namespace: str, deployment: Any) -> str | None:
+    """Who holds the Lease: ``<pod name>_<suffix of its current process>``."""
     args = deployment.spec.template.spec.containers[0].args
     name = next(a for a in args if a.startswith("--leader-election-lease=")).split("/", 1)[1]
     lease = client.CoordinationV1Api(api).read_namespaced_lease(name, namespace)
     return str(lease.spec.holder_identity) if lease.spec.holder_identity else None
+
+
+def lease_holder(api: client.ApiClient, namespace: str, deployment: Any) -> str | None:
+    """The pod whose process holds the Lease."""
+    identity = lease_identity(api, namespace, deployment)
+    return identity.partition("_")[0] if identity else None
 
 
 def kill_container(pod_name: str) -> int:
