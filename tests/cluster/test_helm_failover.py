@@ -7,6 +7,9 @@ runs: the other replica takes the Lease over once it expires and finishes that a
 changes and, while the new apply runs, the new leader's pod is deleted (SIGTERM, as a rolling update or
 a drain stops it: it hands the Lease back): another replica leads and finishes that apply just as once.
 Both takeover times are printed, from the kill / the deletion to the Lease taken and the apply finished.
+
+The same for a MaterializationJob whose Job runs at the kill: one Job (same UID), one MLflow run. (Its
+Job may well finish while no replica leads: the new leader adopts it all the same.)
 """
 
 from __future__ import annotations
@@ -32,12 +35,14 @@ from tests.cluster.chart_pods import (
 from tests.cluster.operator_checks import assert_nothing_refused
 from tests.cluster.projects import (
     Projects,
+    example_files,
     ops_runs_with_audit_id,
     project_manifest,
     repo_configmap,
     slow_example_files,
 )
 from tests.cluster.test_helm_install import pod_log
+from tests.cluster.test_materialization import Runs
 from tests.cluster.test_replicas import LEASE_VALUES
 from tests.cluster_helpers import finished_after, job_running, operators_paused, wait_until
 
@@ -154,3 +159,49 @@ def test_chart_leader_killed_or_deleted_mid_apply_another_replica_finishes_it_on
         )
         for pod in (leader, follower):
             assert_nothing_refused(pod_log(dev_cluster, pod))
+
+
+def test_chart_leader_killed_mid_materialization_the_other_replica_finishes_it_once(
+    dev_cluster: DevCluster,
+    api: client.ApiClient,
+    crds_installed: None,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    with operators_paused(api), installed_as_pods(dev_cluster, api, namespace, tmp_path, *LEASE_VALUES) as release:
+        failover = Failover(api, release, namespace)
+        leader, other = failover.pods()
+        core.create_namespaced_config_map(namespace, repo_configmap("repo", example_files()))
+        failover.projects.create(project_manifest("drivers", tmp_path / "data", {"configMap": {"name": "repo"}}))
+        failover.projects.wait_ready_at_generation("drivers")
+        runs = Runs(api, namespace)
+        runs.create("backfill", mode="Range", startTime="2026-11-02T00:00:00Z", endTime="2026-11-05T00:00:00Z")
+        # Caught at once: its runner imports Feast first, which alone takes seconds.
+        [job] = wait_until(runs.jobs, 60, "the materialize Job")
+        wait_until(lambda: job_running(api, namespace, job), 120, "the materialize Job to run")
+        uid = batch.read_namespaced_job(job, namespace).metadata.uid
+
+        assert job_running(api, namespace, job), "the run ended before the leader was killed"
+        killed, started = now(), time.monotonic()
+        assert kill_container(leader.metadata.name) > 0
+        wait_until(lambda: failover.holder() == other.metadata.name, 120, "the other replica to take the Lease")
+        taken = time.monotonic() - started
+        done = runs.wait_phase("backfill", "Succeeded", "Failed", timeout=240)
+        finished = time.monotonic() - started
+        assert done["phase"] == "Succeeded", done
+        assert finished_after(api, namespace, job, killed), "the run ended before the leader did"
+        assert runs.jobs() == [job] and done["jobName"] == job
+        assert batch.read_namespaced_job(job, namespace).metadata.uid == uid
+
+        def delivered() -> dict[str, Any] | None:
+            status = runs.status("backfill")
+            return status if not status.get("pendingAudit") and status.get("mlflow") else None
+
+        status = wait_until(delivered, 120, "the run's audit record in MLflow")
+        assert ops_runs_with_audit_id(release.mlflow.url, status["auditId"]) == 1
+        print(
+            f"leader's container killed mid-materialization (lease {LEASE_SECONDS}s): the other replica held the "
+            f"Lease after {taken:.1f}s, the run Succeeded after {finished:.1f}s"
+        )
+        assert_nothing_refused(pod_log(dev_cluster, other))
