@@ -81,6 +81,14 @@ class Failover:
     def holder(self) -> str | None:
         return lease_holder(self.api, self.release.namespace, self.deployment)
 
+    def kill_leader(self, leader: Any, other: Any) -> tuple[datetime.datetime, float, float]:
+        """SIGKILL the leader's container and wait for ``other`` to hold the Lease: when it was killed
+        (as the API server counts), the monotonic moment, and the seconds until the Lease was taken."""
+        killed, started = now(), time.monotonic()
+        assert kill_container(leader.metadata.name) > 0
+        wait_until(lambda: self.holder() == other.metadata.name, 120, "the other replica to take the Lease")
+        return killed, started, time.monotonic() - started
+
     def apply_running(self, known: list[str]) -> tuple[str, str]:
         """The project's new apply Job (not in ``known``) once its pod runs: its name and UID."""
         new = wait_until(
@@ -125,10 +133,7 @@ def test_chart_leader_killed_or_deleted_mid_apply_another_replica_finishes_it_on
 
         # The leader's container killed mid-apply: the other waits out the Lease, then finishes the apply.
         assert job_running(api, namespace, job), "the apply ended before the leader was killed"
-        killed, started = now(), time.monotonic()
-        assert kill_container(leader.metadata.name) > 0
-        wait_until(lambda: failover.holder() == other.metadata.name, 120, "the other replica to take the Lease")
-        taken = time.monotonic() - started
+        killed, started, taken = failover.kill_leader(leader, other)
         finished = failover.taken_over(job, uid, [], killed, started)
         assert pod_sample(other, "feast_lineage_reconcile_total") > 0  # it did reconcile
         print(
@@ -183,10 +188,7 @@ def test_chart_leader_killed_mid_materialization_the_other_replica_finishes_it_o
         uid = batch.read_namespaced_job(job, namespace).metadata.uid
 
         assert job_running(api, namespace, job), "the run ended before the leader was killed"
-        killed, started = now(), time.monotonic()
-        assert kill_container(leader.metadata.name) > 0
-        wait_until(lambda: failover.holder() == other.metadata.name, 120, "the other replica to take the Lease")
-        taken = time.monotonic() - started
+        killed, started, taken = failover.kill_leader(leader, other)
         done = runs.wait_phase("backfill", "Succeeded", "Failed", timeout=240)
         finished = time.monotonic() - started
         assert done["phase"] == "Succeeded", done
