@@ -156,6 +156,8 @@ def test_chart_leader_killed_or_deleted_mid_apply_another_replica_finishes_it_on
             "another replica to take the Lease",
         )
         taken = time.monotonic() - started
+        # Handed back on SIGTERM, not left to expire.
+        wait_until(lambda: ": released" in pod_log(dev_cluster, leader), 30, "the deleted leader's release")
         finished = failover.taken_over(second, second_uid, [job], deleted, started)
         successor = "the follower" if holder == follower.metadata.name else "its replacement"
         print(
