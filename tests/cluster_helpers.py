@@ -96,6 +96,8 @@ class OperatorProcess:
         self.webhook_args: list[str] = []
         self.extra_args: list[str] = []
         """More arguments of its own (e.g. an administrator's policy)."""
+        self.extra_env: dict[str, str] = {}
+        """More environment (e.g. the POD_NAME a pod's downward API gives it)."""
         self.run_args: list[str] | None = None
         self.process: ManagedProcess | None = None
         self.starts = 0
@@ -123,7 +125,7 @@ class OperatorProcess:
 
     def start(self) -> None:
         self.starts += 1
-        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), NO_PROXY="127.0.0.1,localhost")
+        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), NO_PROXY="127.0.0.1,localhost", **self.extra_env)
         own_args = [
             "--mlflow-tracking-uri",
             self.mlflow_url,

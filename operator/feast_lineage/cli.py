@@ -7,6 +7,7 @@ import json
 import os
 import socket
 import sys
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -161,8 +162,7 @@ def _leader_election(args: argparse.Namespace) -> LeaderElectionSettings | None:
     if not args.leader_election_lease:
         return None
     namespace, _, name = args.leader_election_lease.partition("/")
-    # The pod's name (downward API) is unique among the replicas; a process outside a pod uses its host and PID.
-    identity = args.leader_election_identity or os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+    identity = args.leader_election_identity or _process_identity(os.environ.get("POD_NAME"))
     return LeaderElectionSettings(
         namespace=namespace,
         name=name,
@@ -171,6 +171,15 @@ def _leader_election(args: argparse.Namespace) -> LeaderElectionSettings | None:
         renew_deadline_seconds=args.leader_election_renew_seconds,
         retry_seconds=args.leader_election_retry_seconds,
     )
+
+
+def _process_identity(pod_name: str | None) -> str:
+    """This process's identity on the Lease: the pod's name (downward API) for whoever reads the Lease,
+    with a random suffix, as Kubernetes' own controllers add one. A container restarted in the same pod
+    (after a crash, a SIGKILL, a leader that could not renew) is then a new candidate that waits like the
+    other replicas, rather than finding its pod's name on the Lease and resuming a leadership its
+    predecessor held. A process outside a pod uses its host and PID instead of the pod's name."""
+    return f"{pod_name or socket.gethostname() + '-' + str(os.getpid())}_{uuid.uuid4().hex[:8]}"
 
 
 def _rerun(args: argparse.Namespace) -> int:
@@ -249,7 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAMESPACE/NAME",
         help="elect a leader with this coordination.k8s.io Lease; without it, this process reconciles at once",
     )
-    election.add_argument("--leader-election-identity", help="holder identity (default: $POD_NAME, else HOST-PID)")
+    election.add_argument(
+        "--leader-election-identity",
+        help="holder identity (default: $POD_NAME, else HOST-PID, with a random suffix per process)",
+    )
     election.add_argument("--leader-election-lease-seconds", type=int, default=15, help="lease duration (15)")
     election.add_argument(
         "--leader-election-renew-seconds", type=int, default=10, help="the leader exits if not renewed within (10)"

@@ -47,6 +47,13 @@ def example_files() -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in EXAMPLE_REPO.iterdir() if p.is_file()}
 
 
+def slow_example_files(seconds: int) -> dict[str, bytes]:
+    """The example repo, taking ``seconds`` to import: an apply of it is surely under way for a while."""
+    files = example_files()
+    files["features.py"] = f"import time\n\ntime.sleep({seconds})\n".encode() + files["features.py"]
+    return files
+
+
 def generated_files(views: int, services: int = 0) -> dict[str, bytes]:
     """A repo with ``views`` feature views ``fv_<i>`` over the example data (so runs need not share a
     view) and ``services`` feature services ``fs_<i>`` of a few views each."""
@@ -149,6 +156,28 @@ class Projects:
             current = (self.get(name).get("status") or {}).get("conditions") or []
             summary = "; ".join(f"{c['type']}={c['status']} {c['reason']}: {c['message']}" for c in current)
             raise AssertionError(f"{error}; conditions now: {summary or 'none'}") from None
+
+    def wait_ready_at_generation(self, name: str, timeout: float = 180) -> dict[str, Any]:
+        """The project once Ready for its current generation (the status and its Ready condition both
+        observed it): a Ready condition left from an earlier generation does not count."""
+
+        def ready() -> dict[str, Any] | None:
+            project = self.get(name)
+            generation, status = project["metadata"]["generation"], project.get("status") or {}
+            conditions = [c for c in status.get("conditions") or [] if c["type"] == "Ready" and c["status"] == "True"]
+            current = status.get("observedGeneration") == generation
+            return project if current and any(c.get("observedGeneration") == generation for c in conditions) else None
+
+        return wait_until(ready, timeout, f"{name} Ready at its current generation")
+
+    def wait_audit_delivered(self, name: str, timeout: float = 120) -> dict[str, Any]:
+        """The project's status once its last apply's audit record is in MLflow and none is pending."""
+
+        def delivered() -> dict[str, Any] | None:
+            status: dict[str, Any] = self.get(name)["status"]
+            return status if not status.get("pendingAudit") and status["lastApply"].get("mlflow") else None
+
+        return wait_until(delivered, timeout, f"the audit record of {name}'s apply in MLflow")
 
     def apply_jobs(self, name: str) -> list[str]:
         jobs = self.batch.list_namespaced_job(

@@ -59,9 +59,12 @@ def running_pod(core: client.CoreV1Api, namespace: str, release: str) -> Any:
 
 
 def pod_log(cluster: DevCluster, pod: Any) -> str:
-    directory = cluster.directory / "node" / "pods" / f"{pod.metadata.namespace}_{pod.metadata.name}_{pod.metadata.uid}"
-    path = directory / "operator.log"
-    return path.read_text(errors="replace") if path.exists() else ""
+    """The operator container's output, every run of it, as the local node keeps it (in a directory
+    named with the first 8 characters of the pod's UID, kept after the pod is deleted)."""
+    meta = pod.metadata
+    path = cluster.directory / "node" / "pods" / f"{meta.namespace}_{meta.name}_{meta.uid[:8]}" / "operator.log"
+    assert path.exists(), f"the local node kept no operator log for pod {meta.namespace}/{meta.name}"
+    return path.read_text(errors="replace")
 
 
 def healthy(port: int) -> bool:

@@ -60,10 +60,26 @@ def test_the_lease_comes_from_the_command_line_and_the_identity_from_the_pod(
         "--leader-election-renew-seconds=6",
         "--leader-election-retry-seconds=1",
     )
-    assert settings == LeaderElectionSettings("feast-lineage-system", "feast-lineage", "operator-7d9f-abcde", 8, 6, 1)
+    assert settings is not None
+    pod, _, suffix = settings.identity.partition("_")
+    assert pod == "operator-7d9f-abcde" and suffix
+    expected = LeaderElectionSettings("feast-lineage-system", "feast-lineage", settings.identity, 8, 6, 1)
+    assert settings == expected
     monkeypatch.delenv("POD_NAME")
     outside = leader_election_of("--leader-election-lease=ns/name")
-    assert outside is not None and outside.identity.endswith(f"-{os.getpid()}")
+    assert outside is not None and outside.identity.partition("_")[0].endswith(f"-{os.getpid()}")
+    named = leader_election_of("--leader-election-lease=ns/name", "--leader-election-identity=replica-a")
+    assert named is not None and named.identity == "replica-a"
+
+
+def test_a_container_restarted_in_its_pod_is_a_new_candidate_on_the_lease(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two processes of one pod (a container and its restart) never share an identity: the restarted
+    one must not find its own name on the Lease and resume leading."""
+    monkeypatch.setenv("POD_NAME", "operator-7d9f-abcde")
+    first, restarted = (leader_election_of("--leader-election-lease=ns/name") for _ in range(2))
+    assert first is not None and restarted is not None
+    assert first.identity != restarted.identity
+    assert first.identity.startswith("operator-7d9f-abcde_") and restarted.identity.startswith("operator-7d9f-abcde_")
     with pytest.raises(ValueError, match="namespace and name"):
         leader_election_of("--leader-election-lease=name-only")
 
