@@ -126,6 +126,9 @@ class PodNetwork:
         try:
             _ip("netns", "del", address.netns, check=False)
             _ip("netns", "add", address.netns)
+            # The kernel removes a deleted namespace's veth a moment after the namespace: one left by an
+            # earlier node of this bridge index (or an earlier pod at this address) would refuse the name.
+            _ip("link", "del", veth, check=False)
             _ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", address.netns)
             _ip("link", "set", veth, "master", self.bridge, "up")
             ns = ("-n", address.netns)
