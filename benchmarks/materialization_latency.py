@@ -138,6 +138,7 @@ def isolated_batch(api: client.ApiClient, clock: JobClock, pid: int, size: int) 
     print(
         f"isolated N={size:<4} resource->Job {p50_p99(to_job, 0.001, 'ms')}"
         + (f"  (target p99 <= {target * 1000:.0f} ms)" if target else "")
+        + f"  created within {max(created.values()) - min(created.values()):.2f} s"
     )
     own = size  # the benchmark's own creates
     print(
@@ -145,6 +146,7 @@ def isolated_batch(api: client.ApiClient, clock: JobClock, pid: int, size: int) 
         f"peak RSS {proc_status_mib(pid, 'VmHWM'):.0f} MiB  "
         f"API requests/run {(after.operator - requests.operator - own) / size:.1f}"
     )
+    print(f"           requests by kind (every client, controller-manager too): {after.busiest_since(requests)}")
     custom.delete_collection_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "materializationjobs")
     wait_until(
         lambda: not custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "materializationjobs")["items"],

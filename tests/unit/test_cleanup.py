@@ -24,5 +24,5 @@ def test_nothing_to_do_without_it(metadata: dict[str, object]) -> None:
 
 
 def test_it_is_the_finalizer_the_operator_configures() -> None:
-    assert 'settings.persistence.finalizer = f"{GROUP}/finalizer"' in Path(wiring.__file__).read_text()
-    assert FINALIZER == "featurelineage.io/finalizer"
+    assert "settings.persistence.finalizer = FINALIZER" in Path(wiring.__file__).read_text()
+    assert wiring.FINALIZER == FINALIZER == "featurelineage.io/finalizer"

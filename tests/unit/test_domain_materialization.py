@@ -12,6 +12,7 @@ from feast_lineage.domain.materialization_state import (
     MaterializationObservation,
     Peer,
     decide_materialization,
+    pass_on_event,
 )
 from feast_lineage.domain.runner_outcome import JobObservation
 
@@ -281,3 +282,29 @@ def test_runs_past_the_waiting_cap_queue_with_a_clear_reason() -> None:
     # A run that nothing holds up starts, however many earlier runs of other views wait.
     others = [Peer(f"older-{n}", f"2026-11-26T10:0{n}:00Z", frozenset({"c"}), "") for n in range(3)]
     assert decide_materialization(_observe(spec=_spec(featureViews=["a"]), peers=others, max_waiting=3)).create_job
+
+
+def test_a_watch_event_calls_for_a_pass_on_a_new_run_or_a_restarts_first_sight_of_an_unfinished_one() -> None:
+    def run(phase: str | None = None, deleting: bool = False, finalized: bool = True) -> dict[str, Any]:
+        meta: dict[str, Any] = {"name": "r", "finalizers": ["f"] if finalized else []}
+        if deleting:
+            meta["deletionTimestamp"] = "2026-11-02T00:00:00Z"
+        return {"metadata": meta, "status": {"phase": phase} if phase else {}}
+
+    def passes(event_type: str | None, body: dict[str, Any], known: bool) -> bool:
+        return pass_on_event(event_type, body, known, finalizer="f")
+
+    # Just created: no pass has written a phase yet; once the finalizer is on it.
+    assert not passes("ADDED", run(finalized=False), known=False)
+    assert passes("MODIFIED", run(), known=True)
+    # A restart's listing (no event type) of an unfinished run not seen before, finalizer or not.
+    assert passes(None, run("Running"), known=False)
+    assert passes(None, run("Pending"), known=False)
+    assert passes(None, run(finalized=False), known=False)
+    # The run's own status write, a re-listing of a known run, finished runs, deletions: no pass.
+    assert not passes("MODIFIED", run("Running"), known=True)
+    assert not passes(None, run("Running"), known=True)
+    assert not passes(None, run("Succeeded"), known=False)
+    assert not passes("MODIFIED", run("Failed"), known=False)
+    assert not passes("DELETED", run(), known=False)
+    assert not passes("MODIFIED", run(deleting=True), known=False)

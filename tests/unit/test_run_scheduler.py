@@ -19,7 +19,8 @@ INTERVALS = Intervals(waiting=2, active=60, audit=30)
 
 
 def test_a_run_needs_passes_by_phase_and_finished_history_needs_none() -> None:
-    assert purposes(None, False) == {WAITING, ACTIVE}
+    # A new run's first pass comes from its watch event; only the resync backs it up.
+    assert purposes(None, False) == {ACTIVE}
     assert purposes("Pending", False) == {WAITING, ACTIVE}
     assert purposes("Running", False) == {ACTIVE}
     assert purposes("Succeeded", False) == set()
@@ -28,11 +29,11 @@ def test_a_run_needs_passes_by_phase_and_finished_history_needs_none() -> None:
 
 def test_passes_are_due_one_interval_after_they_are_first_seen_then_every_interval() -> None:
     times = DueTimes(INTERVALS)
-    times.observe(("ns", "run"), {WAITING, ACTIVE}, now=100)
+    assert not times.observe(("ns", "run"), {WAITING, ACTIVE}, now=100)
     assert times.pop_due(101) == []
     assert times.pop_due(102) == [("ns", "run", WAITING)]
-    # Seen again (any event): what is scheduled keeps its time.
-    times.observe(("ns", "run"), {WAITING, ACTIVE}, now=103)
+    # Seen again (any event): what is scheduled keeps its time, and the run is known.
+    assert times.observe(("ns", "run"), {WAITING, ACTIVE}, now=103)
     assert times.pop_due(103) == []
     assert sorted(times.pop_due(160)) == [("ns", "run", ACTIVE), ("ns", "run", WAITING)]
     assert times.pop_due(161) == []

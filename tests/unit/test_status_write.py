@@ -166,7 +166,7 @@ class FakeStatusApi:
         meta = self.obj["metadata"]
         meta["resourceVersion"] = str(int(meta["resourceVersion"]) + 1)
 
-    def replace_namespaced_custom_object_status(self, *args: Any) -> None:
+    def replace_namespaced_custom_object_status(self, *args: Any, **kwargs: Any) -> None:
         body = args[-1]
         if self.before_write:
             self.before_write.pop(0)()

@@ -51,7 +51,7 @@ def emit(kube: Kube, body: Obj, event_type: str, reason: str, message: str) -> N
         "count": 1,
     }
     try:
-        kube.core.create_namespaced_event(meta["namespace"], event)
+        kube.create_event(meta["namespace"], event)
     except ApiException as error:  # an Event is worth a log line, not a failed reconcile
         log.warning(
             "could not record event %s: %s", reason, error.reason, extra=object_fields(meta["namespace"], meta["name"])

@@ -15,6 +15,10 @@ from feast_lineage.redaction import KNOWN
 
 Obj = dict[str, Any]
 STATUS_WRITE_ATTEMPTS = 5
+# Every thread that calls the API server at once (Kopf's workers, the run scheduler's, the audit
+# deliveries', the pod monitor, the Lease) keeps a connection: the client's default pool (5 per core)
+# is smaller, so a burst discarded connections and paid a new TLS handshake for most requests.
+CONNECTION_POOL_SIZE = 32
 
 
 class StatusConflict(Exception):
@@ -27,7 +31,9 @@ def new_api_client() -> client.ApiClient:
         config.load_kube_config()
     except config.ConfigException:
         config.load_incluster_config()
-    return client.ApiClient()
+    configuration = client.Configuration.get_default_copy()
+    configuration.connection_pool_maxsize = CONNECTION_POOL_SIZE
+    return client.ApiClient(configuration)
 
 
 def read(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Obj | None:
@@ -50,6 +56,19 @@ def create(call: Callable[..., Any], *args: Any) -> bool:
             return False
         raise
     return True
+
+
+def send_json(api: client.ApiClient, method: str, path: str, body: Obj) -> Obj:
+    """A request with a plain JSON body and reply, past the generated client's typed methods: those
+    validate a dict body into the resource's model (a Job's has hundreds of fields) and dump it back,
+    which costs more than the request. A reply other than 2xx raises ApiException, as they do."""
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    request = api.param_serialize(method, path, header_params=headers, body=body, auth_settings=["BearerToken"])
+    response = api.call_api(*request)
+    response.read()
+    if not 200 <= response.status <= 299:
+        raise ApiException.from_response(http_resp=response, body=None, data=None)
+    return dict(json.loads(response.data))
 
 
 class OwnershipConflict(Exception):
@@ -96,7 +115,7 @@ class Kube:
                 return False
             try:
                 self.custom.replace_namespaced_custom_object_status(
-                    GROUP, VERSION, namespace, plural, name, {**current, "status": stored}
+                    GROUP, VERSION, namespace, plural, name, {**current, "status": stored}, _preload_content=False
                 )
                 return True
             except ApiException as error:
@@ -111,6 +130,19 @@ class Kube:
                 raise StatusConflict(f"status of {plural}/{namespace}/{name} changed since it was read")
             current = fresh
         raise StatusConflict(f"status of {plural}/{namespace}/{name} kept changing")
+
+    def create_job(self, namespace: str, manifest: Obj) -> bool:
+        """Create a Job; False when it already exists (a deterministic name made it earlier)."""
+        try:
+            send_json(self.api, "POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", manifest)
+        except ApiException as error:
+            if error.status == 409:
+                return False
+            raise
+        return True
+
+    def create_event(self, namespace: str, event: Obj) -> None:
+        send_json(self.api, "POST", f"/api/v1/namespaces/{namespace}/events", event)
 
     def get_custom(self, plural: str, namespace: str, name: str) -> Obj | None:
         return read(self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name)

@@ -29,7 +29,7 @@ from feast_lineage.controller import metrics
 from feast_lineage.controller.backoff import Backoff
 from feast_lineage.controller.errors import stalled_by
 from feast_lineage.controller.events import emit, emit_transitions, report_distrusted
-from feast_lineage.controller.kube import Kube, Obj, OwnershipConflict, StatusConflict, controlled_by, create, read
+from feast_lineage.controller.kube import Kube, Obj, OwnershipConflict, StatusConflict, controlled_by, read
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.logs import object_fields
 from feast_lineage.controller.outcome_audit import needs_record, outcome_record
@@ -134,6 +134,10 @@ def _raw_project_ref(body: Obj) -> str | None:
     return ref if isinstance(ref, str) and ref else None
 
 
+class JobExists(Exception):
+    """A pass that took the run's Job to be missing found it there: the pass is done again on a fresh read."""
+
+
 class MaterializationReconciler:
     def __init__(self, kube: Kube, settings: OperatorSettings, locks: ObjectLocks) -> None:
         self.kube = kube
@@ -157,9 +161,13 @@ class MaterializationReconciler:
                     return
                 if (body.get("status") or {}).get("phase") in TERMINAL:
                     return
+                # A run no pass has looked at has no Job yet, unless a pass died between creating it and
+                # writing status: its creation is refused then (the name is fixed), and the next
+                # attempt reads the run and its Job afresh.
+                unseen = not fresh and not (body.get("status") or {}).get("phase")
                 try:
-                    self._reconcile(body, peers)
-                except StatusConflict:
+                    self._reconcile(body, peers, job_unknown=unseen)
+                except (StatusConflict, JobExists):
                     if attempt + 1 < PASS_ATTEMPTS:
                         continue
                     metrics.RECONCILES.labels(MATERIALIZATION_JOB_KIND, "error").inc()
@@ -211,7 +219,7 @@ class MaterializationReconciler:
             for peer in peers:
                 self.waiting.forget(f"{namespace}/{peer['name']}")
 
-    def _reconcile(self, body: Obj, peer_summaries: list[Obj]) -> None:
+    def _reconcile(self, body: Obj, peer_summaries: list[Obj], job_unknown: bool = False) -> None:
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         now = utc_now()
@@ -231,7 +239,11 @@ class MaterializationReconciler:
         if spec is not None:
             project = self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, namespace, spec.project_ref.name)
             try:
-                job = self.kube.owned_job(job_name, namespace, meta["uid"], f"MaterializationJob {name}")
+                job = (
+                    None
+                    if job_unknown
+                    else self.kube.owned_job(job_name, namespace, meta["uid"], f"MaterializationJob {name}")
+                )
             except OwnershipConflict as conflict:
                 job, invalid = None, str(conflict)
                 spec = None
@@ -493,10 +505,9 @@ class MaterializationReconciler:
             extra_env=extra_env,
             repo_snapshot=applied.snapshot,
         )
-        if create(self.kube.batch.create_namespaced_job, namespace, render_runner_job(project, request)):
-            log.info(
-                "created materialize Job %s", job_name, extra=object_fields(namespace, name, meta.get("generation"))
-            )
+        if not self.kube.create_job(namespace, render_runner_job(project, request)):
+            raise JobExists(f"Job {job_name} exists already")
+        log.info("created materialize Job %s", job_name, extra=object_fields(namespace, name, meta.get("generation")))
 
     def _record_on_project(
         self,

@@ -40,7 +40,9 @@ class Intervals:
 def purposes(phase: str | None, pending_audit: bool) -> set[str]:
     """Which periodic passes a run with this phase needs."""
     wanted = set()
-    if phase in (None, "", "Pending"):
+    # A run with no phase yet has its first pass from its watch event; polling it too would only
+    # queue a second pass behind the first in a burst. The resync still catches a failed one.
+    if phase == "Pending":
         wanted.add(WAITING)
     if phase not in TERMINAL:
         wanted.add(ACTIVE)
@@ -59,15 +61,17 @@ class DueTimes:
     def __len__(self) -> int:
         return len(self._due)
 
-    def observe(self, key: Key, wanted: set[str], now: float) -> None:
+    def observe(self, key: Key, wanted: set[str], now: float) -> bool:
         """The run as last seen: a new purpose is first due one interval from now (the event that
-        revealed it has its own handler); a purpose no longer wanted is dropped, and so is the run."""
-        current = self._due.get(key, {})
-        updated = {purpose: current.get(purpose, now + self.intervals.of(purpose)) for purpose in wanted}
+        revealed it has its own handler); a purpose no longer wanted is dropped, and so is the run.
+        Returns whether the run was known already (had a pass due)."""
+        current = self._due.get(key)
+        updated = {purpose: (current or {}).get(purpose, now + self.intervals.of(purpose)) for purpose in wanted}
         if updated:
             self._due[key] = updated
         else:
             self._due.pop(key, None)
+        return current is not None
 
     def forget(self, key: Key) -> None:
         self._due.pop(key, None)
@@ -102,12 +106,13 @@ class RunScheduler:
         with self._lock:
             return len(self._times)
 
-    def observe(self, namespace: str, name: str, phase: str | None, pending_audit: bool, deleted: bool) -> None:
+    def observe(self, namespace: str, name: str, phase: str | None, pending_audit: bool, deleted: bool) -> bool:
+        """Returns whether the run was known already: an unfinished run is, from its first event on."""
         with self._lock:
             if deleted:
                 self._times.forget((namespace, name))
-            else:
-                self._times.observe((namespace, name), purposes(phase, pending_audit), time.monotonic())
+                return True
+            return self._times.observe((namespace, name), purposes(phase, pending_audit), time.monotonic())
 
     def start(self) -> None:
         self._thread.start()

@@ -4,9 +4,12 @@ decorators only, the work is elsewhere."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 import logging
 import os
 import socket
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import kopf
@@ -37,7 +40,7 @@ from feast_lineage.controller.settings import OperatorSettings
 from feast_lineage.domain import labels
 from feast_lineage.domain.apply_gate import AWAITING_APPROVAL
 from feast_lineage.domain.conditions import RECONCILING, STALLED
-from feast_lineage.domain.materialization_state import TERMINAL
+from feast_lineage.domain.materialization_state import TERMINAL, pass_on_event
 from feast_lineage.domain.project_state import SOURCE_AVAILABLE
 from feast_lineage.domain.references import referenced_config_maps
 from feast_lineage.domain.runner_outcome import job_ended
@@ -46,6 +49,7 @@ from feast_lineage.injection.service import InjectionService
 PROJECTS = (GROUP, VERSION, FEATURE_STORE_PROJECT_PLURAL)
 RUNS = (GROUP, VERSION, MATERIALIZATION_JOB_PLURAL)
 MANAGED = {labels.LABEL_MANAGED_BY: labels.MANAGED_BY}
+FINALIZER = f"{GROUP}/finalizer"
 
 
 def _applying(status: kopf.Status, **_: Any) -> bool:
@@ -96,6 +100,24 @@ def _owner(body: kopf.Body, kind: str) -> str | None:
     return labels.controller_owner({"metadata": dict(body.get("metadata") or {})}, kind)
 
 
+class _ProjectDiffBases(kopf.AnnotationsDiffBaseStorage):
+    """Kopf's last-handled state of each object, for projects only. Runs have no update handlers
+    (their passes come from watch events), so theirs would never be read: Kopf would deep-copy
+    every event's body to compare it, and store it with a PATCH per run (one more watch event)."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Iterable[kopf.FieldSpec] | None = None) -> kopf.BodyEssence:
+        if body.get("kind") == MATERIALIZATION_JOB_KIND:
+            return kopf.BodyEssence()
+        return super().build(body=body, extra_fields=extra_fields)
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None if body.get("kind") == MATERIALIZATION_JOB_KIND else super().fetch(body=body)
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        if body.get("kind") != MATERIALIZATION_JOB_KIND:
+            super().store(body=body, patch=patch, essence=essence)
+
+
 def build_registry(
     operator: OperatorSettings, kube: Kube, injection: InjectionService | None, health: Health
 ) -> kopf.OperatorRegistry:
@@ -108,6 +130,11 @@ def build_registry(
     schedules = ScheduleReconciler(kube, locks, operator.max_waiting_runs)
     audits = AuditDeliveries(kube, operator, locks)
     live_indices: dict[str, Any] = {}
+    kopf_executor: list[concurrent.futures.Executor] = []
+
+    async def on_kopf_worker(call: Callable[[], None]) -> None:
+        """A blocking pass from an async handler: on Kopf's worker threads, like its synchronous handlers."""
+        await asyncio.get_running_loop().run_in_executor(kopf_executor[0], call)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -119,11 +146,12 @@ def build_registry(
         # Async: it runs on Kopf's event loop, which the health check then watches.
         # Progress lives in annotations; status belongs to the operator's own fields only.
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
-        settings.persistence.finalizer = f"{GROUP}/finalizer"
+        settings.persistence.diffbase_storage = _ProjectDiffBases(prefix=GROUP)
+        settings.persistence.finalizer = FINALIZER
         settings.posting.enabled = False  # Events are written on transitions by the handlers themselves.
         settings.watching.server_timeout = 300
         settings.execution.max_workers = 8
+        kopf_executor.append(settings.execution.executor)  # handlers are not given the settings
         # No paged lists (settings.watching.chunk_size): Kopf handles each page before asking for the
         # next, and an operator slow to start (thousands of runs, a loaded node) outlives the API
         # server's continue token; Kopf then stops the operator on the 410 Gone.
@@ -266,19 +294,28 @@ def build_registry(
     ) -> dict[tuple[str | None, str], str]:
         return {(namespace, name): str(spec.get("projectRef", {}).get("name", ""))}
 
-    # Finished runs (the history) need nothing: a restart does not read them one by one.
-    @kopf.on.resume(*RUNS, when=_run_active, registry=registry)
-    @kopf.on.create(*RUNS, when=_run_active, registry=registry)
-    def run_created(namespace: str | None, name: str, body: kopf.Body, spec: kopf.Spec, **indices: Any) -> None:
-        runs.reconcile(namespace or "", name, peers_of(indices, namespace, spec), seen=dict(body))
-
-    # Periodic passes of runs come from one scheduler, not Kopf timers: a timer on a resource makes
-    # Kopf keep every object's body (the finished history too) and a finalizer on each.
+    # A run's passes are level-based, from its watch events, rather than Kopf's create and resume
+    # handlers: those end with a PATCH of Kopf's progress and last-handled state (Kopf computes
+    # each PATCH as a JSON diff of the whole object), and that PATCH is one more watch event per run.
+    # Finished runs (the history) need nothing: a restart does not read them one by one. Periodic
+    # passes come from one scheduler, not Kopf timers: a timer on a resource makes Kopf keep every
+    # object's body (the finished history too) and a finalizer on each.
     @kopf.on.event(*RUNS, registry=registry)
-    async def run_seen(type: str | None, namespace: str | None, name: str, status: kopf.Status, **indices: Any) -> None:
+    async def run_seen(
+        type: str | None,
+        namespace: str | None,
+        name: str,
+        body: kopf.Body,
+        spec: kopf.Spec,
+        status: kopf.Status,
+        **indices: Any,
+    ) -> None:
         live_indices.update(indices)  # the same live index objects on every call; the scheduler reads them
         pending_audit = bool(status.get("pendingAudit"))
-        scheduler.observe(namespace or "", name, status.get("phase"), pending_audit, deleted=type == "DELETED")
+        known = scheduler.observe(namespace or "", name, status.get("phase"), pending_audit, deleted=type == "DELETED")
+        if pass_on_event(type, dict(body), known, FINALIZER):
+            peers = peers_of(indices, namespace, spec)
+            await on_kopf_worker(functools.partial(runs.reconcile, namespace or "", name, peers, seen=dict(body)))
 
     def scheduled_pass(namespace: str, name: str, purpose: str) -> None:
         if purpose == run_scheduler.AUDIT:
@@ -309,8 +346,10 @@ def build_registry(
         if wait is not None:
             raise kopf.TemporaryError("delivering the pending audit record to MLflow first", delay=wait)
 
+    # Async: most of a Job's events (its creation, the controller's progress updates) are filtered
+    # out on the event loop, without taking one of Kopf's worker threads each.
     @kopf.on.event("batch", "v1", "jobs", labels={**MANAGED, labels.LABEL_OPERATION: "materialize"}, registry=registry)
-    def materialize_job_event(type: str | None, body: kopf.Body, namespace: str | None, **indices: Any) -> None:
+    async def materialize_job_event(type: str | None, body: kopf.Body, namespace: str | None, **indices: Any) -> None:
         owner = _owner(body, MATERIALIZATION_JOB_KIND)
         # Its creation and the controller's progress updates tell the run nothing it does not know
         # (pods that cannot start are the resync's): only the end, or the Job's disappearance.
@@ -319,7 +358,8 @@ def build_registry(
         # The run's project from the watch-fed index, not a GET per Job event.
         index: kopf.Index[Any, Any] = indices["project_of_run"]
         for project in set(index.get((namespace, owner), [])):
-            runs.reconcile(namespace or "", owner, peers_of(indices, namespace, {"projectRef": {"name": project}}))
+            peers = peers_of(indices, namespace, {"projectRef": {"name": project}})
+            await on_kopf_worker(functools.partial(runs.reconcile, namespace or "", owner, peers))
 
     return registry
 

@@ -195,6 +195,26 @@ def _finish(status: MaterializationJobStatus, job: JobObservation, now: datetime
         status.reason, status.message = "Succeeded", "materialized"
 
 
+def pass_on_event(event_type: str | None, body: dict[str, Any], known: bool, finalizer: str) -> bool:
+    """Whether a watch event of a run calls for a pass now. Level-based: a second pass of a run is
+    harmless (its Job's name is fixed, a second create is refused), so no progress is recorded.
+
+    An unfinished run this process sees for the first time in a listing (a restart) gets one; a new
+    run, one that no pass has written a phase to, gets one once it carries the operator's
+    ``finalizer``: it is added by the run's first event, and a pass started before would write
+    status that crosses it (the finalizer would be patched again from the stale event). Every other
+    event of a run is its own status write or its finalizer, or the deletion's."""
+    meta = body.get("metadata") or {}
+    if event_type == "DELETED" or meta.get("deletionTimestamp"):
+        return False
+    phase = (body.get("status") or {}).get("phase")
+    if phase in TERMINAL:
+        return False
+    if event_type is None and not known:
+        return True
+    return not phase and finalizer in (meta.get("finalizers") or [])
+
+
 def decide_materialization(obs: MaterializationObservation) -> MaterializationDecision:
     status = obs.status.model_copy(deep=True)
     if status.phase in TERMINAL:
