@@ -9,6 +9,7 @@ import os
 import socket
 from typing import Any
 
+import aiohttp
 import kopf
 from kopf._core.engines.peering import Identity  # not re-exported by kopf; the type of run(identity=)
 
@@ -72,6 +73,36 @@ def _owner(body: kopf.Body, kind: str) -> str | None:
     return labels.controller_owner({"metadata": dict(body.get("metadata") or {})}, kind)
 
 
+REQUEST_CONNECTIONS = 16
+"""Connections Kopf may hold for its requests (patches, lists) beside its watch streams."""
+
+
+def _watch_streams(operator: OperatorSettings) -> int:
+    """Kopf's long-lived watch requests: one per watched resource (projects, runs, ConfigMaps, Jobs)
+    and namespace, and, watching the whole cluster, its scans of namespaces and CRDs."""
+    return 4 * len(operator.namespaces) if operator.namespaces else 4 + 2
+
+
+def _bounded_session(info: kopf.ConnectionInfo, streams: int) -> kopf.AiohttpSession:
+    """Kopf's own session, but with at most ``streams + REQUEST_CONNECTIONS`` connections. Kopf's
+    has no bound: a start that finds a thousand projects patches them all at once, on a connection
+    each, and every TLS connection holds a 256 KiB read buffer (hundreds of MiB, kept as the
+    allocator's fragments after the connections close). Requests beyond the bound wait for a free
+    connection."""
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=streams + REQUEST_CONNECTIONS, ssl=info.as_ssl_context()),
+        headers=info.as_http_headers(),
+        trust_env=info.trust_env,
+    )
+    return kopf.AiohttpSession(
+        server=info.server,
+        default_namespace=info.default_namespace,
+        priority=info.priority,
+        expiration=info.expiration,
+        aiohttp_session=session,
+    )
+
+
 def build_registry(
     operator: OperatorSettings, kube: Kube, injection: InjectionService | None, health: Health
 ) -> kopf.OperatorRegistry:
@@ -85,10 +116,12 @@ def build_registry(
     audits = AuditDeliveries(kube, operator, locks)
     live_indices: dict[str, Any] = {}
 
+    # A registry of our own does not inherit Kopf's default login; use the kubernetes client's
+    # credentials, in a session whose connections are bounded (see _bounded_session).
     @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        # A registry of our own does not inherit Kopf's default login; use the kubernetes client's.
-        return kopf.login_via_client(**kwargs)
+    async def login(**kwargs: Any) -> kopf.AiohttpSession | None:
+        info = kopf.login_via_client(**kwargs)
+        return None if info is None else _bounded_session(info, _watch_streams(operator))
 
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
