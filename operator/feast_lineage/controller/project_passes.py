@@ -2,7 +2,7 @@
 
 They come from one scheduler (:class:`.run_scheduler.RunScheduler`), not Kopf timers: a timer on a
 resource makes Kopf keep the latest body of every object of it (with ``managedFields`` and Kopf's own
-annotations, the largest part of a project in memory) and hold each with a finalizer. A schedule
+annotations, the largest part of a project in memory). A schedule
 tick starts from the project as last seen, so that much is kept, stripped to what the tick reads,
 for the projects that have a schedule only.
 """

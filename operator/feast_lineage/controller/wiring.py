@@ -50,12 +50,6 @@ def _has_pending_audit(status: kopf.Status, **_: Any) -> bool:
     return bool(status.get("pendingAudit"))
 
 
-def _project_unsettled(status: kopf.Status, **_: Any) -> bool:
-    """An apply in flight (its audit record becomes pending as it ends) or a record not yet delivered:
-    what a project's deletion must wait for."""
-    return project_passes.applying(dict(status)) or _has_pending_audit(status)
-
-
 def _kept_in_index(meta: kopf.Meta, status: kopf.Status, **_: Any) -> bool:
     return kept_in_index(dict(meta), dict(status))
 
@@ -165,13 +159,14 @@ def build_registry(
     def project_approval_changed(namespace: str | None, name: str, **_: Any) -> None:
         projects.reconcile(namespace or "", name)
 
-    # Kopf holds a project with its finalizer only while its deletion must wait: an apply in flight
-    # or an undelivered audit record, which are delivered first, or abandoned after a bounded wait.
-    @kopf.on.delete(*PROJECTS, when=_project_unsettled, registry=registry)
+    # Kopf holds every project with its finalizer, so its deletion passes by here: its pending audit
+    # records are delivered first (or abandoned after a bounded wait), then its metric series go.
+    @kopf.on.delete(*PROJECTS, registry=registry)
     def project_deleted(namespace: str | None, name: str, **_: Any) -> None:
         wait = audits.before_deletion(FEATURE_STORE_PROJECT_KIND, namespace or "", name)
         if wait is not None:
             raise kopf.TemporaryError("delivering pending audit records to MLflow first", delay=wait)
+        projects.deleted(namespace or "", name)
 
     # Periodic passes of projects come from one scheduler fed by the watch, not Kopf timers (see
     # project_passes); the schedule tick starts from the project as last seen.
@@ -182,7 +177,6 @@ def build_registry(
         if type == "DELETED":
             project_scheduler.observe_purposes(ns, name, set())
             last_seen.observe(ns, name, None)
-            await asyncio.to_thread(projects.deleted, ns, name)  # its metric series, backoff, Git answer
             return
         spec, status = dict(body.get("spec") or {}), dict(body.get("status") or {})
         wanted = project_passes.project_purposes(spec, status)
