@@ -111,6 +111,24 @@ def test_a_forgotten_project_is_not_woken_by_a_late_answer() -> None:
     resolver.shutdown()
 
 
+def test_a_refresh_asks_the_remote_again_with_the_last_request_and_wakes_on_a_new_commit() -> None:
+    remote, wakes = Remote(), Wakes()
+    resolver = GitResolver(wakes, workers=1, resolve=remote)
+    resolver.refresh(PROJECT)  # never asked: nothing to ask again
+    assert _answered(resolver) and remote.calls == 0
+    with pytest.raises(ResolutionPending):
+        resolver.commit(PROJECT, REQUEST)
+    remote.answers.put("a" * 40)
+    wakes.next()
+    resolver.refresh(PROJECT)
+    remote.answers.put("b" * 40)  # the branch moved: the resync's question wakes the project
+    assert wakes.next() == PROJECT
+    assert remote.calls == 2
+    remote.answers.put("b" * 40)
+    assert resolver.commit(PROJECT, REQUEST) == "b" * 40
+    resolver.shutdown()
+
+
 def _answered(resolver: GitResolver) -> bool:
     """Every call started so far has finished (the pool is drained by a marker task)."""
     done = threading.Event()

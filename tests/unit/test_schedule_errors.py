@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client
@@ -13,6 +13,7 @@ from kubernetes.client.exceptions import ApiException
 
 from feast_lineage.controller.kube import Kube
 from feast_lineage.controller.locks import ObjectLocks
+from feast_lineage.controller.rest import CustomObjects
 from feast_lineage.controller.schedule_reconciler import ScheduleReconciler
 from tests.unit.test_status_write import FakeStatusApi
 
@@ -53,7 +54,7 @@ def _project() -> dict[str, Any]:
 
 def _tick(api: RefusingApi) -> None:
     kube = Kube(client.ApiClient())
-    kube.custom = api
+    kube.custom = cast(CustomObjects, api)
     ScheduleReconciler(kube, ObjectLocks()).tick("ml", "drivers", [], now=datetime(2026, 11, 26, 12, 1, tzinfo=UTC))
 
 

@@ -6,7 +6,7 @@ import copy
 import types
 import typing
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client
@@ -22,6 +22,7 @@ from feast_lineage.api import (
     StatusModel,
 )
 from feast_lineage.controller.kube import Kube, StatusConflict
+from feast_lineage.controller.rest import CustomObjects
 from feast_lineage.domain.status_owners import (
     PROJECT_INJECTION,
     PROJECT_RECONCILER,
@@ -181,7 +182,7 @@ class FakeStatusApi:
 
 def _kube(api: FakeStatusApi) -> Kube:
     kube = Kube(client.ApiClient())
-    kube.custom = api
+    kube.custom = cast(CustomObjects, api)
     return kube
 
 

@@ -77,6 +77,14 @@ class GitResolver:
             raise outcome
         return outcome
 
+    def refresh(self, project: ProjectKey) -> None:
+        """Ask ``project``'s remote again with the request it last made, unless an answer is on its
+        way; a changed answer wakes the project. Nothing to ask before its first pass asked."""
+        with self._lock:
+            entry = self._entries.get(project)
+            if entry is not None and entry.in_flight is None:
+                entry.in_flight = self._pool.submit(self._answer, project, entry)
+
     def forget(self, project: ProjectKey) -> None:
         with self._lock:
             self._entries.pop(project, None)

@@ -10,6 +10,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from feast_lineage.api import GROUP, VERSION, StatusModel
+from feast_lineage.controller.rest import BatchV1, CoreV1, CustomObjects, Rest
 from feast_lineage.domain.status_owners import owned_part, stored_status
 from feast_lineage.redaction import KNOWN
 
@@ -84,13 +85,14 @@ def controlled_by(obj: Obj, uid: str) -> bool:
 
 
 class Kube:
-    """The API groups the operator uses, sharing one client."""
+    """The API groups the operator uses, sharing one client (by path: see :mod:`.rest`)."""
 
     def __init__(self, api: client.ApiClient) -> None:
         self.api = api
-        self.core = client.CoreV1Api(api)
-        self.batch = client.BatchV1Api(api)
-        self.custom = client.CustomObjectsApi(api)
+        self.rest = Rest(api)
+        self.core = CoreV1(self.rest)
+        self.batch = BatchV1(self.rest)
+        self.custom = CustomObjects(self.rest)
 
     def write_status(self, plural: str, body: Obj, status: StatusModel, owned: frozenset[str]) -> bool:
         """Store ``status``'s ``owned`` top-level fields whole, and every other field as ``body`` had it.

@@ -9,6 +9,7 @@ nothing twice.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -51,6 +52,7 @@ from feast_lineage.domain.apply_plan import (
     spec_hash,
     trigger,
 )
+from feast_lineage.domain.conditions import RECONCILING
 from feast_lineage.domain.project_state import (
     SOURCE_REASONS,
     InputProblem,
@@ -76,6 +78,8 @@ from feast_lineage.timestamps import utc_now
 
 log = logging.getLogger(__name__)
 PASS_ATTEMPTS = 3
+FULL_RESYNC_EVERY = 10
+"""A settled project's resync is a full pass only every this many resyncs (see :meth:`ProjectReconciler.resync`)."""
 
 
 def runner_config_map_name(project_resource: str) -> str:
@@ -95,6 +99,9 @@ class ProjectReconciler:
         self.source_backoff = Backoff(settings.active_poll_seconds, settings.resync_seconds / 4)
         self.git = GitResolver(self._woken)
         self._wakeups = ThreadPoolExecutor(2, thread_name_prefix="project-wake")
+        # When each settled project's last full pass ended, and whether the running pass settles it.
+        self._settled: dict[str, float] = {}
+        self._settles: dict[str, bool] = {}
 
     def _woken(self, project: ProjectKey) -> None:
         """A Git answer changed (or came for the first time): a pass of its own, off the resolver's pool."""
@@ -111,33 +118,64 @@ class ProjectReconciler:
         self.git.shutdown()
         self._wakeups.shutdown(wait=False, cancel_futures=True)
 
+    def resync(self, namespace: str, name: str) -> None:
+        """The periodic look that catches what no event reported. A project whose last full pass left
+        it settled (nothing applying, nothing created), with no event since that could change that
+        (its spec, approval, repo and trust ConfigMaps, owned ConfigMaps and apply Jobs all come with
+        watch events, which pass or unsettle it), costs no request: only its Git revision, which no
+        event reports, is asked again (a changed answer wakes it). Every ``FULL_RESYNC_EVERY``
+        resyncs it gets a full pass anyway (Secrets, which are not watched, and anything missed)."""
+        key = f"{namespace}/{name}"
+        settled_at = self._settled.get(key)
+        full_every = FULL_RESYNC_EVERY * self.settings.resync_seconds
+        if settled_at is not None and time.monotonic() - settled_at < full_every:
+            self.git.refresh((namespace, name))
+            return
+        self.reconcile(namespace, name)
+
+    def unsettle(self, namespace: str, name: str) -> None:
+        """Something the project depends on changed: its next resync is a full pass."""
+        self._settled.pop(f"{namespace}/{name}", None)
+
     def reconcile(self, namespace: str, name: str) -> None:
         """One pass over the project; safe to call from any handler, any number of times."""
         # Handlers of one object can overlap (a timer and a Job event): one pass at a time per
         # object, each on a fresh read, so no pass writes a status computed from a stale one.
+        key = f"{namespace}/{name}"
         with self.locks.hold(FEATURE_STORE_PROJECT_KIND, namespace, name):
-            for attempt in range(PASS_ATTEMPTS):
-                body = self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, namespace, name)
-                if body is None or body["metadata"].get("deletionTimestamp"):
-                    return
-                try:
-                    self._reconcile(body)
-                except ResolutionPending:
-                    return  # the project's first Git answer wakes it for another pass
-                except StatusConflict:
-                    if attempt + 1 < PASS_ATTEMPTS:
-                        continue  # another writer changed what this pass decided on: decide again
-                    metrics.RECONCILES.labels(FEATURE_STORE_PROJECT_KIND, "error").inc()
-                    raise
-                except Exception as error:
-                    metrics.RECONCILES.labels(FEATURE_STORE_PROJECT_KIND, "error").inc()
-                    # A pass that fails the same way each time stalls the project with the reason,
-                    # instead of a traceback retried forever; a transient error is retried.
-                    if not self._stall(body, error):
-                        raise
-                    return
-                metrics.RECONCILES.labels(FEATURE_STORE_PROJECT_KIND, "ok").inc()
+            self._settled.pop(key, None)
+            self._settles[key] = False
+            try:
+                self._pass(namespace, name)
+            except BaseException:
+                self._settles.pop(key, None)
+                raise
+            if self._settles.pop(key, False):
+                self._settled[key] = time.monotonic()
+
+    def _pass(self, namespace: str, name: str) -> None:
+        for attempt in range(PASS_ATTEMPTS):
+            body = self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, namespace, name)
+            if body is None or body["metadata"].get("deletionTimestamp"):
                 return
+            try:
+                self._reconcile(body)
+            except ResolutionPending:
+                return  # the project's first Git answer wakes it for another pass
+            except StatusConflict:
+                if attempt + 1 < PASS_ATTEMPTS:
+                    continue  # another writer changed what this pass decided on: decide again
+                metrics.RECONCILES.labels(FEATURE_STORE_PROJECT_KIND, "error").inc()
+                raise
+            except Exception as error:
+                metrics.RECONCILES.labels(FEATURE_STORE_PROJECT_KIND, "error").inc()
+                # A pass that fails the same way each time stalls the project with the reason,
+                # instead of a traceback retried forever; a transient error is retried.
+                if not self._stall(body, error):
+                    raise
+                return
+            metrics.RECONCILES.labels(FEATURE_STORE_PROJECT_KIND, "ok").inc()
+            return
 
     def _stall(self, body: Obj, error: Exception) -> bool:
         problem = stalled_by(error)
@@ -171,6 +209,7 @@ class ProjectReconciler:
         with self.locks.hold(FEATURE_STORE_PROJECT_KIND, namespace, name):
             metrics.forget_project(namespace, name)
             self.source_backoff.forget(f"{namespace}/{name}")
+            self._settled.pop(f"{namespace}/{name}", None)
             self.git.forget((namespace, name))
 
     def _track_source(self, namespace: str, name: str, problem: InputProblem | None) -> None:
@@ -355,6 +394,13 @@ class ProjectReconciler:
 
     def _write(self, body: Obj, decision: ProjectDecision) -> None:
         self.kube.write_status(FEATURE_STORE_PROJECT_PLURAL, body, decision.status, PROJECT_RECONCILER)
+        meta = body["metadata"]
+        # Settled unless an apply is in flight or starts now; the pass must still end without an error.
+        self._settles[f"{meta['namespace']}/{meta['name']}"] = not (
+            decision.create_job
+            or decision.delete_jobs
+            or any(c.type == RECONCILING and c.status == "True" for c in decision.status.conditions)
+        )
         emit_transitions(self.kube, body, decision.transitions)
         project = metrics.ProjectLabels.of(body)
         if project is not None:

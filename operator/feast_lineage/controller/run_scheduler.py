@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 from feast_lineage.domain.materialization_state import TERMINAL
 
@@ -25,6 +26,12 @@ WAITING, ACTIVE, AUDIT = "waiting", "active", "audit"
 Key = tuple[str, str]
 Pass = tuple[str, str, str]
 """namespace, name, purpose"""
+
+
+class PassIntervals(Protocol):
+    def of(self, purpose: str) -> float:
+        """Seconds between two passes of this purpose."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,7 @@ def purposes(phase: str | None, pending_audit: bool) -> set[str]:
 class DueTimes:
     """When each run's passes are next due (no threads: the scheduler's bookkeeping)."""
 
-    def __init__(self, intervals: Intervals) -> None:
+    def __init__(self, intervals: PassIntervals) -> None:
         self.intervals = intervals
         self._due: dict[Key, dict[str, float]] = {}
 
@@ -88,10 +95,16 @@ class DueTimes:
 
 
 class RunScheduler:
-    """Runs ``act(namespace, name, purpose)`` for each due pass on a few threads of its own."""
+    """Runs ``act(namespace, name, purpose)`` for each due pass on a few threads of its own. The
+    projects' periodic passes use one too (their purposes and intervals: :mod:`.project_passes`)."""
 
     def __init__(
-        self, intervals: Intervals, act: Callable[[str, str, str], None], workers: int = 4, tick: float = 0.5
+        self,
+        intervals: PassIntervals,
+        act: Callable[[str, str, str], None],
+        workers: int = 4,
+        tick: float = 0.5,
+        name: str = "run-scheduler",
     ) -> None:
         self._times = DueTimes(intervals)
         self._act = act
@@ -99,8 +112,8 @@ class RunScheduler:
         self._lock = threading.Lock()
         self._busy: set[Pass] = set()
         self._stop = threading.Event()
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="run-scheduler")
-        self._thread = threading.Thread(target=self._loop, name="run-scheduler", daemon=True)
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix=name)
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
 
     def __len__(self) -> int:
         with self._lock:
@@ -108,11 +121,13 @@ class RunScheduler:
 
     def observe(self, namespace: str, name: str, phase: str | None, pending_audit: bool, deleted: bool) -> bool:
         """Returns whether the run was known already: an unfinished run is, from its first event on."""
+        return self.observe_purposes(namespace, name, set() if deleted else purposes(phase, pending_audit))
+
+    def observe_purposes(self, namespace: str, name: str, wanted: set[str]) -> bool:
+        """The object as last seen needs these periodic passes (none: it is forgotten). Returns
+        whether it was known already."""
         with self._lock:
-            if deleted:
-                self._times.forget((namespace, name))
-                return True
-            return self._times.observe((namespace, name), purposes(phase, pending_audit), time.monotonic())
+            return self._times.observe((namespace, name), wanted, time.monotonic())
 
     def start(self) -> None:
         self._thread.start()

@@ -69,7 +69,8 @@ class OperatorSettings:
     mlflow_tracking_uri: str | None = None
     """Tracking server for projects that do not set spec.mlflow.trackingUri."""
     resync_seconds: float = 60.0
-    """How often each project is checked for a new repo revision and for drift."""
+    """How often each project's Git revision is asked again and each unfinished run looked at; a settled
+    project gets a full pass (drift, Secrets) every tenth resync, one with something in flight each."""
     input_retry_seconds: float = 5.0
     """How often a project waiting for a Secret looks again (Secrets are not watched: least privilege)."""
     active_poll_seconds: float = 2.0

@@ -12,6 +12,7 @@ import socket
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import aiohttp
 import kopf
 from kopf._core.engines.peering import Identity  # not re-exported by kopf; the type of run(identity=)
 
@@ -24,7 +25,7 @@ from feast_lineage.api import (
     MATERIALIZATION_JOB_PLURAL,
     VERSION,
 )
-from feast_lineage.controller import run_scheduler
+from feast_lineage.controller import project_passes, run_scheduler
 from feast_lineage.controller.audit_redelivery import AuditDeliveries
 from feast_lineage.controller.health import Health
 from feast_lineage.controller.kube import Kube
@@ -38,10 +39,7 @@ from feast_lineage.controller.project_reconciler import ProjectReconciler
 from feast_lineage.controller.schedule_reconciler import ScheduleReconciler
 from feast_lineage.controller.settings import OperatorSettings
 from feast_lineage.domain import labels
-from feast_lineage.domain.apply_gate import AWAITING_APPROVAL
-from feast_lineage.domain.conditions import RECONCILING, STALLED
 from feast_lineage.domain.materialization_state import TERMINAL, pass_on_event
-from feast_lineage.domain.project_state import SOURCE_AVAILABLE
 from feast_lineage.domain.references import referenced_config_maps
 from feast_lineage.domain.runner_outcome import job_ended
 from feast_lineage.injection.service import InjectionService
@@ -52,35 +50,8 @@ MANAGED = {labels.LABEL_MANAGED_BY: labels.MANAGED_BY}
 FINALIZER = f"{GROUP}/finalizer"
 
 
-def _applying(status: kopf.Status, **_: Any) -> bool:
-    """An apply in flight: polled closely. A change that waits for a person is not (the approval
-    annotation has its own handler, and the resync still looks)."""
-    return any(
-        c.get("type") == RECONCILING and c.get("status") == "True" and c.get("reason") != AWAITING_APPROVAL
-        for c in status.get("conditions") or []
-    )
-
-
-def _source_unavailable(status: kopf.Status, **_: Any) -> bool:
-    return any(c.get("type") == SOURCE_AVAILABLE and c.get("status") == "False" for c in status.get("conditions") or [])
-
-
-WAITING_FOR_SECRET = frozenset({"SecretNotFound", "SecretKeyNotFound"})
-
-
-def _waiting_for_secret(status: kopf.Status, **_: Any) -> bool:
-    return any(
-        c.get("type") == STALLED and c.get("status") == "True" and c.get("reason") in WAITING_FOR_SECRET
-        for c in status.get("conditions") or []
-    )
-
-
 def _has_pending_audit(status: kopf.Status, **_: Any) -> bool:
     return bool(status.get("pendingAudit"))
-
-
-def _scheduled(spec: kopf.Spec, **_: Any) -> bool:
-    return bool(spec.get("materialization"))
 
 
 def _kept_in_index(meta: kopf.Meta, status: kopf.Status, **_: Any) -> bool:
@@ -118,6 +89,35 @@ class _ProjectDiffBases(kopf.AnnotationsDiffBaseStorage):
             super().store(body=body, patch=patch, essence=essence)
 
 
+REQUEST_CONNECTIONS = 16
+"""Connections Kopf may hold for its requests (patches, lists) beside its watch streams."""
+
+
+def _watch_streams(operator: OperatorSettings) -> int:
+    """Kopf's long-lived watch requests: one per watched resource (projects, runs, ConfigMaps, Jobs)
+    and namespace, and, watching the whole cluster, its scans of namespaces and CRDs."""
+    return 4 * len(operator.namespaces) if operator.namespaces else 4 + 2
+
+
+def _bounded_session(info: kopf.ConnectionInfo, streams: int) -> kopf.AiohttpSession:
+    """Kopf's own session, but with at most ``streams + REQUEST_CONNECTIONS`` connections. Kopf's
+    has no bound: a start patches every project it finds at once, on a connection each, and every
+    TLS connection holds a 256 KiB read buffer (29 MiB of them at 100 projects, by tracemalloc).
+    Requests beyond the bound wait for a free connection."""
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=streams + REQUEST_CONNECTIONS, ssl=info.as_ssl_context()),
+        headers=info.as_http_headers(),
+        trust_env=info.trust_env,
+    )
+    return kopf.AiohttpSession(
+        server=info.server,
+        default_namespace=info.default_namespace,
+        priority=info.priority,
+        expiration=info.expiration,
+        aiohttp_session=session,
+    )
+
+
 def build_registry(
     operator: OperatorSettings, kube: Kube, injection: InjectionService | None, health: Health
 ) -> kopf.OperatorRegistry:
@@ -136,10 +136,12 @@ def build_registry(
         """A blocking pass from an async handler: on Kopf's worker threads, like its synchronous handlers."""
         await asyncio.get_running_loop().run_in_executor(kopf_executor[0], call)
 
+    # A registry of our own does not inherit Kopf's default login; use the kubernetes client's
+    # credentials, in a session whose connections are bounded (see _bounded_session).
     @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        # A registry of our own does not inherit Kopf's default login; use the kubernetes client's.
-        return kopf.login_via_client(**kwargs)
+    async def login(**kwargs: Any) -> kopf.AiohttpSession | None:
+        info = kopf.login_via_client(**kwargs)
+        return None if info is None else _bounded_session(info, _watch_streams(operator))
 
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -163,10 +165,12 @@ def build_registry(
         if injection is not None:
             injection.start_monitor()
         scheduler.start()
+        project_scheduler.start()
 
     @kopf.on.cleanup(registry=registry)
     def shutdown(**_: Any) -> None:
         scheduler.stop()
+        project_scheduler.stop()
         audits.shutdown()
         projects.shutdown()
 
@@ -182,51 +186,56 @@ def build_registry(
     def project_approval_changed(namespace: str | None, name: str, **_: Any) -> None:
         projects.reconcile(namespace or "", name)
 
-    # The timers below make Kopf hold every project with its finalizer, so this runs on deletion;
-    # optional: it is no reason of its own to block one.
-    @kopf.on.delete(*PROJECTS, optional=True, registry=registry)
+    # Kopf holds every project with its finalizer, so its deletion passes by here: its pending audit
+    # records are delivered first (or abandoned after a bounded wait), then its metric series go.
+    @kopf.on.delete(*PROJECTS, registry=registry)
     def project_deleted(namespace: str | None, name: str, **_: Any) -> None:
-        # Its pending audit records are delivered first, or abandoned after a bounded wait.
         wait = audits.before_deletion(FEATURE_STORE_PROJECT_KIND, namespace or "", name)
         if wait is not None:
             raise kopf.TemporaryError("delivering pending audit records to MLflow first", delay=wait)
         projects.deleted(namespace or "", name)
 
-    @kopf.timer(*PROJECTS, interval=operator.resync_seconds, initial_delay=operator.resync_seconds, registry=registry)
-    def project_resync(namespace: str | None, name: str, **_: Any) -> None:
-        projects.reconcile(namespace or "", name)
+    # Periodic passes of projects come from one scheduler fed by the watch, not Kopf timers (see
+    # project_passes); the schedule tick starts from the project as last seen.
+    @kopf.on.event(*PROJECTS, registry=registry)
+    async def project_seen(type: str | None, namespace: str | None, name: str, body: kopf.Body, **indices: Any) -> None:
+        live_indices.update(indices)
+        ns = namespace or ""
+        if type == "DELETED":
+            project_scheduler.observe_purposes(ns, name, set())
+            last_seen.observe(ns, name, None)
+            return
+        spec, status = dict(body.get("spec") or {}), dict(body.get("status") or {})
+        wanted = project_passes.project_purposes(spec, status)
+        last_seen.observe(ns, name, dict(body) if project_passes.SCHEDULE in wanted else None)
+        project_scheduler.observe_purposes(ns, name, wanted)
 
-    @kopf.timer(
-        *PROJECTS,
-        interval=operator.active_poll_seconds,
-        initial_delay=operator.active_poll_seconds,
-        when=_applying,
-        registry=registry,
-    )
-    def project_apply_in_flight(namespace: str | None, name: str, **_: Any) -> None:
-        projects.reconcile(namespace or "", name)
+    def project_pass(namespace: str, name: str, purpose: str) -> None:
+        if purpose == project_passes.AUDIT:
+            audits.submit(FEATURE_STORE_PROJECT_KIND, namespace, name)
+        elif purpose == project_passes.SOURCE_RETRY:
+            projects.retry_source(namespace, name)
+        elif purpose == project_passes.SCHEDULE:
+            index: kopf.Index[Any, Any] = live_indices["runs_by_project"]
+            runs_of = list(index.get((namespace, name), []))
+            schedules.tick(namespace, name, runs_of, seen=last_seen.get(namespace, name))
+        elif purpose == project_passes.RESYNC:
+            projects.resync(namespace, name)
+        else:
+            projects.reconcile(namespace, name)
 
-    # Checks often; the reconciler's backoff decides when the source is actually asked again.
-    @kopf.timer(
-        *PROJECTS,
-        interval=operator.active_poll_seconds,
-        initial_delay=operator.active_poll_seconds,
-        when=_source_unavailable,
-        registry=registry,
+    last_seen = project_passes.LastSeen()
+    project_scheduler = run_scheduler.RunScheduler(
+        project_passes.ProjectIntervals(
+            resync=operator.resync_seconds,
+            active_poll=operator.active_poll_seconds,
+            input_retry=operator.input_retry_seconds,
+            audit_retry=operator.audit_retry_seconds,
+            schedule_tick=operator.schedule_tick_seconds,
+        ),
+        project_pass,
+        name="project-scheduler",
     )
-    def project_source_retry(namespace: str | None, name: str, **_: Any) -> None:
-        projects.retry_source(namespace or "", name)
-
-    # Secrets are not watched (that would take list/watch on every Secret): a short retry instead.
-    @kopf.timer(
-        *PROJECTS,
-        interval=operator.input_retry_seconds,
-        initial_delay=operator.input_retry_seconds,
-        when=_waiting_for_secret,
-        registry=registry,
-    )
-    def project_secret_retry(namespace: str | None, name: str, **_: Any) -> None:
-        projects.reconcile(namespace or "", name)
 
     @kopf.index(*PROJECTS, id="projects_by_configmap", registry=registry)
     async def projects_by_configmap(
@@ -236,38 +245,21 @@ def build_registry(
 
     # A ConfigMap a project references appears or changes: act now, not at the next resync. Every
     # ConfigMap of the cluster comes by: the look-up runs on the event loop, only a pass on a thread.
+    # A ConfigMap the operator made for a project changed (or went): its next resync is a full pass.
     @kopf.on.event("", "v1", "configmaps", registry=registry)
-    async def config_map_changed(namespace: str | None, name: str, **indices: Any) -> None:
+    async def config_map_changed(namespace: str | None, name: str, body: kopf.Body, **indices: Any) -> None:
         index: kopf.Index[Any, Any] = indices["projects_by_configmap"]
         for project in set(index.get((namespace, name), [])):
             await asyncio.to_thread(projects.reconcile, namespace or "", project)
-
-    @kopf.timer(
-        *PROJECTS,
-        interval=operator.audit_retry_seconds,
-        initial_delay=operator.audit_retry_seconds,
-        when=_has_pending_audit,
-        registry=registry,
-    )
-    def project_audit_redelivery(namespace: str | None, name: str, **_: Any) -> None:
-        audits.submit(FEATURE_STORE_PROJECT_KIND, namespace or "", name)
+        owner = _owner(body, FEATURE_STORE_PROJECT_KIND)
+        if owner is not None:
+            projects.unsettle(namespace or "", owner)
 
     @kopf.on.event("batch", "v1", "jobs", labels={**MANAGED, labels.LABEL_OPERATION: "apply"}, registry=registry)
     def apply_job_event(body: kopf.Body, namespace: str | None, **_: Any) -> None:
         owner = _owner(body, FEATURE_STORE_PROJECT_KIND)
         if owner is not None:
             projects.reconcile(namespace or "", owner)
-
-    @kopf.timer(
-        *PROJECTS,
-        interval=operator.schedule_tick_seconds,
-        initial_delay=operator.schedule_tick_seconds,
-        when=_scheduled,
-        registry=registry,
-    )
-    def project_schedule(namespace: str | None, name: str, body: kopf.Body, **indices: Any) -> None:
-        index: kopf.Index[Any, Any] = indices["runs_by_project"]
-        schedules.tick(namespace or "", name, list(index.get((namespace, name), [])), seen=dict(body))
 
     # -- MaterializationJob ---------------------------------------------------------------------
 

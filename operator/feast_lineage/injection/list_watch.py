@@ -54,7 +54,8 @@ class ListWatch:
                 self.on_list(list(body.get("items") or []))
                 self.listed.set()
                 backoff = 1.0
-                stream = watch.Watch()
+                # Events as plain dicts: no typed model to look up (nor import) from the list method.
+                stream = watch.Watch(return_type="object")
                 version = str(body["metadata"]["resourceVersion"])
                 for event in stream.stream(self.call, resource_version=version, timeout_seconds=300, **self.kwargs):
                     if self.stopping.is_set():

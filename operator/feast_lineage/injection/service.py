@@ -8,15 +8,15 @@ leader only). The pod monitor writes status and Events and ends MLflow runs: the
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import threading
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client
-
 from feast_lineage.api import FEATURE_STORE_PROJECT_PLURAL, GROUP, VERSION
 from feast_lineage.controller.kube import Kube, read
+from feast_lineage.controller.rest import AdmissionRegistrationV1, AuthorizationV1
 from feast_lineage.controller.settings import OperatorSettings, WebhookSettings
 from feast_lineage.domain.tenancy import AccessCheck
 from feast_lineage.injection.admission import NamespaceLevels, PodInjection
@@ -60,7 +60,7 @@ class InjectionService:
         self.settings = settings
         self.webhook = settings.webhook
         self.targets = targets
-        admission = client.AdmissionregistrationV1Api(kube.api)
+        admission = AdmissionRegistrationV1(kube.rest)
 
         def namespace_labels(name: str) -> dict[str, str] | None:
             namespace = read(kube.core.read_namespace, name)
@@ -75,11 +75,11 @@ class InjectionService:
                     self.webhook.validating_configurations,
                 )
 
-        authorization = client.AuthorizationV1Api(kube.api)
+        authorization = AuthorizationV1(kube.rest)
 
         def authorize(user: dict[str, Any], check: AccessCheck) -> bool:
-            review = authorization.create_subject_access_review(subject_access_review(user, check))
-            return bool(review.status.allowed)
+            response = authorization.create_subject_access_review(subject_access_review(user, check))
+            return bool(json.loads(response.data).get("status", {}).get("allowed"))
 
         self.pods = PodInjection(targets, NamespaceLevels(namespace_labels), settings.mlflow_tracking_uri)
         self.server = WebhookServer(

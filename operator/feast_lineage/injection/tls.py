@@ -21,10 +21,11 @@ from typing import Any, Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from feast_lineage import certificates
+from feast_lineage.controller.kube import read
+from feast_lineage.controller.rest import AdmissionRegistrationV1, CoreV1
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class SecretCertificates:
     """A CA and serving certificate the operator makes and keeps in one Secret."""
 
     def __init__(
-        self, core: client.CoreV1Api, namespace: str, name: str, dns_names: tuple[str, ...], ips: tuple[str, ...]
+        self, core: CoreV1, namespace: str, name: str, dns_names: tuple[str, ...], ips: tuple[str, ...]
     ) -> None:
         self.core = core
         self.namespace = namespace
@@ -115,13 +116,10 @@ class SecretCertificates:
         }
 
     def _read(self) -> dict[str, Any] | None:
-        try:
-            secret = self.core.read_namespaced_secret(self.name, self.namespace)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        return {"data": dict(secret.data or {}), "resourceVersion": secret.metadata.resource_version}
+        secret = read(self.core.read_namespaced_secret, self.name, self.namespace)
+        if secret is None:
+            return None
+        return {"data": dict(secret.get("data") or {}), "resourceVersion": secret["metadata"]["resourceVersion"]}
 
     def load(self) -> ServingMaterial:
         for _ in range(3):
@@ -178,7 +176,7 @@ def write_key_pair(material: ServingMaterial) -> tuple[Path, Path]:
 
 
 def patch_ca_bundles(
-    admission: client.AdmissionregistrationV1Api, ca_pem: bytes, mutating: tuple[str, ...], validating: tuple[str, ...]
+    admission: AdmissionRegistrationV1, ca_pem: bytes, mutating: tuple[str, ...], validating: tuple[str, ...]
 ) -> None:
     """Set ``caBundle`` of every webhook in the named configurations; a no-op when already set."""
     bundle = base64.b64encode(ca_pem).decode()
@@ -189,23 +187,20 @@ def patch_ca_bundles(
             validating,
         ),
     ):
-        read, patch = kinds
+        get, patch = kinds
         for name in names:
-            try:
-                configuration = read(name)
-            except ApiException as error:
-                if error.status == 404:
-                    log.warning("webhook configuration %s not found; its caBundle cannot be set", name)
-                    continue
-                raise
+            configuration = read(get, name)
+            if configuration is None:
+                log.warning("webhook configuration %s not found; its caBundle cannot be set", name)
+                continue
             ops = [
                 {
-                    "op": "replace" if webhook.client_config.ca_bundle else "add",
+                    "op": "replace" if webhook.get("clientConfig", {}).get("caBundle") else "add",
                     "path": f"/webhooks/{index}/clientConfig/caBundle",
                     "value": bundle,
                 }
-                for index, webhook in enumerate(configuration.webhooks or [])
-                if webhook.client_config.ca_bundle != bundle
+                for index, webhook in enumerate(configuration.get("webhooks") or [])
+                if webhook.get("clientConfig", {}).get("caBundle") != bundle
             ]
             if ops:
                 patch(name, ops)

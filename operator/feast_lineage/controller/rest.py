@@ -1,0 +1,232 @@
+"""Kubernetes requests by path, through the client's ``ApiClient`` (its configuration, credentials,
+TLS and connection pool), without the client's generated API classes.
+
+Each generated class imports the pydantic models of every type its API group serves (``CoreV1Api``
+alone some 250 of them) and validates every call's arguments: about 25 MiB of the operator's memory,
+and CPU on each request, for an operator that reads and writes plain JSON. The methods here keep the
+generated names and keyword arguments the operator uses, so call sites read the same. Each returns
+the raw response (its ``.data`` is the JSON body), as the generated methods do with
+``_preload_content=False``, and raises :class:`ApiException` on an error status, as they do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
+
+Obj = dict[str, Any]
+JSON_PATCH = "application/json-patch+json"
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def query_of(arguments: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The client's keyword arguments as the API's query parameters (``label_selector`` ->
+    ``labelSelector``); the client's own options (``_preload_content``, ``_request_timeout``) are not."""
+    return [
+        (_camel(key), str(value).lower() if isinstance(value, bool) else value)
+        for key, value in arguments.items()
+        if not key.startswith("_") and value is not None
+    ]
+
+
+class Rest:
+    """One request by method and path; what the typed facades below are made of."""
+
+    def __init__(self, api: ApiClient) -> None:
+        self.api = api
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        arguments: dict[str, Any] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        """The raw response of ``method path?arguments`` with ``body``; :class:`ApiException` unless 2xx.
+        ``path`` has ``{name}`` placeholders filled (and quoted) from ``arguments``."""
+        arguments = dict(arguments or {})
+        path_params = {key: arguments.pop(key) for key in list(arguments) if "{" + key + "}" in path}
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        timeout = arguments.get("_request_timeout")
+        serialized = self.api.param_serialize(
+            method,
+            path,
+            path_params=path_params,
+            query_params=query_of(arguments),
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        verb, url, header_params, data, post_params = serialized
+        response = self.api.call_api(
+            verb, url, header_params=header_params, body=data, post_params=post_params, _request_timeout=timeout
+        )
+        if arguments.get("watch") and 200 <= response.status <= 299:
+            return response.response  # a stream, read by the caller as it comes
+        # Read now, also when the caller ignores the answer: that returns the connection to the pool.
+        response.read()
+        if not 200 <= response.status <= 299:
+            raise ApiException.from_response(http_resp=response, body=None, data=None)
+        return response.response
+
+
+CORE = "/api/v1"
+NAMESPACED = "/api/v1/namespaces/{namespace}"
+
+
+class CoreV1:
+    """The core (v1) calls the operator makes."""
+
+    def __init__(self, rest: Rest) -> None:
+        self.rest = rest
+
+    def read_namespace(self, name: str, **kw: Any) -> Any:
+        return self.rest.request("GET", f"{CORE}/namespaces/{{name}}", {"name": name, **kw})
+
+    def read_namespaced_config_map(self, name: str, namespace: str, **kw: Any) -> Any:
+        return self.rest.request(
+            "GET", f"{NAMESPACED}/configmaps/{{name}}", {"name": name, "namespace": namespace, **kw}
+        )
+
+    def list_namespaced_config_map(self, namespace: str, **kw: Any) -> Any:
+        return self.rest.request("GET", f"{NAMESPACED}/configmaps", {"namespace": namespace, **kw})
+
+    def create_namespaced_config_map(self, namespace: str, body: Obj, **kw: Any) -> Any:
+        return self.rest.request("POST", f"{NAMESPACED}/configmaps", {"namespace": namespace, **kw}, body)
+
+    def replace_namespaced_config_map(self, name: str, namespace: str, body: Obj, **kw: Any) -> Any:
+        arguments = {"name": name, "namespace": namespace, **kw}
+        return self.rest.request("PUT", f"{NAMESPACED}/configmaps/{{name}}", arguments, body)
+
+    def delete_namespaced_config_map(self, name: str, namespace: str, **kw: Any) -> Any:
+        arguments = {"name": name, "namespace": namespace, **kw}
+        return self.rest.request("DELETE", f"{NAMESPACED}/configmaps/{{name}}", arguments)
+
+    def read_namespaced_secret(self, name: str, namespace: str, **kw: Any) -> Any:
+        return self.rest.request("GET", f"{NAMESPACED}/secrets/{{name}}", {"name": name, "namespace": namespace, **kw})
+
+    def create_namespaced_secret(self, namespace: str, body: Obj, **kw: Any) -> Any:
+        return self.rest.request("POST", f"{NAMESPACED}/secrets", {"namespace": namespace, **kw}, body)
+
+    def replace_namespaced_secret(self, name: str, namespace: str, body: Obj, **kw: Any) -> Any:
+        arguments = {"name": name, "namespace": namespace, **kw}
+        return self.rest.request("PUT", f"{NAMESPACED}/secrets/{{name}}", arguments, body)
+
+    def create_namespaced_event(self, namespace: str, body: Obj, **kw: Any) -> Any:
+        return self.rest.request("POST", f"{NAMESPACED}/events", {"namespace": namespace, **kw}, body)
+
+    def list_namespaced_pod(self, namespace: str, **kw: Any) -> Any:
+        return self.rest.request("GET", f"{NAMESPACED}/pods", {"namespace": namespace, **kw})
+
+    def list_pod_for_all_namespaces(self, **kw: Any) -> Any:
+        return self.rest.request("GET", f"{CORE}/pods", kw)
+
+
+JOBS = "/apis/batch/v1/namespaces/{namespace}/jobs"
+
+
+class BatchV1:
+    """The Job calls the operator makes."""
+
+    def __init__(self, rest: Rest) -> None:
+        self.rest = rest
+
+    def read_namespaced_job(self, name: str, namespace: str, **kw: Any) -> Any:
+        return self.rest.request("GET", f"{JOBS}/{{name}}", {"name": name, "namespace": namespace, **kw})
+
+    def list_namespaced_job(self, namespace: str, **kw: Any) -> Any:
+        return self.rest.request("GET", JOBS, {"namespace": namespace, **kw})
+
+    def create_namespaced_job(self, namespace: str, body: Obj, **kw: Any) -> Any:
+        return self.rest.request("POST", JOBS, {"namespace": namespace, **kw}, body)
+
+    def delete_namespaced_job(self, name: str, namespace: str, **kw: Any) -> Any:
+        return self.rest.request("DELETE", f"{JOBS}/{{name}}", {"name": name, "namespace": namespace, **kw})
+
+
+CUSTOM = "/apis/{group}/{version}"
+
+
+class CustomObjects:
+    """Calls on custom resources, by group, version and plural."""
+
+    def __init__(self, rest: Rest) -> None:
+        self.rest = rest
+
+    @staticmethod
+    def _path(namespaced: bool, named: bool = False, subresource: str = "") -> str:
+        path = f"{CUSTOM}/namespaces/{{namespace}}/{{plural}}" if namespaced else f"{CUSTOM}/{{plural}}"
+        return path + ("/{name}" if named else "") + (f"/{subresource}" if subresource else "")
+
+    def get_namespaced_custom_object(
+        self, group: str, version: str, namespace: str, plural: str, name: str, **kw: Any
+    ) -> Any:
+        arguments = {"group": group, "version": version, "namespace": namespace, "plural": plural, "name": name}
+        return self.rest.request("GET", self._path(True, True), {**arguments, **kw})
+
+    def list_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str, **kw: Any) -> Any:
+        arguments = {"group": group, "version": version, "namespace": namespace, "plural": plural}
+        return self.rest.request("GET", self._path(True), {**arguments, **kw})
+
+    def list_cluster_custom_object(self, group: str, version: str, plural: str, **kw: Any) -> Any:
+        arguments = {"group": group, "version": version, "plural": plural}
+        return self.rest.request("GET", self._path(False), {**arguments, **kw})
+
+    def create_namespaced_custom_object(
+        self, group: str, version: str, namespace: str, plural: str, body: Obj, **kw: Any
+    ) -> Any:
+        arguments = {"group": group, "version": version, "namespace": namespace, "plural": plural}
+        return self.rest.request("POST", self._path(True), {**arguments, **kw}, body)
+
+    def delete_namespaced_custom_object(
+        self, group: str, version: str, namespace: str, plural: str, name: str, **kw: Any
+    ) -> Any:
+        arguments = {"group": group, "version": version, "namespace": namespace, "plural": plural, "name": name}
+        return self.rest.request("DELETE", self._path(True, True), {**arguments, **kw})
+
+    def replace_namespaced_custom_object_status(
+        self, group: str, version: str, namespace: str, plural: str, name: str, body: Obj, **kw: Any
+    ) -> Any:
+        arguments = {"group": group, "version": version, "namespace": namespace, "plural": plural, "name": name}
+        return self.rest.request("PUT", self._path(True, True, "status"), {**arguments, **kw}, body)
+
+
+WEBHOOKS = "/apis/admissionregistration.k8s.io/v1"
+
+
+class AdmissionRegistrationV1:
+    """Reading and patching the webhook configurations (their ``caBundle``)."""
+
+    def __init__(self, rest: Rest) -> None:
+        self.rest = rest
+
+    def read_mutating_webhook_configuration(self, name: str, **kw: Any) -> Any:
+        return self.rest.request("GET", f"{WEBHOOKS}/mutatingwebhookconfigurations/{{name}}", {"name": name, **kw})
+
+    def patch_mutating_webhook_configuration(self, name: str, body: list[Obj], **kw: Any) -> Any:
+        path = f"{WEBHOOKS}/mutatingwebhookconfigurations/{{name}}"
+        return self.rest.request("PATCH", path, {"name": name, **kw}, body, JSON_PATCH)
+
+    def read_validating_webhook_configuration(self, name: str, **kw: Any) -> Any:
+        return self.rest.request("GET", f"{WEBHOOKS}/validatingwebhookconfigurations/{{name}}", {"name": name, **kw})
+
+    def patch_validating_webhook_configuration(self, name: str, body: list[Obj], **kw: Any) -> Any:
+        path = f"{WEBHOOKS}/validatingwebhookconfigurations/{{name}}"
+        return self.rest.request("PATCH", path, {"name": name, **kw}, body, JSON_PATCH)
+
+
+class AuthorizationV1:
+    def __init__(self, rest: Rest) -> None:
+        self.rest = rest
+
+    def create_subject_access_review(self, body: Obj, **kw: Any) -> Any:
+        return self.rest.request("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", kw, body)
