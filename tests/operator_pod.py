@@ -112,6 +112,7 @@ class ChartOperator:
         directory: Path,
         release: str = "feast-lineage",
         namespace: str = "feast-lineage-tests",
+        extra_values: tuple[str, ...] = (),
     ) -> None:
         self.cluster = cluster
         self.api = cluster.api_client()
@@ -135,6 +136,7 @@ class ChartOperator:
             f"auditRetrySeconds={AUDIT_RETRY_SECONDS}",
             # Test projects keep Feast's files on hostPath volumes: an administrator's choice.
             "policy.runnerVolumeTypes={configMap,secret,emptyDir,persistentVolumeClaim,hostPath}",
+            *extra_values,
         )
         self.helm = Helm(cluster, namespace)
         self.kubeconfig = directory / "operator.kubeconfig"
@@ -148,6 +150,7 @@ class ChartOperator:
         return self.directory / "operator.log"
 
     def install(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
         sets = [arg for value in self.values for arg in ("--set", value)]
         self.helm(
             "install", self.release, str(CHART), "--create-namespace", "--wait", "--timeout", f"{POD_TIMEOUT}s", *sets
@@ -169,6 +172,11 @@ class ChartOperator:
         pods = [p for p in operator_pods(self.core, self.namespace, self.release) if not p.metadata.deletion_timestamp]
         assert len(pods) <= 1, [p.metadata.name for p in pods]
         return pods[0] if pods else None
+
+    def args(self) -> list[str]:
+        """The operator's arguments, as the chart's Deployment gives them."""
+        deployment = self.apps.read_namespaced_deployment(self.deployment, self.namespace)
+        return list(deployment.spec.template.spec.containers[0].args)
 
     def alive(self) -> bool:
         """The Deployment wants its pod (it was not stopped), whether or not it is up at this moment."""
