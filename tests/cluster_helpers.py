@@ -12,7 +12,7 @@ import urllib.request
 import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import Protocol, TypeVar
 
 import urllib3
 from kubernetes import client
@@ -21,6 +21,22 @@ from kubernetes.client.exceptions import ApiException
 from feast_lineage.devcluster.processes import ManagedProcess, free_port
 
 T = TypeVar("T")
+
+RESYNC_SECONDS = 3
+"""The session operator's resync: tests wait a few of these to see that nothing more happens."""
+AUDIT_RETRY_SECONDS = 4
+
+
+class Operator(Protocol):
+    """What :func:`operators_paused` needs of an operator: a process, or the chart's Deployment."""
+
+    def alive(self) -> bool: ...
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+running_operators: weakref.WeakSet[Operator] = weakref.WeakSet()
+"""The operators started and not stopped, session's and tests' own."""
 
 
 def not_yet(error: BaseException) -> bool:
@@ -75,13 +91,17 @@ def finished_after(api: client.ApiClient, namespace: str, name: str, moment: dat
 class OperatorProcess:
     """`feast-lineage run` as a child process that tests can kill and start again.
 
+    The session's operator is the chart's pod (tests/operator_pod.py). A process is for tests that run
+    operators of their own beside the cluster's network: several replicas on this one host, each with
+    ports of its own, or an operator with a token from RBAC applied without its Deployment (each such
+    test says why), and for the benchmarks, which measure the operator's own process.
+
     With ``run_args`` (the arguments the chart's Deployment gives it) it runs as the chart runs it,
     else with arguments of its own; the kubeconfig says whose credentials it uses.
     """
 
-    RESYNC_SECONDS = 3
-    AUDIT_RETRY_SECONDS = 4
-    running: ClassVar[weakref.WeakSet[OperatorProcess]] = weakref.WeakSet()
+    RESYNC_SECONDS = RESYNC_SECONDS
+    AUDIT_RETRY_SECONDS = AUDIT_RETRY_SECONDS
 
     def __init__(
         self, kubeconfig: Path, mlflow_url: str, directory: Path, resync_seconds: float = RESYNC_SECONDS
@@ -105,23 +125,6 @@ class OperatorProcess:
     @property
     def log_path(self) -> Path:
         return self.directory / "operator.log"
-
-    def like(self, directory: Path, resync_seconds: float) -> OperatorProcess:
-        """The same operator (credentials, ports, webhooks, policy) with another resync; start it only
-        while this one is stopped."""
-        other = OperatorProcess(self.kubeconfig, self.mlflow_url, directory, resync_seconds)
-        other.metrics_port, other.liveness_port, other.webhook_port = (
-            self.metrics_port,
-            self.liveness_port,
-            self.webhook_port,
-        )
-        other.webhook_args = list(self.webhook_args)
-        if self.run_args is not None:
-            other.run_args = [
-                f"--resync-seconds={resync_seconds:g}" if arg.startswith("--resync-seconds=") else arg
-                for arg in self.run_args
-            ]
-        return other
 
     def start(self) -> None:
         self.starts += 1
@@ -153,12 +156,15 @@ class OperatorProcess:
             self.log_path,
             env=env,
         )
-        OperatorProcess.running.add(self)
+        running_operators.add(self)
         self.process.wait_ready(self._live, 60, "live (/healthz)")
 
     def _live(self) -> bool:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=2) as response:
             return int(response.status) == 200
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.alive()
 
     def kill(self) -> datetime.datetime:
         """SIGKILL, as a crash or an evicted pod would end it; returns when (to the second, rounded down,
@@ -170,7 +176,7 @@ class OperatorProcess:
         return killed
 
     def stop(self) -> None:
-        OperatorProcess.running.discard(self)
+        running_operators.discard(self)
         if self.process is not None and self.process.alive():
             self.process.stop()
 
@@ -184,12 +190,13 @@ class OperatorProcess:
 
 @contextlib.contextmanager
 def operators_paused(api: client.ApiClient) -> Iterator[None]:
-    """Stop every operator process the session runs, and start them again afterwards.
+    """Stop every operator the session runs (its chart's pod, tests' processes), and start them again
+    afterwards.
 
     For tests whose own operator must be the only one acting on their objects. The session
     operator's validating webhook fails closed, so it is set aside while nobody serves it.
     """
-    paused = [operator for operator in list(OperatorProcess.running) if operator.process and operator.process.alive()]
+    paused = [operator for operator in list(running_operators) if operator.alive()]
     for operator in paused:
         operator.stop()
     try:

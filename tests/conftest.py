@@ -17,8 +17,8 @@ from kubernetes import client
 from feast_lineage.devcluster.cluster import DevCluster, start_dev_cluster
 from feast_lineage.devcluster.mlflow_server import MlflowServer, start_mlflow
 from feast_lineage.devcluster.processes import free_port
-from tests.cluster_helpers import OperatorProcess, wait_until
-from tests.install_helpers import ChartRbacInstall
+from tests.cluster_helpers import wait_until
+from tests.operator_pod import ChartOperator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,7 +29,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     # A terminated test run still stops what it started: SIGTERM unwinds like Ctrl-C, so the
-    # session fixtures stop the control plane, node, MLflow and operator by PID.
+    # session fixtures stop the control plane, node, MLflow and operator.
     signal.signal(signal.SIGTERM, _interrupt)
 
 
@@ -87,42 +87,20 @@ def crds_installed(dev_cluster: DevCluster) -> None:
 @pytest.fixture(scope="session")
 def operator(
     dev_cluster: DevCluster, crds_installed: None, mlflow_server: MlflowServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    """The operator (`feast-lineage run`) as a real process, watching every namespace, with only the
-    permissions the chart gives it: the chart's ServiceAccount, RBAC and webhook configuration are
-    applied, and it runs with its Deployment's arguments and a token of that ServiceAccount.
+) -> Iterator[ChartOperator]:
+    """The operator installed by the chart (`helm install`): its Deployment's pod on the local node,
+    watching every namespace, with nothing but the chart's RBAC (the pod runs with a token of the
+    chart's ServiceAccount). One replica on the host's network, so it reaches the session's MLflow
+    server and the tests' Git servers on loopback (see tests/operator_pod.py).
 
-    No test needs it to have more. (Names as in the local cluster: the webhook configuration is
-    feast-lineage-injection, which tests of webhook outages patch.)
+    No test needs it to have more. Its log is kept in the session's operator directory.
     """
-    directory = tmp_path_factory.mktemp("operator")
-    process = OperatorProcess(dev_cluster.kubeconfig, mlflow_server.url, directory)
-    install = ChartRbacInstall(
-        dev_cluster.binaries.kubectl,
-        dev_cluster.kubeconfig,
-        release="feast-lineage",
-        namespace="feast-lineage-tests",
-        values=(
-            "fullnameOverride=feast-lineage",
-            f"webhook.url=https://127.0.0.1:{process.webhook_port}",
-            f"webhook.port={process.webhook_port}",
-            f"livenessPort={process.liveness_port}",
-            f"metrics.port={process.metrics_port}",
-            f"mlflow.trackingUri={mlflow_server.url}",
-            f"resyncSeconds={OperatorProcess.RESYNC_SECONDS}",
-            # Test projects keep Feast's files on hostPath volumes: an administrator's choice.
-            "policy.runnerVolumeTypes={configMap,secret,emptyDir,persistentVolumeClaim,hostPath}",
-        ),
-    )
-    install.apply()
-    process.kubeconfig = install.kubeconfig(dev_cluster.api_client(), directory / "operator.kubeconfig")
-    process.run_args = install.run_args
-    process.start()
+    session = ChartOperator(dev_cluster, mlflow_server.url, tmp_path_factory.mktemp("operator"))
     try:
-        yield process
+        session.install()
+        yield session
     finally:
-        process.stop()
-        install.delete()
+        session.uninstall()
 
 
 @pytest.fixture

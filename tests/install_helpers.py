@@ -111,8 +111,9 @@ def token_kubeconfig(
 class ChartRbacInstall:
     """What the chart gives the operator, applied by an administrator: its namespace, ServiceAccount,
     RBAC, runner ServiceAccounts and webhook configuration. The operator itself then runs as a local
-    process with the arguments of the chart's Deployment and a token of that ServiceAccount (the local
-    node cannot give a pod an address the API server reaches through a Service)."""
+    process with the arguments of the chart's Deployment and a token of that ServiceAccount, for tests
+    that need processes (several replicas on one host, the uninstall cleanup's steps one by one); the
+    session's operator is the chart installed by Helm (tests/operator_pod.py)."""
 
     KINDS = ("ServiceAccount", *RBAC_KINDS, "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
 

@@ -7,10 +7,8 @@ printed.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,51 +20,31 @@ from feast_lineage.devcluster.mlflow_server import MlflowServer
 from tests.chaos.test_operator_kills import JobWatch, with_ttl
 from tests.cluster.projects import Projects, example_files, ops_runs_with_audit_id, project_manifest, repo_configmap
 from tests.cluster.test_materialization import Runs
-from tests.cluster_helpers import OperatorProcess, job_running, wait_until
+from tests.cluster_helpers import job_running, wait_until
+from tests.operator_pod import ChartOperator
 
 pytestmark = pytest.mark.chaos
 
 
-@contextmanager
-def restarted_when_it_exits(operator: OperatorProcess) -> Iterator[list[float]]:
-    """Start the operator again whenever it exits, as its Deployment would: a leader that cannot renew
-    its Lease while the API server is away exits (as kube-controller-manager does). Yields the
-    monotonic times of the restarts."""
-    stop, restarts = threading.Event(), []
-
-    def supervise() -> None:
-        while not stop.wait(0.5):
-            if operator.process is not None and not operator.process.alive():
-                restarts.append(time.monotonic())
-                operator.start()
-
-    supervisor = threading.Thread(target=supervise, daemon=True)
-    supervisor.start()
-    try:
-        yield restarts
-    finally:
-        stop.set()
-        supervisor.join(timeout=120)
-
-
 @pytest.fixture(autouse=True)
-def operator_restarts(operator: OperatorProcess) -> Iterator[list[float]]:
-    """Every test here stops the API server: the session's operator is supervised through it, so the
-    tests after these find it running."""
-    with restarted_when_it_exits(operator) as restarts:
-        yield restarts
+def operator_ready_after(operator: ChartOperator) -> Iterator[None]:
+    """Every test here stops the API server. A leader that cannot renew its Lease meanwhile exits (as
+    kube-controller-manager does) and the local node restarts its container, as kubelet would: the
+    tests after these find it Ready again."""
+    yield
+    operator.start()
 
 
 def test_an_apiserver_restart_mid_operation_loses_nothing_and_converges(
     dev_cluster: DevCluster,
     api: client.ApiClient,
     namespace: str,
-    operator: OperatorProcess,
+    operator: ChartOperator,
     mlflow_server: MlflowServer,
     tmp_path: Path,
-    operator_restarts: list[float],
 ) -> None:
     core, projects, runs = client.CoreV1Api(api), Projects(api, namespace), Runs(api, namespace)
+    restarts = operator.restarts()
     with JobWatch(api, namespace) as jobs:
         core.create_namespaced_config_map(namespace, repo_configmap("repo", example_files()))
         projects.create(project_manifest("drivers", tmp_path / "data", {"configMap": {"name": "repo"}}))
@@ -101,8 +79,8 @@ def test_an_apiserver_restart_mid_operation_loses_nothing_and_converges(
         time.sleep(2)
     print(
         f"apiserver restart: ready again after {ready_after:.1f}s (5 s down); "
-        f"everything converged after {converged:.0f}s; operator restarted {len(operator_restarts)} time(s) "
-        "(a leader that lost its Lease exits)"
+        f"everything converged after {converged:.0f}s; operator's container restarted "
+        f"{operator.restarts() - restarts} time(s) (a leader that lost its Lease exits)"
     )
     assert {name: uids for name, uids in jobs.uids.items() if len(uids) > 1} == {}
     records = {name: ops_runs_with_audit_id(mlflow_server.url, audit_id) for name, audit_id in jobs.audit_ids.items()}

@@ -21,7 +21,8 @@ from feast_lineage.devcluster.processes import free_port
 from tests.chaos.test_operator_kills import JobWatch, with_ttl
 from tests.cluster.projects import Projects, example_files, ops_runs_with_audit_id, project_manifest, repo_configmap
 from tests.cluster.test_materialization import Runs
-from tests.cluster_helpers import OperatorProcess, wait_until
+from tests.cluster_helpers import wait_until
+from tests.operator_pod import ChartOperator
 
 pytestmark = pytest.mark.chaos
 
@@ -69,7 +70,7 @@ class FlappingMlflow:
 
 
 def test_mlflow_flapping_delivers_each_audit_record_exactly_once(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path
+    api: client.ApiClient, namespace: str, operator: ChartOperator, tmp_path: Path
 ) -> None:
     seed = int(os.environ.get("CHAOS_SEED", str(int(time.time()))))
     operations = int(os.environ.get("CHAOS_MLFLOW_OPERATIONS", "6"))

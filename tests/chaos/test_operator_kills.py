@@ -22,7 +22,8 @@ from feast_lineage.devcluster.mlflow_server import MlflowServer
 from feast_lineage.domain.apply_plan import configmap_identity
 from tests.cluster.projects import Projects, example_files, ops_runs_with_audit_id, project_manifest, repo_configmap
 from tests.cluster.test_materialization import Runs
-from tests.cluster_helpers import OperatorProcess, wait_until
+from tests.cluster_helpers import wait_until
+from tests.operator_pod import ChartOperator
 
 pytestmark = pytest.mark.chaos
 
@@ -90,7 +91,7 @@ def with_ttl(days: int) -> dict[str, bytes]:
 
 
 def test_operator_killed_at_random_points_creates_nothing_twice_and_loses_nothing(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, mlflow_server: MlflowServer, tmp_path: Path
+    api: client.ApiClient, namespace: str, operator: ChartOperator, mlflow_server: MlflowServer, tmp_path: Path
 ) -> None:
     seed = int(os.environ.get("CHAOS_SEED", str(int(time.time()))))
     operations = int(os.environ.get("CHAOS_OPERATIONS", "8"))

@@ -9,8 +9,6 @@ host processes and isolated pods both reach (the session's server listens on 127
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import subprocess
 import urllib.request
 import uuid
@@ -27,7 +25,7 @@ from feast_lineage.devcluster.mlflow_server import MlflowServer, start_mlflow
 from feast_lineage.devcluster.node import ISOLATION_ANNOTATION
 from feast_lineage.devcluster.pod_network import gateway_of_node
 from tests.chart_helpers import CHART
-from tests.cluster.test_helm_install import Helm, operator_pods
+from tests.operator_pod import Helm, operator_pods
 
 METRICS_PORT, LIVENESS_PORT = 8080, 8081  # the chart's defaults: every pod has its own address
 
@@ -117,14 +115,3 @@ def lease_holder(api: client.ApiClient, namespace: str, deployment: Any) -> str 
     """The pod whose process holds the Lease."""
     identity = lease_identity(api, namespace, deployment)
     return identity.partition("_")[0] if identity else None
-
-
-def kill_container(pod_name: str) -> int:
-    """SIGKILL the processes of the pod's container (found by the POD_NAME the chart gives it)."""
-    killed = 0
-    for environ in Path("/proc").glob("[0-9]*/environ"):
-        with contextlib.suppress(OSError):
-            if f"POD_NAME={pod_name}".encode() in environ.read_bytes().split(b"\0"):
-                os.kill(int(environ.parent.name), signal.SIGKILL)
-                killed += 1
-    return killed

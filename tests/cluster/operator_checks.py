@@ -105,7 +105,8 @@ def assert_nothing_refused(log: str, namespaces: tuple[str, ...] = ()) -> None:
 def start_under_chart_rbac(
     dev_cluster: DevCluster, mlflow: MlflowServer, directory: Path, *values: str
 ) -> tuple[ChartRbacInstall, OperatorProcess]:
-    """The chart's RBAC applied, and the operator started with its Deployment's arguments and token."""
+    """The chart's RBAC applied, and the operator as a process with its Deployment's arguments and
+    token: for replicas on one host, each with ports of its own (tests/cluster/test_replicas.py)."""
     suffix = uuid.uuid4().hex[:5]
     directory.mkdir(parents=True, exist_ok=True)
     process = OperatorProcess(dev_cluster.kubeconfig, mlflow.url, directory)

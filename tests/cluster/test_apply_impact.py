@@ -22,9 +22,10 @@ from feast_lineage.devcluster.cluster import DevCluster
 from feast_lineage.devcluster.mlflow_server import MlflowServer
 from tests.cluster.projects import Projects, example_files, project_manifest, repo_configmap
 from tests.cluster.users import grant, user_api
-from tests.cluster_helpers import OperatorProcess, wait_until
+from tests.cluster_helpers import wait_until
 from tests.integration.mlflow_checks import register_trained_model
 from tests.integration.runner_setup import rename_trips_feature
+from tests.operator_pod import ChartOperator
 
 # Each test runs up to six apply Jobs one after another: more than the default ten minutes on a busy node.
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(2400)]
@@ -85,7 +86,7 @@ def _annotate(api: client.ApiClient, namespace: str, plan: str) -> None:
 
 
 def test_warn_applies_and_names_the_dependent_model_in_status_event_and_mlflow(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, mlflow_server: MlflowServer, tmp_path: Path
+    api: client.ApiClient, namespace: str, operator: ChartOperator, mlflow_server: MlflowServer, tmp_path: Path
 ) -> None:
     projects = _start(api, namespace, tmp_path)
     first = _last_job(projects)
@@ -118,7 +119,7 @@ def test_block_holds_a_change_until_an_approver_approves_exactly_its_plan(
     api: client.ApiClient,
     dev_cluster: DevCluster,
     namespace: str,
-    operator: OperatorProcess,
+    operator: ChartOperator,
     mlflow_server: MlflowServer,
     tmp_path: Path,
 ) -> None:

@@ -22,8 +22,9 @@ from tests.cluster.projects import (
     range_run_manifest,
     repo_configmap,
 )
-from tests.cluster_helpers import OperatorProcess, wait_until
+from tests.cluster_helpers import wait_until
 from tests.hostile_servers import Gate, serving, stream_gibibyte, trickle_body
+from tests.operator_pod import ChartOperator
 
 # Each waits for applies, runs and MLflow on a busy machine: minutes.
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(1500)]
@@ -54,7 +55,7 @@ def gone(read: Callable[..., object], *args: str) -> bool:
 
 
 def test_a_retried_apply_is_one_run_and_status_and_mlflow_agree_on_its_outcome(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, mlflow_server: MlflowServer, tmp_path: Path
+    api: client.ApiClient, namespace: str, operator: ChartOperator, mlflow_server: MlflowServer, tmp_path: Path
 ) -> None:
     core, projects = client.CoreV1Api(api), Projects(api, namespace)
     files = example_files()
@@ -83,7 +84,7 @@ def test_a_retried_apply_is_one_run_and_status_and_mlflow_agree_on_its_outcome(
 
 
 def test_deleting_a_project_first_delivers_its_pending_audit_record(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, mlflow_server: MlflowServer, tmp_path: Path
+    api: client.ApiClient, namespace: str, operator: ChartOperator, mlflow_server: MlflowServer, tmp_path: Path
 ) -> None:
     projects = Projects(api, namespace)
     gate = Gate(mlflow_server.port)
@@ -105,7 +106,7 @@ def test_deleting_a_project_first_delivers_its_pending_audit_record(
 
 
 def test_deleting_a_materialization_job_first_delivers_its_pending_audit_record(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, mlflow_server: MlflowServer, tmp_path: Path
+    api: client.ApiClient, namespace: str, operator: ChartOperator, mlflow_server: MlflowServer, tmp_path: Path
 ) -> None:
     projects, custom = Projects(api, namespace), client.CustomObjectsApi(api)
     gate = Gate(mlflow_server.port)
@@ -145,7 +146,7 @@ def resident_mib(pid: int) -> float:
 
 
 def test_hostile_tracking_servers_delay_no_other_namespace(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path
+    api: client.ApiClient, namespace: str, operator: ChartOperator, tmp_path: Path
 ) -> None:
     core, projects = client.CoreV1Api(api), Projects(api, namespace)
     core.create_namespaced_config_map(namespace, repo_configmap("repo", example_files()))
@@ -168,8 +169,7 @@ def test_hostile_tracking_servers_delay_no_other_namespace(
                 return status if status.get("undeliverableAudit") else None
 
             flooded = wait_until(set_aside, 60, "the flooded project's record to be set aside")
-            assert operator.process is not None
-            before = resident_mib(operator.process.pid)
+            before = resident_mib(operator.pid())
             neighbour = project_manifest("neighbour", tmp_path / "neighbour", {"configMap": {"name": "repo"}})
             neighbours.create(neighbour)
             neighbours.wait_condition("neighbour", "Ready", timeout=300)
@@ -185,7 +185,7 @@ def test_hostile_tracking_servers_delay_no_other_namespace(
 
                 wait_until(reconciled, 60, "the neighbour's reconcile", interval=0.1)
                 delays.append(time.monotonic() - began)
-            after = resident_mib(operator.process.pid)
+            after = resident_mib(operator.pid())
             assert projects.get("trickled")["status"].get("pendingAudit")
             print(
                 "other namespace reconciled after "

@@ -10,13 +10,14 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from tests.cluster.projects import Projects, example_files, git_repo, project_manifest, repo_configmap
-from tests.cluster_helpers import OperatorProcess, without_validation
+from tests.cluster_helpers import without_validation
+from tests.operator_pod import ChartOperator
 
 pytestmark = pytest.mark.cluster
 
 
 def test_a_git_url_no_parser_reads_stalls_as_an_invalid_spec_then_recovers(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path, git_server: str
+    api: client.ApiClient, namespace: str, operator: ChartOperator, tmp_path: Path, git_server: str
 ) -> None:
     projects = Projects(api, namespace)
     manifest = project_manifest("drivers", tmp_path / "data", {"git": {"url": "https://[x", "path": "features"}})
@@ -36,7 +37,7 @@ def test_a_git_url_no_parser_reads_stalls_as_an_invalid_spec_then_recovers(
 
 
 def test_a_job_the_api_server_rejects_stalls_with_its_message_then_recovers(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path
+    api: client.ApiClient, namespace: str, operator: ChartOperator, tmp_path: Path
 ) -> None:
     core, projects = client.CoreV1Api(api), Projects(api, namespace)
     core.create_namespaced_config_map(namespace, repo_configmap("repo", example_files()))

@@ -12,7 +12,8 @@ from kubernetes import client
 
 from tests.cluster.projects import EXAMPLE_REPO, Projects, git_repo, project_manifest
 from tests.cluster.test_materialization import Runs
-from tests.cluster_helpers import OperatorProcess, wait_until
+from tests.cluster_helpers import wait_until
+from tests.operator_pod import ChartOperator
 
 pytestmark = pytest.mark.cluster
 
@@ -24,7 +25,7 @@ def _source(projects: Projects, name: str) -> dict[str, Any] | None:
 
 
 def test_a_git_outage_keeps_materializing_the_last_applied_commit_and_recovery_takes_seconds(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path, git_server: str
+    api: client.ApiClient, namespace: str, operator: ChartOperator, tmp_path: Path, git_server: str
 ) -> None:
     bare, _ = git_repo(tmp_path)
     data = tmp_path / "data"
@@ -65,11 +66,7 @@ def test_a_git_outage_keeps_materializing_the_last_applied_commit_and_recovery_t
 
     # Recovery with an operator resyncing as in production (every 60 s): its backoff, not the resync,
     # notices the server is back.
-    operator.stop()
-    (tmp_path / "operator").mkdir()
-    production = operator.like(tmp_path / "operator", resync_seconds=PRODUCTION_RESYNC_SECONDS)
-    try:
-        production.start()
+    with operator.reconfigured(f"resyncSeconds={PRODUCTION_RESYNC_SECONDS}"):
         time.sleep(15)  # the outage goes on: the backoff grows past its first steps
         assert _source(projects, "drivers")["status"] == "False"  # type: ignore[index]
         gone.rename(bare)
@@ -87,6 +84,3 @@ def test_a_git_outage_keeps_materializing_the_last_applied_commit_and_recovery_t
         assert ready is not None and ready["status"] == "True" and "source unavailable" not in ready["message"]
         # Nothing was applied again: the commit did not change.
         assert projects.get("drivers")["status"]["lastApply"]["jobName"] == applied["jobName"]
-    finally:
-        production.stop()
-        operator.start()

@@ -13,7 +13,6 @@ is tests/cluster/test_helm_pods.py.
 
 from __future__ import annotations
 
-import subprocess
 import urllib.request
 import uuid
 from pathlib import Path
@@ -29,25 +28,9 @@ from feast_lineage.install.cleanup import FINALIZER
 from tests.chart_helpers import CHART
 from tests.cluster.operator_checks import GROUP, VERSION, assert_nothing_refused, exercise
 from tests.cluster_helpers import operators_paused, wait_until
+from tests.operator_pod import Helm, operator_pods, pod_log
 
 pytestmark = pytest.mark.cluster
-
-
-class Helm:
-    def __init__(self, cluster: DevCluster, namespace: str) -> None:
-        self.namespace = namespace
-        self.argv = [str(cluster.binaries.helm), f"--kubeconfig={cluster.kubeconfig}", "--namespace", namespace]
-
-    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([*self.argv, *args], capture_output=True, text=True, timeout=600)
-        if check and result.returncode != 0:
-            raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-        return result
-
-
-def operator_pods(core: client.CoreV1Api, namespace: str, release: str) -> list[Any]:
-    selector = f"app.kubernetes.io/instance={release},app.kubernetes.io/component=operator"
-    return [pod for pod in core.list_namespaced_pod(namespace, label_selector=selector).items]
 
 
 def running_pod(core: client.CoreV1Api, namespace: str, release: str) -> Any:
@@ -56,15 +39,6 @@ def running_pod(core: client.CoreV1Api, namespace: str, release: str) -> Any:
         return pods[0] if len(pods) == 1 and not pods[0].metadata.deletion_timestamp else None
 
     return wait_until(running, 120, "one running operator pod")
-
-
-def pod_log(cluster: DevCluster, pod: Any) -> str:
-    """The operator container's output, every run of it, as the local node keeps it (in a directory
-    named with the first 8 characters of the pod's UID, kept after the pod is deleted)."""
-    meta = pod.metadata
-    path = cluster.directory / "node" / "pods" / f"{meta.namespace}_{meta.name}_{meta.uid[:8]}" / "operator.log"
-    assert path.exists(), f"the local node kept no operator log for pod {meta.namespace}/{meta.name}"
-    return path.read_text(errors="replace")
 
 
 def healthy(port: int) -> bool:

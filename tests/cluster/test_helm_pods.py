@@ -26,14 +26,14 @@ from tests.cluster.chart_pods import (
     LIVENESS_PORT,
     get,
     installed_as_pods,
-    kill_container,
     leader_sample,
     lease_holder,
     ready_pods,
 )
 from tests.cluster.operator_checks import assert_nothing_refused, exercise, materialize
-from tests.cluster.test_helm_install import pod_log, uninstall_leaves_nothing
+from tests.cluster.test_helm_install import uninstall_leaves_nothing
 from tests.cluster_helpers import operators_paused, wait_until
+from tests.operator_pod import kill_container, pod_log
 
 pytestmark = pytest.mark.cluster
 
@@ -96,7 +96,7 @@ def test_helm_install_isolated_two_replicas_webhooks_through_the_service_leader_
         # The leader's container killed (SIGKILL, as a crash ends it): the other waits out the Lease.
         survivor = next(p for p in pods if p.metadata.name != other.metadata.name)
         started = time.monotonic()
-        assert kill_container(other.metadata.name) > 0
+        assert kill_container(other.metadata.name)
         wait_until(
             lambda: lease_holder(api, release_namespace, deployment) == survivor.metadata.name,
             120,

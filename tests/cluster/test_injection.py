@@ -25,8 +25,9 @@ from feast_lineage import certificates
 from feast_lineage.devcluster.mlflow_server import MlflowServer
 from feast_lineage.domain import labels
 from tests.cluster.projects import EXAMPLE_REPO, Projects, example_files, project_manifest, repo_configmap
-from tests.cluster_helpers import OperatorProcess, wait_until
+from tests.cluster_helpers import wait_until
 from tests.conftest import REPO_ROOT, Kubectl
+from tests.operator_pod import ChartOperator
 
 pytestmark = pytest.mark.cluster
 
@@ -35,7 +36,7 @@ DATA_ENV = {"name": "DRIVER_STATS_DATA", "value": "/feast-data/driver_stats.parq
 
 
 @pytest.fixture
-def project(api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path) -> Path:
+def project(api: client.ApiClient, namespace: str, operator: ChartOperator, tmp_path: Path) -> Path:
     """The example project with its data on the shared volume, applied and backfilled."""
     data = tmp_path / "data"
     data.mkdir()
@@ -228,7 +229,7 @@ def _dry_run(kubectl: Kubectl, namespace: str, pod: dict[str, Any]) -> tuple[dic
 
 
 @pytest.fixture
-def plain_project(api: client.ApiClient, namespace: str, operator: OperatorProcess) -> str:
+def plain_project(api: client.ApiClient, namespace: str, operator: ChartOperator) -> str:
     """A project the webhook knows; it need not be applied for admission."""
     manifest = project_manifest("drivers", Path("/tmp/unused"), {"configMap": {"name": "repo"}})
     Projects(api, namespace).create(manifest)
@@ -360,7 +361,7 @@ def annotating_webhook(api: client.ApiClient, name: str, directory: Path) -> Ite
 
 
 def test_a_reinvoked_pod_is_unchanged_the_second_time(
-    api: client.ApiClient, kubectl: Kubectl, plain_project: str, operator: OperatorProcess, tmp_path: Path
+    api: client.ApiClient, kubectl: Kubectl, plain_project: str, operator: ChartOperator, tmp_path: Path
 ) -> None:
     def already_injected() -> float:
         for line in operator.metrics().splitlines():
@@ -380,7 +381,7 @@ def test_a_reinvoked_pod_is_unchanged_the_second_time(
 
 
 def test_with_the_webhook_down_pods_start_and_each_miss_is_reported(
-    api: client.ApiClient, kubectl: Kubectl, plain_project: str, operator: OperatorProcess
+    api: client.ApiClient, kubectl: Kubectl, plain_project: str, operator: ChartOperator
 ) -> None:
     admission = client.AdmissionregistrationV1Api(api)
     configuration = admission.read_mutating_webhook_configuration("feast-lineage-injection")
@@ -427,7 +428,7 @@ def _closed_port() -> int:
 
 
 def test_pod_security_baseline_keeps_hostpath_out_and_says_so(
-    api: client.ApiClient, kubectl: Kubectl, namespace: str, operator: OperatorProcess
+    api: client.ApiClient, kubectl: Kubectl, namespace: str, operator: ChartOperator
 ) -> None:
     core = client.CoreV1Api(api)
     core.patch_namespace(namespace, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "baseline"}}})

@@ -15,7 +15,7 @@ from kubernetes import client
 
 from tests.cluster.projects import Projects, generated_files, project_manifest, repo_configmap
 from tests.cluster.test_materialization import Runs
-from tests.cluster_helpers import OperatorProcess
+from tests.operator_pod import ChartOperator
 
 pytestmark = pytest.mark.cluster
 
@@ -27,7 +27,7 @@ STATUS_BYTES_LIMIT = 16 * 1024
 # Applying and materializing a thousand views takes minutes on a loaded machine: more than the default 600 s.
 @pytest.mark.timeout(1800)
 def test_a_project_of_a_thousand_views_applies_and_materializes_any_of_them(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path
+    api: client.ApiClient, namespace: str, operator: ChartOperator, tmp_path: Path
 ) -> None:
     files = generated_files(VIEWS, SERVICES)
     client.CoreV1Api(api).create_namespaced_config_map(namespace, repo_configmap("repo", files))

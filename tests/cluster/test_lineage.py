@@ -26,8 +26,9 @@ from feast_lineage.devcluster.mlflow_server import MlflowServer
 from feast_lineage.domain import labels
 from feast_lineage.lineage import command
 from tests.cluster.projects import EXAMPLE_REPO, Projects, example_files, project_manifest, repo_configmap
-from tests.cluster_helpers import OperatorProcess, wait_until
+from tests.cluster_helpers import wait_until
 from tests.conftest import REPO_ROOT
+from tests.operator_pod import ChartOperator
 
 pytestmark = pytest.mark.cluster
 
@@ -58,7 +59,7 @@ def _custom(api: client.ApiClient) -> client.CustomObjectsApi:
 def story(
     dev_cluster: DevCluster,
     api: client.ApiClient,
-    operator: OperatorProcess,
+    operator: ChartOperator,
     mlflow_server: MlflowServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Story]:

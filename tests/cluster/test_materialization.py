@@ -16,7 +16,8 @@ from mlflow.tracking import MlflowClient
 
 from feast_lineage.devcluster.mlflow_server import MlflowServer
 from tests.cluster.projects import EXAMPLE_REPO, Projects, example_files, project_manifest, repo_configmap
-from tests.cluster_helpers import OperatorProcess, finished_after, job_running, wait_until
+from tests.cluster_helpers import finished_after, job_running, wait_until
+from tests.operator_pod import ChartOperator
 
 pytestmark = pytest.mark.cluster
 
@@ -60,7 +61,7 @@ class Runs:
 
 
 @pytest.fixture
-def applied(api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path) -> Path:
+def applied(api: client.ApiClient, namespace: str, operator: ChartOperator, tmp_path: Path) -> Path:
     """The example project, applied; returns its data directory (registry and online store)."""
     client.CoreV1Api(api).create_namespaced_config_map(namespace, repo_configmap("repo", example_files()))
     data = tmp_path / "data"
@@ -93,7 +94,7 @@ def test_range_then_incremental_materialize_with_provenance_and_a_rerun(
     applied: Path,
     mlflow_server: MlflowServer,
     tmp_path: Path,
-    operator: OperatorProcess,
+    operator: ChartOperator,
 ) -> None:
     runs = Runs(api, namespace)
     runs.create("backfill", mode="Range", startTime="2026-11-02T00:00:00Z", endTime="2026-11-05T00:00:00Z")
@@ -155,7 +156,7 @@ def test_range_then_incremental_materialize_with_provenance_and_a_rerun(
 
 
 def test_failed_materialization_reports_the_reason_and_logs_a_failed_run(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, mlflow_server: MlflowServer, tmp_path: Path
+    api: client.ApiClient, namespace: str, operator: ChartOperator, mlflow_server: MlflowServer, tmp_path: Path
 ) -> None:
     # A repo without its offline data: `feast apply` does not read it, materialize cannot.
     files = {k: v for k, v in example_files().items() if not k.endswith(".parquet")}
@@ -173,7 +174,7 @@ def test_failed_materialization_reports_the_reason_and_logs_a_failed_run(
 
 
 def test_runs_wait_for_their_project_and_for_each_other(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path
+    api: client.ApiClient, namespace: str, operator: ChartOperator, tmp_path: Path
 ) -> None:
     runs = Runs(api, namespace)
     runs.create("early", mode="Range", startTime="2026-11-02T00:00:00Z", endTime="2026-11-03T00:00:00Z")
@@ -234,14 +235,14 @@ def test_bad_runs_fail_with_a_clear_message(api: client.ApiClient, namespace: st
     assert future["reason"] == "InvalidWindow" and "ends in the future" in future["message"]
     assert runs.jobs() == []
     # Finished runs stay as they are: never re-run, never deleted by the operator.
-    time.sleep(2 * OperatorProcess.RESYNC_SECONDS)
+    time.sleep(2 * ChartOperator.RESYNC_SECONDS)
     assert (
         runs.status("future")["phase"] == "Failed" and runs.get("future")["metadata"].get("deletionTimestamp") is None
     )
 
 
 def test_operator_restarted_mid_run_makes_no_duplicate_and_the_run_finishes(
-    api: client.ApiClient, namespace: str, applied: Path, operator: OperatorProcess
+    api: client.ApiClient, namespace: str, applied: Path, operator: ChartOperator
 ) -> None:
     runs = Runs(api, namespace)
     runs.create("survivor", mode="Range", startTime="2026-11-02T00:00:00Z", endTime="2026-11-04T00:00:00Z")

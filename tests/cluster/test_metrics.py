@@ -11,7 +11,8 @@ from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cluster.projects import Projects, example_files, project_manifest, repo_configmap
-from tests.cluster_helpers import OperatorProcess, wait_until
+from tests.cluster_helpers import wait_until
+from tests.operator_pod import ChartOperator
 
 pytestmark = pytest.mark.cluster
 
@@ -19,7 +20,7 @@ GROUP, VERSION = "featurelineage.io", "v1alpha1"
 PROJECT_LABELS = {"namespace", "resource", "feast_project"}
 
 
-def project_samples(operator: OperatorProcess, namespace: str) -> list[tuple[str, dict[str, str], float]]:
+def project_samples(operator: ChartOperator, namespace: str) -> list[tuple[str, dict[str, str], float]]:
     """(name, labels, value) of every sample the operator exposes for ``namespace``."""
     return [
         (sample.name, dict(sample.labels), sample.value)
@@ -30,7 +31,7 @@ def project_samples(operator: OperatorProcess, namespace: str) -> list[tuple[str
 
 
 def test_project_series_are_labelled_and_removed_with_the_project(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path
+    api: client.ApiClient, namespace: str, operator: ChartOperator, tmp_path: Path
 ) -> None:
     custom = client.CustomObjectsApi(api)
     projects = Projects(api, namespace)
@@ -95,7 +96,7 @@ def test_project_series_are_labelled_and_removed_with_the_project(
     wait_until(series_gone, 60, "the deleted project's series to be removed")
     wait_until(lambda: _project_gone(custom, namespace), 30, "the project to be deleted")
     # Nothing brings them back: not the garbage-collected apply Job's events, not a resync.
-    time.sleep(2 * OperatorProcess.RESYNC_SECONDS)
+    time.sleep(2 * ChartOperator.RESYNC_SECONDS)
     assert series_gone()
 
 

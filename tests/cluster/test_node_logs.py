@@ -14,8 +14,9 @@ from kubernetes import client
 
 from feast_lineage.devcluster.cluster import DevCluster
 from tests.cluster.projects import Projects, example_files, project_manifest, repo_configmap
-from tests.cluster_helpers import OperatorProcess, wait_until
+from tests.cluster_helpers import wait_until
 from tests.conftest import Kubectl
+from tests.operator_pod import ChartOperator
 
 pytestmark = pytest.mark.cluster
 
@@ -89,7 +90,7 @@ def test_kubectl_logs_of_a_finished_runner_pod(
     api: client.ApiClient,
     namespace: str,
     kubectl: Kubectl,
-    operator: OperatorProcess,
+    operator: ChartOperator,
     dev_cluster: DevCluster,
     tmp_path: Path,
 ) -> None:

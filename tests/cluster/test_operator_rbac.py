@@ -1,4 +1,6 @@
-"""The operator with nothing but the chart's RBAC: a token of the chart's ServiceAccount, both modes.
+"""The operator with nothing but the chart's RBAC, both modes: installed by the chart (`helm install`),
+its pod runs with a token of the chart's ServiceAccount. Cluster-wide is the session's operator;
+namespaced is a release of its own (on the host's network, as the session's).
 
 It applies the example project, runs a MaterializationJob, makes its webhook certificate and sets the
 caBundle, injects a labelled pod and records Events - each a permission of the chart's - and its log
@@ -20,10 +22,10 @@ from kubernetes.client.exceptions import ApiException
 
 from feast_lineage.devcluster.cluster import DevCluster
 from feast_lineage.devcluster.mlflow_server import MlflowServer
-from tests.cluster.operator_checks import GROUP, VERSION, assert_nothing_refused, exercise, start_under_chart_rbac
+from tests.cluster.operator_checks import GROUP, VERSION, assert_nothing_refused, exercise
 from tests.cluster.projects import Projects, project_manifest
-from tests.cluster_helpers import OperatorProcess, operators_paused, wait_until
-from tests.install_helpers import ChartRbacInstall
+from tests.cluster_helpers import operators_paused, wait_until
+from tests.operator_pod import ChartOperator
 
 pytestmark = pytest.mark.cluster
 
@@ -49,40 +51,33 @@ def whoami(dev_cluster: DevCluster, kubeconfig: Path) -> str:
     return str(json.loads(result.stdout)["status"]["userInfo"]["username"])
 
 
-def assert_certificate_and_ca_bundle(api: client.ApiClient, install: ChartRbacInstall) -> None:
-    secret_arg = next(a for a in install.run_args if a.startswith("--webhook-cert-secret="))
+def assert_certificate_and_ca_bundle(api: client.ApiClient, args: list[str]) -> None:
+    """The operator made its webhook certificate and set the caBundle (the Secret and configuration its
+    arguments name)."""
+    secret_arg = next(a for a in args if a.startswith("--webhook-cert-secret="))
     namespace, name = secret_arg.split("=", 1)[1].split("/")
     secret = client.CoreV1Api(api).read_namespaced_secret(name, namespace)
     assert set(secret.data) == {"ca.crt", "tls.crt", "tls.key"}
-    configuration = client.AdmissionregistrationV1Api(api).read_mutating_webhook_configuration(
-        install.webhook_configuration
+    injection = next(
+        a.split("=", 1)[1] for a in args if a.startswith("--webhook-configuration=") and a.endswith("-injection")
     )
+    configuration = client.AdmissionregistrationV1Api(api).read_mutating_webhook_configuration(injection)
     assert configuration.webhooks[0].client_config.ca_bundle == secret.data["ca.crt"]
 
 
 def test_cluster_wide_operator_needs_only_the_chart_rbac(
-    dev_cluster: DevCluster,
-    api: client.ApiClient,
-    crds_installed: None,
-    mlflow_server: MlflowServer,
-    namespace: str,
-    tmp_path: Path,
+    dev_cluster: DevCluster, api: client.ApiClient, operator: ChartOperator, namespace: str, tmp_path: Path
 ) -> None:
-    with operators_paused(api):
-        install, process = start_under_chart_rbac(dev_cluster, mlflow_server, tmp_path / "operator")
-        try:
-            assert whoami(dev_cluster, process.kubeconfig) == (
-                f"system:serviceaccount:{install.namespace}:{install.service_account}"
-            )
-            process.start()
-            try:
-                exercise(api, namespace, tmp_path)
-                assert_certificate_and_ca_bundle(api, install)
-            finally:
-                process.stop()
-            assert_nothing_refused(process.log(), (namespace,))
-        finally:
-            install.delete()
+    """The session's operator is the chart installed cluster-wide: its pod runs as the chart's
+    ServiceAccount, and everything it does needs nothing more."""
+    pod = operator.pod()
+    assert pod is not None and pod.spec.service_account_name == operator.deployment
+    assert whoami(dev_cluster, operator.kubeconfig) == (
+        f"system:serviceaccount:{operator.namespace}:{operator.deployment}"
+    )
+    exercise(api, namespace, tmp_path)
+    assert_certificate_and_ca_bundle(api, operator.args())
+    assert_nothing_refused(operator.log(), (namespace,))
 
 
 def test_namespaced_operator_acts_in_its_namespaces_only_and_is_refused_elsewhere(
@@ -94,31 +89,37 @@ def test_namespaced_operator_acts_in_its_namespaces_only_and_is_refused_elsewher
     other_namespace: str,
     tmp_path: Path,
 ) -> None:
+    suffix = uuid.uuid4().hex[:5]
+    rbac = client.RbacAuthorizationV1Api(api)
     with operators_paused(api):
-        install, process = start_under_chart_rbac(
-            dev_cluster, mlflow_server, tmp_path / "operator", f"watchNamespaces={{{namespace}}}"
+        namespaced = ChartOperator(
+            dev_cluster,
+            mlflow_server.url,
+            tmp_path / "operator",
+            release=f"rbac-{suffix}",
+            namespace=f"feast-lineage-rbac-{suffix}",
+            extra_values=(f"watchNamespaces={{{namespace}}}",),
         )
         try:
-            assert f"--namespace={namespace}" in install.run_args
-            roles = [(o["kind"], o["metadata"].get("namespace")) for o in install.objects if o["kind"] == "Role"]
-            assert ("Role", namespace) in roles and ("Role", other_namespace) not in roles
-            process.start()
-            try:
-                # A project where it does not watch: never touched (no finalizer, no status).
-                Projects(api, other_namespace).create(
-                    project_manifest("elsewhere", tmp_path / "elsewhere", {"configMap": {"name": "repo"}})
-                )
-                exercise(api, namespace, tmp_path)
-                assert_certificate_and_ca_bundle(api, install)
-                time.sleep(2 * OperatorProcess.RESYNC_SECONDS)
-                elsewhere = Projects(api, other_namespace).get("elsewhere")
-                assert "status" not in elsewhere and not elsewhere["metadata"].get("finalizers")
-            finally:
-                process.stop()
-            assert_nothing_refused(process.log())
+            namespaced.install()
+            assert f"--namespace={namespace}" in namespaced.args()
+            selector = f"app.kubernetes.io/instance={namespaced.release}"
+            assert rbac.list_namespaced_role(namespace, label_selector=selector).items
+            assert not rbac.list_namespaced_role(other_namespace, label_selector=selector).items
+            # A project where it does not watch: never touched (no finalizer, no status).
+            Projects(api, other_namespace).create(
+                project_manifest("elsewhere", tmp_path / "elsewhere", {"configMap": {"name": "repo"}})
+            )
+            exercise(api, namespace, tmp_path)
+            assert_certificate_and_ca_bundle(api, namespaced.args())
+            time.sleep(2 * ChartOperator.RESYNC_SECONDS)
+            elsewhere = Projects(api, other_namespace).get("elsewhere")
+            assert "status" not in elsewhere and not elsewhere["metadata"].get("finalizers")
+            namespaced.stop()
+            assert_nothing_refused(namespaced.log())
 
             # Its credentials are refused outside its namespaces.
-            own = config.new_client_from_config(config_file=str(process.kubeconfig))
+            own = config.new_client_from_config(config_file=str(namespaced.kubeconfig))
             attempts: list[Callable[[], object]] = [
                 lambda: client.CustomObjectsApi(own).list_namespaced_custom_object(
                     GROUP, VERSION, other_namespace, "featurestoreprojects"
@@ -135,7 +136,7 @@ def test_namespaced_operator_acts_in_its_namespaces_only_and_is_refused_elsewher
                 assert refused.value.status == 403, refused.value
             assert client.CoreV1Api(own).read_namespace(namespace).metadata.name == namespace
         finally:
-            install.delete()
+            namespaced.uninstall()
 
 
 def _job() -> dict[str, Any]:

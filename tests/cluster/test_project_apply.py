@@ -12,8 +12,9 @@ from mlflow.tracking import MlflowClient
 
 from feast_lineage.devcluster.mlflow_server import MlflowServer
 from tests.cluster.projects import Projects, example_files, project_manifest, repo_configmap
-from tests.cluster_helpers import OperatorProcess, wait_until
+from tests.cluster_helpers import wait_until
 from tests.conftest import Kubectl
+from tests.operator_pod import ChartOperator
 
 pytestmark = pytest.mark.cluster
 
@@ -31,7 +32,7 @@ def _ops_runs(mlflow_url: str, audit_id: str) -> list[object]:
 def test_configmap_project_applies_and_records_the_audit_trail(
     api: client.ApiClient,
     namespace: str,
-    operator: OperatorProcess,
+    operator: ChartOperator,
     mlflow_server: MlflowServer,
     kubectl: Kubectl,
     tmp_path: Path,
@@ -88,7 +89,7 @@ def test_configmap_project_applies_and_records_the_audit_trail(
 
     # An unchanged project is never applied again, however many resyncs pass.
     jobs = projects.apply_jobs("drivers")
-    time.sleep(3 * OperatorProcess.RESYNC_SECONDS)
+    time.sleep(3 * ChartOperator.RESYNC_SECONDS)
     assert projects.apply_jobs("drivers") == jobs == [last["jobName"]]
 
     # Changing one feature definition triggers exactly one apply, which names the change.
@@ -110,7 +111,7 @@ def test_configmap_project_applies_and_records_the_audit_trail(
 
 
 def test_deleting_a_project_removes_what_the_operator_created(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path
+    api: client.ApiClient, namespace: str, operator: ChartOperator, tmp_path: Path
 ) -> None:
     core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
     projects = Projects(api, namespace)

@@ -13,13 +13,14 @@ from kubernetes import client
 from feast_lineage.devcluster.processes import free_port
 from tests.cluster.git_https import https_git_server
 from tests.cluster.projects import Projects, example_files, git, git_repo, project_manifest, repo_configmap
-from tests.cluster_helpers import OperatorProcess, wait_until
+from tests.cluster_helpers import wait_until
+from tests.operator_pod import ChartOperator
 
 pytestmark = pytest.mark.cluster
 
 
 def test_git_project_records_the_commit_and_reapplies_when_the_branch_moves(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path, git_server: str
+    api: client.ApiClient, namespace: str, operator: ChartOperator, tmp_path: Path, git_server: str
 ) -> None:
     _, work = git_repo(tmp_path)
     first_commit = git(work, "rev-parse", "HEAD")
@@ -59,7 +60,7 @@ def _stalls_then_recovers(
 
 
 def test_missing_configmap_stalls_until_it_exists(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path
+    api: client.ApiClient, namespace: str, operator: ChartOperator, tmp_path: Path
 ) -> None:
     core, projects = client.CoreV1Api(api), Projects(api, namespace)
     projects.create(project_manifest("drivers", tmp_path / "data", {"configMap": {"name": "late-repo"}}))
@@ -74,7 +75,7 @@ def test_missing_configmap_stalls_until_it_exists(
 
 
 def test_repo_that_fails_to_import_stalls_with_the_python_error(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path
+    api: client.ApiClient, namespace: str, operator: ChartOperator, tmp_path: Path
 ) -> None:
     core, projects = client.CoreV1Api(api), Projects(api, namespace)
     files = example_files()
@@ -98,7 +99,7 @@ def test_repo_that_fails_to_import_stalls_with_the_python_error(
 
 
 def test_unknown_store_type_stalls_until_the_spec_is_fixed(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path
+    api: client.ApiClient, namespace: str, operator: ChartOperator, tmp_path: Path
 ) -> None:
     core, projects = client.CoreV1Api(api), Projects(api, namespace)
     core.create_namespaced_config_map(namespace, repo_configmap("repo", example_files()))
@@ -116,7 +117,7 @@ def test_unknown_store_type_stalls_until_the_spec_is_fixed(
 
 
 def test_missing_secret_stalls_until_it_exists(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path
+    api: client.ApiClient, namespace: str, operator: ChartOperator, tmp_path: Path
 ) -> None:
     core, projects = client.CoreV1Api(api), Projects(api, namespace)
     core.create_namespaced_config_map(namespace, repo_configmap("repo", example_files()))
@@ -141,7 +142,7 @@ def test_missing_secret_stalls_until_it_exists(
 
 
 def test_unknown_git_revision_and_unreachable_server_stall_then_recover(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path, git_server: str
+    api: client.ApiClient, namespace: str, operator: ChartOperator, tmp_path: Path, git_server: str
 ) -> None:
     git_repo(tmp_path)
     projects = Projects(api, namespace)
@@ -163,7 +164,7 @@ def test_unknown_git_revision_and_unreachable_server_stall_then_recover(
 
 
 def test_a_store_that_would_die_with_the_runner_stalls_and_recovers(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path
+    api: client.ApiClient, namespace: str, operator: ChartOperator, tmp_path: Path
 ) -> None:
     client.CoreV1Api(api).create_namespaced_config_map(namespace, repo_configmap("repo", example_files()))
     projects = Projects(api, namespace)
@@ -181,7 +182,7 @@ def test_a_store_that_would_die_with_the_runner_stalls_and_recovers(
 
 
 def test_https_git_with_credentials_and_a_private_ca(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path
+    api: client.ApiClient, namespace: str, operator: ChartOperator, tmp_path: Path
 ) -> None:
     _, work = git_repo(tmp_path)
     commit = git(work, "rev-parse", "HEAD")
@@ -230,14 +231,10 @@ def test_https_git_with_credentials_and_a_private_ca(
 
 
 def test_a_repo_configmap_created_after_its_project_is_acted_on_in_seconds(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path
+    api: client.ApiClient, namespace: str, operator: ChartOperator, tmp_path: Path
 ) -> None:
     # With a 10-minute resync, only the ConfigMap watch can explain a reaction within the minute.
-    operator.stop()
-    (tmp_path / "operator").mkdir()
-    slow = operator.like(tmp_path / "operator", resync_seconds=600)
-    try:
-        slow.start()
+    with operator.reconfigured("resyncSeconds=600"):
         projects = Projects(api, namespace)
         projects.create(project_manifest("drivers", tmp_path / "data", {"configMap": {"name": "late-repo"}}))
         stalled = projects.wait_condition("drivers", "Stalled", "True", "RepoNotFound", timeout=60)
@@ -249,6 +246,3 @@ def test_a_repo_configmap_created_after_its_project_is_acted_on_in_seconds(
             lambda: (projects.condition("drivers", "Stalled") or {}).get("status") == "False", 60, "the project to act"
         )
         print(f"repo ConfigMap created after its project: acted on in {time.monotonic() - created:.1f}s (resync 600s)")
-    finally:
-        slow.stop()
-        operator.start()

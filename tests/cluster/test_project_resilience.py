@@ -13,13 +13,14 @@ from mlflow.tracking import MlflowClient
 from feast_lineage.devcluster.mlflow_server import start_mlflow
 from feast_lineage.devcluster.processes import free_port
 from tests.cluster.projects import Projects, example_files, ops_runs_with_audit_id, project_manifest, repo_configmap
-from tests.cluster_helpers import OperatorProcess, finished_after, job_running, wait_until
+from tests.cluster_helpers import finished_after, job_running, wait_until
+from tests.operator_pod import ChartOperator
 
 pytestmark = pytest.mark.cluster
 
 
 def test_apply_completes_while_mlflow_is_down_and_its_record_is_delivered_once_later(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path
+    api: client.ApiClient, namespace: str, operator: ChartOperator, tmp_path: Path
 ) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -68,14 +69,14 @@ def test_apply_completes_while_mlflow_is_down_and_its_record_is_delivered_once_l
         assert run.info.status == "FINISHED"
         assert run.data.tags["k8s.name"] == "drivers" and run.data.tags["feast.operation"] == "apply"
         # Later retries and resyncs deliver nothing again.
-        time.sleep(2 * OperatorProcess.AUDIT_RETRY_SECONDS)
+        time.sleep(2 * ChartOperator.AUDIT_RETRY_SECONDS)
         assert ops_runs_with_audit_id(url, last["auditId"]) == 1
     finally:
         server.stop()
 
 
 def test_operator_killed_mid_apply_creates_no_second_job_and_converges(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path
+    api: client.ApiClient, namespace: str, operator: ChartOperator, tmp_path: Path
 ) -> None:
     core, projects = client.CoreV1Api(api), Projects(api, namespace)
     # The repo takes a while to import, so the apply is surely under way when the operator dies.
@@ -92,5 +93,5 @@ def test_operator_killed_mid_apply_creates_no_second_job_and_converges(
     assert finished_after(api, namespace, jobs[0], killed)
     assert projects.apply_jobs("drivers") == jobs
     assert status["lastApply"]["jobName"] == jobs[0] and status["lastApply"]["outcome"] == "Succeeded"
-    time.sleep(2 * OperatorProcess.RESYNC_SECONDS)
+    time.sleep(2 * ChartOperator.RESYNC_SECONDS)
     assert projects.apply_jobs("drivers") == jobs

@@ -9,7 +9,8 @@ import pytest
 from kubernetes import client
 
 from tests.cluster.projects import Projects, example_files, project_manifest, repo_configmap
-from tests.cluster_helpers import OperatorProcess, job_running, wait_until
+from tests.cluster_helpers import job_running, wait_until
+from tests.operator_pod import ChartOperator
 
 pytestmark = pytest.mark.cluster
 
@@ -23,7 +24,7 @@ def _with_ttl(days: int) -> dict[str, bytes]:
 
 
 def test_a_newer_revision_waits_a_superseded_one_is_skipped_and_status_says_what_was_applied(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path
+    api: client.ApiClient, namespace: str, operator: ChartOperator, tmp_path: Path
 ) -> None:
     core, batch, projects = client.CoreV1Api(api), client.BatchV1Api(api), Projects(api, namespace)
     # The first revision takes a while to import, so the next two arrive while it is being applied.

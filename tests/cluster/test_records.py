@@ -20,7 +20,8 @@ from feast_lineage.devcluster.mlflow_server import MlflowServer
 from tests.cluster.projects import Projects, example_files, project_manifest, repo_configmap
 from tests.cluster.test_materialization import Runs
 from tests.cluster.test_metrics import project_samples
-from tests.cluster_helpers import OperatorProcess, wait_until
+from tests.cluster_helpers import wait_until
+from tests.operator_pod import ChartOperator
 
 pytestmark = pytest.mark.cluster
 
@@ -66,7 +67,7 @@ def _names_run(runs: Runs, name: str, run_id: str) -> Callable[[], bool]:
 # Two applies and a run, one after another (a file registry takes one writer at a time).
 @pytest.mark.timeout(1200)
 def test_a_run_started_as_the_repo_changes_uses_and_records_the_applied_revision(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, mlflow_server: MlflowServer, tmp_path: Path
+    api: client.ApiClient, namespace: str, operator: ChartOperator, mlflow_server: MlflowServer, tmp_path: Path
 ) -> None:
     core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
     project = _ready_project(api, namespace, tmp_path / "data")
@@ -121,7 +122,7 @@ def test_a_run_started_as_the_repo_changes_uses_and_records_the_applied_revision
 
 
 def test_every_terminal_reason_is_one_mlflow_run_and_one_count(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, mlflow_server: MlflowServer, tmp_path: Path
+    api: client.ApiClient, namespace: str, operator: ChartOperator, mlflow_server: MlflowServer, tmp_path: Path
 ) -> None:
     _ready_project(api, namespace, tmp_path / "data")
     runs = Runs(api, namespace)
@@ -167,7 +168,7 @@ def test_every_terminal_reason_is_one_mlflow_run_and_one_count(
 
 
 def test_two_namespaces_with_one_feast_project_write_runs_told_apart(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, mlflow_server: MlflowServer, tmp_path: Path
+    api: client.ApiClient, namespace: str, operator: ChartOperator, mlflow_server: MlflowServer, tmp_path: Path
 ) -> None:
     core = client.CoreV1Api(api)
     other = f"{namespace[:50]}-b"
@@ -200,7 +201,7 @@ def test_two_namespaces_with_one_feast_project_write_runs_told_apart(
 
 
 def test_a_window_without_data_reports_zero_rows_and_warns(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, mlflow_server: MlflowServer, tmp_path: Path
+    api: client.ApiClient, namespace: str, operator: ChartOperator, mlflow_server: MlflowServer, tmp_path: Path
 ) -> None:
     _ready_project(api, namespace, tmp_path / "data")
     runs = Runs(api, namespace)

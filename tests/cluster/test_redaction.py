@@ -23,7 +23,8 @@ from feast_lineage.devcluster.cluster import DevCluster
 from feast_lineage.devcluster.mlflow_server import MlflowServer
 from tests.canary import leaks, new_canary
 from tests.cluster.projects import Projects, git, git_repo, project_manifest
-from tests.cluster_helpers import OperatorProcess, wait_until
+from tests.cluster_helpers import wait_until
+from tests.operator_pod import ChartOperator
 
 pytestmark = pytest.mark.cluster
 
@@ -126,7 +127,7 @@ def _assert_nothing_leaked(
     core: client.CoreV1Api,
     projects: Projects,
     namespace: str,
-    operator: OperatorProcess,
+    operator: ChartOperator,
     cluster: DevCluster,
     mlflow_url: str,
 ) -> None:
@@ -146,7 +147,7 @@ def _assert_nothing_leaked(
 def test_a_canary_secret_never_leaves_through_any_exit(
     api: client.ApiClient,
     namespace: str,
-    operator: OperatorProcess,
+    operator: ChartOperator,
     dev_cluster: DevCluster,
     mlflow_server: MlflowServer,
     git_server: str,
@@ -254,7 +255,7 @@ def test_a_canary_secret_never_leaves_through_any_exit(
 def test_a_forged_termination_message_reaches_neither_status_nor_mlflow(
     api: client.ApiClient,
     namespace: str,
-    operator: OperatorProcess,
+    operator: ChartOperator,
     mlflow_server: MlflowServer,
     tmp_path: Path,
 ) -> None:

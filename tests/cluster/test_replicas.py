@@ -5,7 +5,11 @@ the apply - the same Job (same UID), one MLflow run, no audit record left behind
 gracefully hands the Lease back. The takeover times are printed.
 
 Here the replicas are processes on one host, so each gets ports of its own, and the webhook
-configurations are pointed at the replica that is alive, as the webhook Service would route.
+configurations are pointed at the replica that is alive, as the webhook Service would route. Why not
+the chart's pods: two pods on the host's network would share its ports, and isolated pods cannot reach
+the session's MLflow server on 127.0.0.1, which this test reads the runs from; two replicas as pods,
+isolated, with the webhooks through their Service, are tests/cluster/test_helm_pods.py and
+tests/cluster/test_helm_failover.py.
 """
 
 from __future__ import annotations

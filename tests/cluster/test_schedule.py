@@ -10,7 +10,8 @@ import pytest
 from kubernetes import client
 
 from tests.cluster.projects import Projects, example_files, project_manifest, repo_configmap
-from tests.cluster_helpers import OperatorProcess, wait_until
+from tests.cluster_helpers import wait_until
+from tests.operator_pod import ChartOperator
 
 pytestmark = pytest.mark.cluster
 
@@ -23,7 +24,7 @@ def _runs(custom: client.CustomObjectsApi, namespace: str) -> dict[str, dict[str
 
 
 def test_schedule_creates_runs_at_cron_times_respects_forbid_and_prunes(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess, tmp_path: Path
+    api: client.ApiClient, namespace: str, operator: ChartOperator, tmp_path: Path
 ) -> None:
     core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
     projects = Projects(api, namespace)

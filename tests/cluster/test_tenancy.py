@@ -16,7 +16,8 @@ from feast_lineage.devcluster.cluster import DevCluster
 from tests.cluster.projects import Projects, project_manifest
 from tests.cluster.test_materialization import Runs
 from tests.cluster.users import grant, user_api
-from tests.cluster_helpers import OperatorProcess, wait_until, without_validation
+from tests.cluster_helpers import wait_until, without_validation
+from tests.operator_pod import ChartOperator
 
 pytestmark = pytest.mark.cluster
 
@@ -32,7 +33,7 @@ READ_SHARED_SECRET = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["ge
 
 @pytest.fixture
 def users(
-    api: client.ApiClient, dev_cluster: DevCluster, namespace: str, operator: OperatorProcess, tmp_path: Path
+    api: client.ApiClient, dev_cluster: DevCluster, namespace: str, operator: ChartOperator, tmp_path: Path
 ) -> dict[str, client.ApiClient]:
     """alice may author projects, create pods and read Secret "shared" (not "hidden");
     bob may author projects but not create pods."""
@@ -161,7 +162,7 @@ def test_a_spec_change_is_checked_like_a_create(users: dict[str, client.ApiClien
     )
 
 
-def test_what_gets_past_admission_stalls(api: client.ApiClient, namespace: str, operator: OperatorProcess) -> None:
+def test_what_gets_past_admission_stalls(api: client.ApiClient, namespace: str, operator: ChartOperator) -> None:
     projects = Projects(api, namespace)
     with without_validation(api):  # as if the webhook were not installed
         projects.create(_manifest(runner={"env": [{"name": "FEAST_LINEAGE_AUDIT_ID", "value": "forged"}]}))
@@ -197,7 +198,7 @@ def test_a_run_cannot_claim_to_come_from_the_schedule(
 
 
 def test_a_configmap_the_project_does_not_own_is_never_overwritten(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess
+    api: client.ApiClient, namespace: str, operator: ChartOperator
 ) -> None:
     core = client.CoreV1Api(api)
     foreign = {"metadata": {"name": "drivers-runner-config"}, "data": {"feature_store.yaml": "someone else's"}}

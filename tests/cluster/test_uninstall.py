@@ -1,5 +1,10 @@
 """Uninstall: without the operator, its finalizer makes projects undeletable; the chart's post-delete
-cleanup (run here as its Job would run it, with the hook's ServiceAccount and RBAC) releases them."""
+cleanup (run here as its Job would run it, with the hook's ServiceAccount and RBAC) releases them.
+
+The operator and the cleanup run as processes with the chart's arguments and tokens, not by `helm
+uninstall`: the test takes the cleanup's steps one at a time (an operator pod still there, then gone,
+then a second run), which Helm runs all at once. `helm uninstall` with its hook, start to end, is
+tests/cluster/test_helm_install.py."""
 
 from __future__ import annotations
 

@@ -110,6 +110,7 @@ def test_helm_lint(values: Path | None) -> None:
         ("crd.enabled=false", "additional properties 'crd' not allowed"),
         ("webhook.timeoutSeconds=60", "at '/webhook/timeoutSeconds': maximum: got 60, want 30"),
         ("metrics.port=80", "at '/metrics/port': minimum: got 80, want 1,024"),
+        ("auditRetrySeconds=0", "at '/auditRetrySeconds': minimum: got 0, want 1"),
         ("webhook.url=http://operator:9443", "at '/webhook/url': 'http://operator:9443' does not match pattern"),
         ("image.digest=latest", "at '/image/digest': 'latest' does not match pattern"),
         ("mlflow.trackingUri=mlflow:5000", "at '/mlflow/trackingUri': 'mlflow:5000' does not match pattern"),
@@ -471,6 +472,13 @@ def test_operator_runs_restricted_with_probes_on_its_liveness_port() -> None:
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "healthz"}
     assert container["resources"]["limits"]["memory"]
     assert {m["mountPath"] for m in container["volumeMounts"]} == {"/tmp"}
+
+
+def test_operator_resync_and_audit_retry_come_from_values() -> None:
+    args = operator_container(render())["args"]
+    assert "--resync-seconds=60" in args and "--audit-retry-seconds=30" in args
+    args = operator_container(render("resyncSeconds=3", "auditRetrySeconds=4"))["args"]
+    assert "--resync-seconds=3" in args and "--audit-retry-seconds=4" in args
 
 
 def test_operator_certificate_names_the_service_and_the_url_host() -> None:
