@@ -216,17 +216,17 @@ class PodRun(threading.Thread):
     def _run_container(self, container: dict[str, Any], volumes: dict[str, Path], restartable: bool) -> int:
         name = container["name"]
         policy = self.pod["spec"].get("restartPolicy", "Always")
-        backoff = 1.0
+        backoff = RestartBackoff()
         while True:
+            started = time.monotonic()
             code = self._run_once(container, volumes)
             if not restartable or self.stopping.is_set():
                 return code
             if policy == "Never" or (policy == "OnFailure" and code == 0):
                 return code
             self.restart_counts[name] = self.restart_counts.get(name, 0) + 1
-            if self.stopping.wait(backoff):
+            if self.stopping.wait(backoff.after_run(time.monotonic() - started)):
                 return code
-            backoff = min(backoff * 2, 30.0)
 
     def _run_once(self, container: dict[str, Any], volumes: dict[str, Path]) -> int:
         name = container["name"]
@@ -487,6 +487,25 @@ class PodRun(threading.Thread):
             )
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+class RestartBackoff:
+    """The delay before a container's restart: doubling from 1 s up to a maximum, and starting over
+    after a run of twice the maximum, kubelet's rule (its maximum is 5 minutes; a local cluster's
+    pods are restarted sooner), so a crash after a long healthy run is not held back."""
+
+    MAXIMUM = 30.0
+
+    def __init__(self) -> None:
+        self.delay = 1.0
+
+    def after_run(self, ran_for: float) -> float:
+        """The delay before restarting a container that ran ``ran_for`` seconds."""
+        if ran_for >= 2 * self.MAXIMUM:
+            self.delay = 1.0
+        current = self.delay
+        self.delay = min(self.delay * 2, self.MAXIMUM)
+        return current
 
 
 def _container_base(container: dict[str, Any], restarts: int = 0) -> dict[str, Any]:
