@@ -130,7 +130,7 @@ class Indexes:
             return set(self._users.get((namespace, config_map), set()))
 
     def sizes(self) -> dict[str, int]:
-        """Entries per index, for tests and the scale benchmark's reading of memory."""
+        """Entries per index (what the indexes cost grows with these)."""
         with self._lock:
             return {
                 "runs_by_project": sum(len(bucket) for bucket in self._peers.values()),
