@@ -9,6 +9,7 @@ import functools
 import logging
 import os
 import socket
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -25,22 +26,18 @@ from feast_lineage.api import (
     MATERIALIZATION_JOB_PLURAL,
     VERSION,
 )
-from feast_lineage.controller import project_passes, run_scheduler
+from feast_lineage.controller import index_loader, project_passes, run_scheduler
 from feast_lineage.controller.audit_redelivery import AuditDeliveries
 from feast_lineage.controller.health import Health
+from feast_lineage.controller.indexes import Indexes, project_of
 from feast_lineage.controller.kube import Kube
 from feast_lineage.controller.locks import ObjectLocks
-from feast_lineage.controller.materialization_reconciler import (
-    MaterializationReconciler,
-    kept_in_index,
-    peer_summary,
-)
+from feast_lineage.controller.materialization_reconciler import MaterializationReconciler
 from feast_lineage.controller.project_reconciler import ProjectReconciler
 from feast_lineage.controller.schedule_reconciler import ScheduleReconciler
 from feast_lineage.controller.settings import OperatorSettings
 from feast_lineage.domain import labels
 from feast_lineage.domain.materialization_state import TERMINAL, pass_on_event
-from feast_lineage.domain.references import referenced_config_maps
 from feast_lineage.domain.runner_outcome import job_ended
 from feast_lineage.injection.service import InjectionService
 
@@ -52,10 +49,6 @@ FINALIZER = f"{GROUP}/finalizer"
 
 def _has_pending_audit(status: kopf.Status, **_: Any) -> bool:
     return bool(status.get("pendingAudit"))
-
-
-def _kept_in_index(meta: kopf.Meta, status: kopf.Status, **_: Any) -> bool:
-    return kept_in_index(dict(meta), dict(status))
 
 
 def _run_active(status: kopf.Status, **_: Any) -> bool:
@@ -129,7 +122,10 @@ def build_registry(
     runs = MaterializationReconciler(kube, operator, locks)
     schedules = ScheduleReconciler(kube, locks, operator.max_waiting_runs)
     audits = AuditDeliveries(kube, operator, locks)
-    live_indices: dict[str, Any] = {}
+    # The operator's own indexes, not Kopf's: Kopf would hold every handler until every listed
+    # object is indexed, at a cost quadratic in the objects listed (benchmarks/kopf_index_gate.py).
+    indexes = Indexes()
+    index_checks = threading.Event()
     kopf_executor: list[concurrent.futures.Executor] = []
 
     async def on_kopf_worker(call: Callable[[], None]) -> None:
@@ -145,6 +141,12 @@ def build_registry(
 
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        # Before any handler runs (Kopf starts its watches after the startup handlers): a run may
+        # start only next to the active runs it knows of. First, so that a retried start repeats
+        # nothing else; filling again changes nothing.
+        listed = await asyncio.to_thread(index_loader.fill, kube, indexes, operator.namespaces)
+        logging.getLogger(__name__).info("indexed %d project(s) and %d run(s)", *listed)
+        index_loader.confirm_in_background(kube, indexes, operator.active_poll_seconds, index_checks)
         # Async: it runs on Kopf's event loop, which the health check then watches.
         # Progress lives in annotations; status belongs to the operator's own fields only.
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
@@ -169,6 +171,7 @@ def build_registry(
 
     @kopf.on.cleanup(registry=registry)
     def shutdown(**_: Any) -> None:
+        index_checks.set()
         scheduler.stop()
         project_scheduler.stop()
         audits.shutdown()
@@ -198,9 +201,9 @@ def build_registry(
     # Periodic passes of projects come from one scheduler fed by the watch, not Kopf timers (see
     # project_passes); the schedule tick starts from the project as last seen.
     @kopf.on.event(*PROJECTS, registry=registry)
-    async def project_seen(type: str | None, namespace: str | None, name: str, body: kopf.Body, **indices: Any) -> None:
-        live_indices.update(indices)
+    async def project_seen(type: str | None, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
         ns = namespace or ""
+        indexes.observe_project(ns, name, None if type == "DELETED" else dict(body.get("spec") or {}))
         if type == "DELETED":
             project_scheduler.observe_purposes(ns, name, set())
             last_seen.observe(ns, name, None)
@@ -216,9 +219,7 @@ def build_registry(
         elif purpose == project_passes.SOURCE_RETRY:
             projects.retry_source(namespace, name)
         elif purpose == project_passes.SCHEDULE:
-            index: kopf.Index[Any, Any] = live_indices["runs_by_project"]
-            runs_of = list(index.get((namespace, name), []))
-            schedules.tick(namespace, name, runs_of, seen=last_seen.get(namespace, name))
+            schedules.tick(namespace, name, indexes.peers(namespace, name), seen=last_seen.get(namespace, name))
         elif purpose == project_passes.RESYNC:
             projects.resync(namespace, name)
         else:
@@ -237,19 +238,12 @@ def build_registry(
         name="project-scheduler",
     )
 
-    @kopf.index(*PROJECTS, id="projects_by_configmap", registry=registry)
-    async def projects_by_configmap(
-        namespace: str | None, name: str, spec: kopf.Spec, **_: Any
-    ) -> dict[tuple[str | None, str], str]:
-        return {(namespace, config_map): name for config_map in referenced_config_maps(dict(spec))}
-
     # A ConfigMap a project references appears or changes: act now, not at the next resync. Every
     # ConfigMap of the cluster comes by: the look-up runs on the event loop, only a pass on a thread.
     # A ConfigMap the operator made for a project changed (or went): its next resync is a full pass.
     @kopf.on.event("", "v1", "configmaps", registry=registry)
-    async def config_map_changed(namespace: str | None, name: str, body: kopf.Body, **indices: Any) -> None:
-        index: kopf.Index[Any, Any] = indices["projects_by_configmap"]
-        for project in set(index.get((namespace, name), [])):
+    async def config_map_changed(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
+        for project in indexes.projects_using(namespace or "", name):
             await asyncio.to_thread(projects.reconcile, namespace or "", project)
         owner = _owner(body, FEATURE_STORE_PROJECT_KIND)
         if owner is not None:
@@ -263,35 +257,14 @@ def build_registry(
 
     # -- MaterializationJob ---------------------------------------------------------------------
 
-    # Index and watch handlers of runs are async: pure and quick, they run on Kopf's event loop
-    # instead of a worker thread each (a restart lists every run, the history included).
-    # A filter, not a None result, takes a run out of an index (Kopf keeps the last value on None):
-    # history costs no memory here.
-    @kopf.index(*RUNS, id="runs_by_project", when=_kept_in_index, registry=registry)
-    async def runs_by_project(
-        namespace: str | None, name: str, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status, **_: Any
-    ) -> dict[tuple[str | None, str], dict[str, Any]]:
-        project = str(spec.get("projectRef", {}).get("name", ""))
-        return {(namespace, project): peer_summary(name, dict(meta), dict(spec), dict(status))}
-
-    def peers_of(indices: dict[str, Any], namespace: str | None, spec: Any) -> list[dict[str, Any]]:
-        # Kopf passes indices as keyword arguments named after the index.
-        index: kopf.Index[Any, Any] = indices["runs_by_project"]
-        return list(index.get((namespace, spec.get("projectRef", {}).get("name", "")), []))
-
-    # A finished run's Job has nothing more to tell it.
-    @kopf.index(*RUNS, id="project_of_run", when=_run_active, registry=registry)
-    async def project_of_run(
-        namespace: str | None, name: str, spec: kopf.Spec, **_: Any
-    ) -> dict[tuple[str | None, str], str]:
-        return {(namespace, name): str(spec.get("projectRef", {}).get("name", ""))}
-
     # A run's passes are level-based, from its watch events, rather than Kopf's create and resume
     # handlers: those end with a PATCH of Kopf's progress and last-handled state (Kopf computes
     # each PATCH as a JSON diff of the whole object), and that PATCH is one more watch event per run.
     # Finished runs (the history) need nothing: a restart does not read them one by one. Periodic
     # passes come from one scheduler, not Kopf timers: a timer on a resource makes Kopf keep every
     # object's body (the finished history too) and a finalizer on each.
+    # Async: pure and quick, on Kopf's event loop instead of a worker thread each (a restart lists
+    # every run, the history included). The run is indexed first: its own pass sees it among its peers.
     @kopf.on.event(*RUNS, registry=registry)
     async def run_seen(
         type: str | None,
@@ -300,22 +273,22 @@ def build_registry(
         body: kopf.Body,
         spec: kopf.Spec,
         status: kopf.Status,
-        **indices: Any,
+        **_: Any,
     ) -> None:
-        live_indices.update(indices)  # the same live index objects on every call; the scheduler reads them
+        indexes.observe_run(namespace or "", name, None if type == "DELETED" else dict(body))
         pending_audit = bool(status.get("pendingAudit"))
         known = scheduler.observe(namespace or "", name, status.get("phase"), pending_audit, deleted=type == "DELETED")
         if pass_on_event(type, dict(body), known, FINALIZER):
-            peers = peers_of(indices, namespace, spec)
+            peers = indexes.peers(namespace or "", project_of(dict(spec)))
             await on_kopf_worker(functools.partial(runs.reconcile, namespace or "", name, peers, seen=dict(body)))
 
     def scheduled_pass(namespace: str, name: str, purpose: str) -> None:
         if purpose == run_scheduler.AUDIT:
             audits.submit(MATERIALIZATION_JOB_KIND, namespace, name)
             return
-        index: kopf.Index[Any, Any] = live_indices["project_of_run"]
-        for project in set(index.get((namespace, name), [])):
-            peers = peers_of(live_indices, namespace, {"projectRef": {"name": project}})
+        project = indexes.project_of_run(namespace, name)
+        if project is not None:  # a finished run's Job has nothing more to tell it
+            peers = indexes.peers(namespace, project)
             if purpose == run_scheduler.WAITING:
                 # Often; the reconciler's backoff decides when a waiting run is actually looked at again.
                 runs.poll_waiting(namespace, name, peers)
@@ -341,16 +314,16 @@ def build_registry(
     # Async: most of a Job's events (its creation, the controller's progress updates) are filtered
     # out on the event loop, without taking one of Kopf's worker threads each.
     @kopf.on.event("batch", "v1", "jobs", labels={**MANAGED, labels.LABEL_OPERATION: "materialize"}, registry=registry)
-    async def materialize_job_event(type: str | None, body: kopf.Body, namespace: str | None, **indices: Any) -> None:
+    async def materialize_job_event(type: str | None, body: kopf.Body, namespace: str | None, **_: Any) -> None:
         owner = _owner(body, MATERIALIZATION_JOB_KIND)
         # Its creation and the controller's progress updates tell the run nothing it does not know
         # (pods that cannot start are the resync's): only the end, or the Job's disappearance.
         if owner is None or (type != "DELETED" and not job_ended(dict(body))):
             return
         # The run's project from the watch-fed index, not a GET per Job event.
-        index: kopf.Index[Any, Any] = indices["project_of_run"]
-        for project in set(index.get((namespace, owner), [])):
-            peers = peers_of(indices, namespace, {"projectRef": {"name": project}})
+        project = indexes.project_of_run(namespace or "", owner)
+        if project is not None:
+            peers = indexes.peers(namespace or "", project)
             await on_kopf_worker(functools.partial(runs.reconcile, namespace or "", owner, peers))
 
     return registry

@@ -1,0 +1,79 @@
+"""Filling :class:`.indexes.Indexes` before Kopf starts its handlers, and checking what that left.
+
+Runs may start only next to the active runs they know of, so the indexes must be complete before
+the first pass: a paged list of projects and runs fills them, one page in memory at a time (only
+the summaries stay). A run deleted between that list and Kopf's own list gets no watch event; the
+runs the list kept that no watch event has confirmed are looked up again, and those gone dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+
+from feast_lineage.api import FEATURE_STORE_PROJECT_PLURAL, GROUP, MATERIALIZATION_JOB_PLURAL, VERSION
+from feast_lineage.controller.indexes import Indexes, Obj
+from feast_lineage.controller.kube import Kube, read
+
+log = logging.getLogger(__name__)
+PAGE = 500
+"""Objects per list request: a page's bodies are held only while it is indexed."""
+
+
+def _listed(kube: Kube, plural: str, namespaces: list[str]) -> Iterator[Obj]:
+    scopes: list[str | None] = list(namespaces) if namespaces else [None]  # None: the whole cluster
+    for namespace in scopes:
+        token: str | None = None
+        while True:
+            paging = {"limit": PAGE, "continue": token}
+            if namespace is None:
+                page = read(kube.custom.list_cluster_custom_object, GROUP, VERSION, plural, **paging)
+            else:
+                page = read(kube.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, plural, **paging)
+            page = page or {}  # None: the resource is not served (yet)
+            yield from page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue") or None
+            if token is None:
+                break
+
+
+def fill(kube: Kube, indexes: Indexes, namespaces: list[str]) -> tuple[int, int]:
+    """Index every project and run of the watched namespaces; returns how many of each were listed."""
+    projects = runs = 0
+    for body in _listed(kube, FEATURE_STORE_PROJECT_PLURAL, namespaces):
+        meta = body.get("metadata") or {}
+        indexes.observe_project(meta.get("namespace", ""), meta.get("name", ""), dict(body.get("spec") or {}))
+        projects += 1
+    for body in _listed(kube, MATERIALIZATION_JOB_PLURAL, namespaces):
+        meta = body.get("metadata") or {}
+        indexes.observe_run(meta.get("namespace", ""), meta.get("name", ""), body, listed=True)
+        runs += 1
+    return projects, runs
+
+
+def drop_vanished(kube: Kube, indexes: Indexes) -> int:
+    """Look up each listed run no watch event has confirmed; drop those that no longer exist."""
+    dropped = 0
+    for namespace, name in indexes.unconfirmed_runs():
+        if kube.get_custom(MATERIALIZATION_JOB_PLURAL, namespace, name) is None:
+            dropped += indexes.forget_unconfirmed(namespace, name)
+    return dropped
+
+
+def confirm_in_background(kube: Kube, indexes: Indexes, interval: float, stop: threading.Event) -> threading.Thread:
+    """Every ``interval`` seconds, :func:`drop_vanished` until every listed run is confirmed."""
+
+    def loop() -> None:
+        while indexes.unconfirmed_runs() and not stop.wait(interval):
+            try:
+                dropped = drop_vanished(kube, indexes)
+            except Exception:  # an API server that is away now is asked again next time
+                log.warning("checking listed runs failed; retrying", exc_info=True)
+                continue
+            if dropped:
+                log.info("dropped %d listed run(s) deleted before the watch started", dropped)
+
+    thread = threading.Thread(target=loop, name="index-confirmation", daemon=True)
+    thread.start()
+    return thread
