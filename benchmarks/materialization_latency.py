@@ -34,7 +34,12 @@ from kubernetes import client, watch
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from tests.cluster.projects import generated_files, project_manifest, repo_configmap  # noqa: E402
+from tests.cluster.projects import (  # noqa: E402
+    generated_files,
+    project_manifest,
+    range_run_manifest,
+    repo_configmap,
+)
 from tests.cluster_helpers import OperatorProcess, wait_until  # noqa: E402
 
 from benchmarks.operator_probe import cpu_seconds, load, p50_p99, proc_status_mib, request_counts  # noqa: E402
@@ -95,21 +100,6 @@ class JobClock:
         self._stop.set()
 
 
-def run_body(name: str, view: str) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "MaterializationJob",
-        "metadata": {"name": name},
-        "spec": {
-            "projectRef": {"name": "bench"},
-            "mode": "Range",
-            "startTime": "2026-11-02T00:00:00Z",
-            "endTime": "2026-11-03T00:00:00Z",
-            "featureViews": [view],
-        },
-    }
-
-
 def create_runs(api: client.ApiClient, size: int) -> dict[str, float]:
     """N MaterializationJobs, each for its own feature view; when each was created."""
     custom = client.CustomObjectsApi(api)
@@ -118,7 +108,11 @@ def create_runs(api: client.ApiClient, size: int) -> dict[str, float]:
         name = f"mj-{size}-{i}"
         created[name] = time.time()
         custom.create_namespaced_custom_object(
-            GROUP, VERSION, NAMESPACE, "materializationjobs", run_body(name, f"fv_{i}")
+            GROUP,
+            VERSION,
+            NAMESPACE,
+            "materializationjobs",
+            range_run_manifest(name, "bench", end="2026-11-03T00:00:00Z", views=[f"fv_{i}"]),
         )
     return created
 

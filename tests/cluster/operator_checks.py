@@ -15,7 +15,14 @@ from feast_lineage.devcluster.cluster import DevCluster
 from feast_lineage.devcluster.mlflow_server import MlflowServer
 from feast_lineage.domain import labels
 from feast_lineage.install.cleanup import FINALIZER
-from tests.cluster.projects import EXAMPLE_REPO, Projects, example_files, project_manifest, repo_configmap
+from tests.cluster.projects import (
+    EXAMPLE_REPO,
+    Projects,
+    example_files,
+    project_manifest,
+    range_run_manifest,
+    repo_configmap,
+)
 from tests.cluster_helpers import OperatorProcess, wait_until
 from tests.install_helpers import ChartRbacInstall
 
@@ -58,18 +65,9 @@ def exercise(api: client.ApiClient, namespace: str, tmp_path: Path) -> None:
 def materialize(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
     """A MaterializationJob of project ``drivers`` over the example's days; its status once finished."""
     custom = client.CustomObjectsApi(api)
-    run = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "MaterializationJob",
-        "metadata": {"name": name},
-        "spec": {
-            "projectRef": {"name": "drivers"},
-            "mode": "Range",
-            "startTime": "2026-11-02T00:00:00Z",
-            "endTime": "2026-11-05T00:00:00Z",
-        },
-    }
-    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "materializationjobs", run)
+    custom.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, "materializationjobs", range_run_manifest(name, "drivers")
+    )
 
     def finished() -> dict[str, Any] | None:
         obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "materializationjobs", name)
