@@ -16,9 +16,11 @@ from feast_lineage.controller.bounded_client import (
     request_timeout,
     watch_of,
 )
+from feast_lineage.controller.errors import stalled_by
 from feast_lineage.controller.settings import ApiTimeouts
 from feast_lineage.controller.wiring import _bound_requests
 
+POOL = urllib3.HTTPConnectionPool("10.0.0.1")
 PROJECTS = "https://10.0.0.1:6443/apis/featurelineage.io/v1alpha1/namespaces/ns/featurestoreprojects"
 
 
@@ -53,13 +55,13 @@ def test_a_timeout_names_the_request_and_its_bounds() -> None:
         "the Kubernetes API server did not answer in time (connect timeout 2s, read timeout 3.5s)"
     )
     # Transient: a reconcile pass that meets it is retried, it does not stall the object.
-    assert isinstance(error, TimeoutError)
+    assert isinstance(error, TimeoutError) and stalled_by(error) is None
 
 
 def test_a_timeout_is_not_retried_but_a_dropped_connection_is() -> None:
     retry = _TimeoutsNotRetried(3)
     with pytest.raises(urllib3.exceptions.ReadTimeoutError):
-        retry.increment("GET", "/x", error=urllib3.exceptions.ReadTimeoutError(None, "/x", "Read timed out."))
+        retry.increment("GET", "/x", error=urllib3.exceptions.ReadTimeoutError(POOL, "/x", "Read timed out."))
     with pytest.raises(urllib3.exceptions.ConnectTimeoutError):
         retry.increment("GET", "/x", error=urllib3.exceptions.ConnectTimeoutError("timed out"))
     again = retry.increment("GET", "/x", error=urllib3.exceptions.ProtocolError("Connection aborted."))
