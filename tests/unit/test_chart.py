@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from feast_lineage.api import generate_crds
+from feast_lineage.cli import _api_timeouts, build_parser
 from feast_lineage.controller.settings import ApiTimeouts
 from feast_lineage.domain.webhook_config import (
     INJECTION_WEBHOOK,
@@ -491,6 +492,13 @@ def test_operator_kubernetes_api_timeouts_come_from_values() -> None:
     assert f"--api-read-timeout-seconds={ApiTimeouts.read_seconds:g}" in args
     args = operator_container(render("kubernetesApi.connectTimeoutSeconds=3", "kubernetesApi.readTimeoutSeconds=90"))
     assert "--api-connect-timeout-seconds=3" in args["args"] and "--api-read-timeout-seconds=90" in args["args"]
+
+
+def test_the_operator_command_accepts_the_arguments_the_chart_gives_it() -> None:
+    container = operator_container(render("kubernetesApi.readTimeoutSeconds=45"))
+    assert container["command"] == ["feast-lineage"]
+    args = build_parser().parse_args(container["args"])  # exits (SystemExit) on an argument it does not know
+    assert _api_timeouts(args) == ApiTimeouts(read_seconds=45)
 
 
 def test_operator_certificate_names_the_service_and_the_url_host() -> None:
