@@ -91,6 +91,10 @@ class ApiTimeouts:
         a stream with no bytes for a little longer than that is dead, whatever the server promised."""
         return (self.connect_seconds, (server_seconds or self.watch_seconds) + self.watch_grace_seconds)
 
+    def within(self, seconds: float) -> tuple[float, float]:
+        """(connect, read), neither longer than ``seconds``: for a request whose answer is of no use later."""
+        return (min(self.connect_seconds, seconds), min(self.read_seconds, seconds))
+
     @property
     def total_seconds(self) -> float:
         """One request, connecting and answering, where only a total can be bounded (Kopf's)."""
