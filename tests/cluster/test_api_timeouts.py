@@ -95,6 +95,7 @@ def test_requests_to_a_silent_api_server_fail_within_their_bound_and_work_again_
         error, seconds = outcome(call)
         assert isinstance(error, ApiRequestTimeout), f"{what}: {error!r}"
         assert seconds < bound, f"{what} failed after {seconds:.1f}s, bound {bound:g}s"
+        print(f"{what} to a silent API server failed after {seconds:.2f}s (bounds {TIMEOUTS.request()})")
         assert f"/namespaces/{namespace}/" in str(error) and "did not answer in time" in str(error)
 
     proxy.resume()
@@ -124,6 +125,7 @@ def test_a_watch_stream_that_goes_silent_is_noticed_past_its_server_side_end(
     seconds = time.monotonic() - stalled_at[0]
     bound = server_seconds + TIMEOUTS.watch_grace_seconds + SLACK
     assert seconds < bound, f"the silent stream was noticed after {seconds:.1f}s, bound {bound:g}s"
+    print(f"a watch stream gone silent was cut after {seconds:.2f}s (server-side end {server_seconds}s)")
 
 
 def test_the_operator_carries_on_through_an_api_server_that_stalls_and_recovers(
