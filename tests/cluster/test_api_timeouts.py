@@ -21,7 +21,8 @@ from kubernetes import client, watch
 from feast_lineage.api import FEATURE_STORE_PROJECT_PLURAL
 from feast_lineage.controller.bounded_client import ApiRequestTimeout, BoundedApiClient
 from feast_lineage.controller.kube import Kube
-from feast_lineage.controller.settings import ApiTimeouts
+from feast_lineage.controller.leadership import Leadership
+from feast_lineage.controller.settings import ApiTimeouts, LeaderElectionSettings
 from feast_lineage.devcluster.cluster import DevCluster
 from tests.cluster.projects import Projects, project_manifest
 from tests.cluster.stalling_proxy import StallingProxy
@@ -49,22 +50,21 @@ def proxy(dev_cluster: DevCluster) -> Iterator[StallingProxy]:
         proxy.stop()
 
 
-def through(api: client.ApiClient, proxy: StallingProxy) -> Kube:
+def through(api: client.ApiClient, proxy: StallingProxy, timeouts: ApiTimeouts = TIMEOUTS) -> Kube:
     """The operator's client, with the test's credentials, talking to the API server through ``proxy``."""
     configuration = copy.deepcopy(api.configuration)
     configuration.host = f"https://127.0.0.1:{proxy.port}"
-    return Kube(BoundedApiClient(configuration, TIMEOUTS))
+    return Kube(BoundedApiClient(configuration, timeouts))
 
 
-def outcome(call: Callable[[], Any]) -> tuple[BaseException | None, float]:
-    """What ``call`` raised (None: it returned) and after how long; fails if it is still waiting after
-    LIMIT seconds (its thread is left behind, as a stuck worker would be)."""
-    result: list[BaseException | None] = []
+def outcome(call: Callable[[], Any]) -> tuple[Any, float]:
+    """What ``call`` returned or raised, and after how long; fails if it is still waiting after LIMIT
+    seconds (its thread is left behind, as a stuck worker would be)."""
+    result: list[Any] = []
 
     def run() -> None:
         try:
-            call()
-            result.append(None)
+            result.append(call())
         except BaseException as error:
             result.append(error)
 
@@ -118,7 +118,7 @@ def test_a_watch_stream_that_goes_silent_is_noticed_past_its_server_side_end(
                 stalled_at.append(time.monotonic())
 
     error, _ = outcome(lambda: watch_config_maps(stall=False))
-    assert error is None  # forwarded: the server ends the stream after timeoutSeconds, as asked
+    assert error is None, repr(error)  # forwarded: the server ends the stream after timeoutSeconds, as asked
 
     error, _ = outcome(lambda: watch_config_maps(stall=True))
     assert isinstance(error, urllib3.exceptions.ReadTimeoutError), repr(error)
@@ -126,6 +126,27 @@ def test_a_watch_stream_that_goes_silent_is_noticed_past_its_server_side_end(
     bound = server_seconds + TIMEOUTS.watch_grace_seconds + SLACK
     assert seconds < bound, f"the silent stream was noticed after {seconds:.1f}s, bound {bound:g}s"
     print(f"a watch stream gone silent was cut after {seconds:.2f}s (server-side end {server_seconds}s)")
+
+
+def test_a_lease_try_against_a_silent_api_server_gives_up_at_the_renew_deadline(
+    api: client.ApiClient, namespace: str, proxy: StallingProxy
+) -> None:
+    # Requests may take long in general; those of the leader election not beyond its renew deadline.
+    kube = through(api, proxy, ApiTimeouts(connect_seconds=20, read_seconds=20))
+    election = LeaderElectionSettings(
+        namespace=namespace, name="lease", identity="a", lease_seconds=3, renew_deadline_seconds=2, retry_seconds=1
+    )
+    lost: list[str] = []
+    leadership = Leadership(kube.api, election, lost.append)
+    acquired, _ = outcome(leadership.election.try_acquire_or_renew)
+    assert acquired is True  # forwarded: the Lease is created, held by "a"
+
+    proxy.stall()
+    renewed, seconds = outcome(leadership.election.try_acquire_or_renew)
+    assert renewed is False  # a failed try, not an exception out of the elector
+    bound = election.renew_deadline_seconds + SLACK
+    assert seconds < bound, f"the try gave up after {seconds:.1f}s, bound {bound:g}s"
+    print(f"a Lease renewal against a silent API server gave up after {seconds:.2f}s")
 
 
 def test_the_operator_carries_on_through_an_api_server_that_stalls_and_recovers(

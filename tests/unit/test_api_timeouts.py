@@ -38,8 +38,8 @@ def test_a_bound_that_is_not_positive_is_refused(field: str) -> None:
 
 
 def test_a_request_whose_answer_is_useless_later_is_bounded_by_that() -> None:
-    assert ApiTimeouts(connect_seconds=10, read_seconds=30).within(5) == (5, 5)
-    assert ApiTimeouts(connect_seconds=2, read_seconds=30).within(10) == (2, 10)
+    assert ApiTimeouts(connect_seconds=10, read_seconds=30).capped(5).request() == (5, 5)
+    assert ApiTimeouts(connect_seconds=2, read_seconds=30).capped(10) == ApiTimeouts(connect_seconds=2, read_seconds=10)
 
 
 def test_a_request_gets_connect_and_read_bounds_and_a_watch_reads_past_its_server_side_end() -> None:

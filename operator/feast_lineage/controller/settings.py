@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 
@@ -91,9 +92,11 @@ class ApiTimeouts:
         a stream with no bytes for a little longer than that is dead, whatever the server promised."""
         return (self.connect_seconds, (server_seconds or self.watch_seconds) + self.watch_grace_seconds)
 
-    def within(self, seconds: float) -> tuple[float, float]:
-        """(connect, read), neither longer than ``seconds``: for a request whose answer is of no use later."""
-        return (min(self.connect_seconds, seconds), min(self.read_seconds, seconds))
+    def capped(self, seconds: float) -> ApiTimeouts:
+        """Connect and read no longer than ``seconds``: for requests whose answers are of no use later."""
+        return dataclasses.replace(
+            self, connect_seconds=min(self.connect_seconds, seconds), read_seconds=min(self.read_seconds, seconds)
+        )
 
     @property
     def total_seconds(self) -> float:

@@ -64,7 +64,7 @@ class InjectionService:
         self.webhook = settings.webhook
         self.targets = targets
         admission = AdmissionRegistrationV1(kube.rest)
-        review_bound = settings.api_timeouts.within(REVIEW_SECONDS)
+        review_bound = settings.api_timeouts.capped(REVIEW_SECONDS).request()
 
         def namespace_labels(name: str) -> dict[str, str] | None:
             namespace = read(kube.core.read_namespace, name, _request_timeout=review_bound)
