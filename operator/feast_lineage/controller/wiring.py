@@ -35,7 +35,7 @@ from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.materialization_reconciler import MaterializationReconciler
 from feast_lineage.controller.project_reconciler import ProjectReconciler
 from feast_lineage.controller.schedule_reconciler import ScheduleReconciler
-from feast_lineage.controller.settings import OperatorSettings
+from feast_lineage.controller.settings import ApiTimeouts, OperatorSettings
 from feast_lineage.domain import labels
 from feast_lineage.domain.materialization_state import TERMINAL, pass_on_event
 from feast_lineage.domain.runner_outcome import job_ended
@@ -111,6 +111,17 @@ def _bounded_session(info: kopf.ConnectionInfo, streams: int) -> kopf.AiohttpSes
     )
 
 
+def _bound_requests(settings: kopf.OperatorSettings, timeouts: ApiTimeouts) -> None:
+    """Kopf's requests bounded as the operator's own are. Kopf (1.45) bounds a request only in total
+    (5 minutes by default, and it retries a timeout up to 8 times), a watch's connection by that same
+    total, a watch stream not at all. Each watch asks the server to end it after ``watch_seconds``; a
+    stream still open a little later is cut (Kopf also reconnects one silent for 70 s)."""
+    settings.networking.connect_timeout = timeouts.connect_seconds
+    settings.networking.request_timeout = timeouts.total_seconds
+    settings.watching.server_timeout = timeouts.watch_seconds
+    settings.watching.client_timeout = timeouts.watch_seconds + timeouts.watch_grace_seconds
+
+
 def build_registry(
     operator: OperatorSettings, kube: Kube, injection: InjectionService | None, health: Health
 ) -> kopf.OperatorRegistry:
@@ -153,7 +164,7 @@ def build_registry(
         settings.persistence.diffbase_storage = _ProjectDiffBases(prefix=GROUP)
         settings.persistence.finalizer = FINALIZER
         settings.posting.enabled = False  # Events are written on transitions by the handlers themselves.
-        settings.watching.server_timeout = 300
+        _bound_requests(settings, operator.api_timeouts)
         settings.execution.max_workers = 8
         kopf_executor.append(settings.execution.executor)  # handlers are not given the settings
         # No paged lists (settings.watching.chunk_size): Kopf handles each page before asking for the
