@@ -7,7 +7,7 @@ import copy
 from typing import Any
 
 from feast_lineage.api import FeatureStoreProject, FeatureStoreProjectStatus
-from feast_lineage.controller.project_cache import ProjectCache, SnapshotIndex, stripped
+from feast_lineage.controller.project_cache import ProjectCache, SnapshotIndex, pack, stripped, unpack
 from feast_lineage.domain import labels
 from feast_lineage.domain.materialization_state import applied_revision
 from feast_lineage.domain.repo_snapshot import SNAPSHOT_COMPONENT
@@ -87,15 +87,28 @@ def test_a_copy_keeps_what_a_run_reads_and_drops_what_grows() -> None:
     assert FeatureStoreProject.model_validate(parts).metadata.uid == "u-1"
 
 
-def test_a_copy_is_its_own_whatever_becomes_of_the_watchs_body() -> None:
+def test_each_reader_gets_a_copy_of_its_own() -> None:
     full = project()
     cache = ProjectCache()
     cache.observe("ns", "drivers", full)
-    before = copy.deepcopy(cache.get("ns", "drivers"))
+    before = cache.get("ns", "drivers")
+    # Neither the watch's body changing afterwards nor a reader changing its copy changes the cache.
     full["spec"]["repo"]["configMap"]["name"] = "changed"
     full["status"]["featureViews"].append("fv_2")
-    full["status"]["lastSuccessfulApply"]["revision"] = "changed"
+    mine = cache.get("ns", "drivers")
+    assert mine is not None and mine == before
+    mine["status"]["featureViews"].append("fv_3")
+    mine["spec"]["project"] = "changed"
     assert cache.get("ns", "drivers") == before
+
+
+def test_a_copy_is_a_fraction_of_the_project_in_memory() -> None:
+    # A project listing 300 views (about what the runner's result can name) and its records.
+    names = [f"feature_view_number_{i}" for i in range(300)]
+    full = project(featureViews=names, materializedFeatureViews=names, pendingAudit=[{"record": "r" * 2000}])
+    full["status"]["lastApply"] = {**full["status"]["lastSuccessfulApply"], "changes": {"featureViews": names}}
+    assert len(pack(stripped(full))) < 4096
+    assert unpack(pack(stripped(full))) == stripped(full)
 
 
 def test_the_cache_holds_the_last_seen_state_until_the_project_goes() -> None:
