@@ -56,13 +56,19 @@ def first_state(api: client.ApiClient, namespace: str, name: str, matches: Calla
     raise AssertionError(f"{name} did not reach the state in 300 s; now: {Projects(api, namespace).get(name)}")
 
 
+def one_view_project(api: client.ApiClient, namespace: str, tmp_path: Path) -> client.CoreV1Api:
+    """The project "drivers" created (not yet applied), its repo a ConfigMap with the one view fv_0."""
+    core = client.CoreV1Api(api)
+    core.create_namespaced_config_map(namespace, repo_configmap("repo", generated_files(1)))
+    Projects(api, namespace).create(project_manifest("drivers", tmp_path / "data", {"configMap": {"name": "repo"}}))
+    return core
+
+
 @pytest.mark.timeout(900)
 def test_runs_created_the_moment_the_project_is_ready_or_applies_a_new_view_start_on_that_apply(
     api: client.ApiClient, namespace: str, operator: ChartOperator, tmp_path: Path
 ) -> None:
-    core = client.CoreV1Api(api)
-    core.create_namespaced_config_map(namespace, repo_configmap("repo", generated_files(1)))
-    Projects(api, namespace).create(project_manifest("drivers", tmp_path / "data", {"configMap": {"name": "repo"}}))
+    core = one_view_project(api, namespace, tmp_path)
     runs = Runs(api, namespace)
 
     ready = first_state(api, namespace, "drivers", _ready)
@@ -85,11 +91,9 @@ def test_runs_created_the_moment_the_project_is_ready_or_applies_a_new_view_star
 def test_a_run_created_right_after_its_snapshot_is_deleted_fails_or_runs_on_the_snapshot_made_again(
     api: client.ApiClient, namespace: str, operator: ChartOperator, tmp_path: Path
 ) -> None:
-    core = client.CoreV1Api(api)
-    core.create_namespaced_config_map(namespace, repo_configmap("repo", generated_files(1)))
-    projects = Projects(api, namespace)
-    projects.create(project_manifest("drivers", tmp_path / "data", {"configMap": {"name": "repo"}}))
-    snapshot = projects.wait_condition("drivers", "Ready", timeout=300)["status"]["lastSuccessfulApply"]["snapshot"]
+    core = one_view_project(api, namespace, tmp_path)
+    ready = Projects(api, namespace).wait_condition("drivers", "Ready", timeout=300)
+    snapshot = ready["status"]["lastSuccessfulApply"]["snapshot"]
     runs = Runs(api, namespace)
 
     core.delete_namespaced_config_map(snapshot, namespace)
