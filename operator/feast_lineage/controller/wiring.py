@@ -33,6 +33,7 @@ from feast_lineage.controller.indexes import Indexes, project_of
 from feast_lineage.controller.kube import Kube
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.materialization_reconciler import MaterializationReconciler
+from feast_lineage.controller.project_cache import ProjectCache, SnapshotIndex
 from feast_lineage.controller.project_reconciler import ProjectReconciler
 from feast_lineage.controller.schedule_reconciler import ScheduleReconciler
 from feast_lineage.controller.settings import ApiTimeouts, OperatorSettings
@@ -130,7 +131,9 @@ def build_registry(
     registry = kopf.OperatorRegistry()
     locks = ObjectLocks()
     projects = ProjectReconciler(kube, operator, locks)
-    runs = MaterializationReconciler(kube, operator, locks)
+    # What a run's pass reads of projects and their snapshots, from the watches below (project_cache).
+    project_copies, snapshots = ProjectCache(), SnapshotIndex()
+    runs = MaterializationReconciler(kube, operator, locks, project_copies, snapshots)
     schedules = ScheduleReconciler(kube, locks, operator.max_waiting_runs)
     audits = AuditDeliveries(kube, operator, locks)
     # The operator's own indexes, not Kopf's: Kopf would hold every handler until every listed
@@ -215,6 +218,7 @@ def build_registry(
     async def project_seen(type: str | None, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
         ns = namespace or ""
         indexes.observe_project(ns, name, None if type == "DELETED" else dict(body.get("spec") or {}))
+        project_copies.observe(ns, name, None if type == "DELETED" else dict(body))
         if type == "DELETED":
             project_scheduler.observe_purposes(ns, name, set())
             last_seen.observe(ns, name, None)
@@ -253,7 +257,8 @@ def build_registry(
     # ConfigMap of the cluster comes by: the look-up runs on the event loop, only a pass on a thread.
     # A ConfigMap the operator made for a project changed (or went): its next resync is a full pass.
     @kopf.on.event("", "v1", "configmaps", registry=registry)
-    async def config_map_changed(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
+    async def config_map_changed(type: str | None, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
+        snapshots.observe(namespace or "", name, None if type == "DELETED" else dict(body))
         for project in indexes.projects_using(namespace or "", name):
             await asyncio.to_thread(projects.reconcile, namespace or "", project)
         owner = _owner(body, FEATURE_STORE_PROJECT_KIND)
