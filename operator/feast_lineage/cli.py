@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from feast_lineage import __version__
 
 if TYPE_CHECKING:
-    from feast_lineage.controller.settings import LeaderElectionSettings
+    from feast_lineage.controller.settings import ApiTimeouts, LeaderElectionSettings
 
 
 def _default_dev_dir() -> Path:
@@ -138,6 +138,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     try:
         leader_election = _leader_election(args)
+        api_timeouts = _api_timeouts(args)
     except ValueError as error:
         print(f"feast-lineage run: {error}", file=sys.stderr)
         return 2
@@ -151,6 +152,7 @@ def _run(args: argparse.Namespace) -> int:
         webhook=webhook,
         tenancy=tenancy,
         leader_election=leader_election,
+        api_timeouts=api_timeouts,
     )
     run_operator(settings, log_json=args.log_json, liveness_port=args.liveness_port)
     return 0
@@ -171,6 +173,14 @@ def _leader_election(args: argparse.Namespace) -> LeaderElectionSettings | None:
         renew_deadline_seconds=args.leader_election_renew_seconds,
         retry_seconds=args.leader_election_retry_seconds,
     )
+
+
+def _api_timeouts(args: argparse.Namespace) -> ApiTimeouts:
+    """The bounds given on the command line, the defaults for those not given."""
+    from feast_lineage.controller.settings import ApiTimeouts
+
+    given = {"connect_seconds": args.api_connect_timeout_seconds, "read_seconds": args.api_read_timeout_seconds}
+    return ApiTimeouts(**{key: value for key, value in given.items() if value is not None})
 
 
 def _process_identity(pod_name: str | None) -> str:
@@ -228,6 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--audit-retry-seconds", type=float, help="retry interval of MLflow audit delivery (default 30)")
     run.add_argument("--metrics-port", type=int, help="Prometheus port, 0 to disable (default 8080)")
     run.add_argument("--liveness-port", type=int, default=0, help="serve /healthz on this port")
+    run.add_argument(
+        "--api-connect-timeout-seconds", type=float, help="seconds to connect to the Kubernetes API server (TLS too)"
+    )
+    run.add_argument(
+        "--api-read-timeout-seconds", type=float, help="seconds to wait for the Kubernetes API server's next bytes"
+    )
     run.add_argument("--log-json", action="store_true", help="JSON log lines")
     run.add_argument("--webhook-port", type=int, default=0, help="serve the pod injection webhook (HTTPS) here")
     run.add_argument("--webhook-host", default="0.0.0.0", help="address the webhook listens on")

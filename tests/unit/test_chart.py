@@ -12,6 +12,8 @@ import pytest
 import yaml
 
 from feast_lineage.api import generate_crds
+from feast_lineage.cli import _api_timeouts, build_parser
+from feast_lineage.controller.settings import ApiTimeouts
 from feast_lineage.domain.webhook_config import (
     INJECTION_WEBHOOK,
     injection_webhook_configuration,
@@ -111,6 +113,8 @@ def test_helm_lint(values: Path | None) -> None:
         ("webhook.timeoutSeconds=60", "at '/webhook/timeoutSeconds': maximum: got 60, want 30"),
         ("metrics.port=80", "at '/metrics/port': minimum: got 80, want 1,024"),
         ("auditRetrySeconds=0", "at '/auditRetrySeconds': minimum: got 0, want 1"),
+        ("kubernetesApi.readTimeoutSeconds=0", "at '/kubernetesApi/readTimeoutSeconds': minimum: got 0, want 1"),
+        ("kubernetesApi.connectTimeoutSeconds=600", "at '/kubernetesApi/connectTimeoutSeconds': maximum: got 600"),
         ("webhook.url=http://operator:9443", "at '/webhook/url': 'http://operator:9443' does not match pattern"),
         ("image.digest=latest", "at '/image/digest': 'latest' does not match pattern"),
         ("mlflow.trackingUri=mlflow:5000", "at '/mlflow/trackingUri': 'mlflow:5000' does not match pattern"),
@@ -479,6 +483,22 @@ def test_operator_resync_and_audit_retry_come_from_values() -> None:
     assert "--resync-seconds=60" in args and "--audit-retry-seconds=30" in args
     args = operator_container(render("resyncSeconds=3", "auditRetrySeconds=4"))["args"]
     assert "--resync-seconds=3" in args and "--audit-retry-seconds=4" in args
+
+
+def test_operator_kubernetes_api_timeouts_come_from_values() -> None:
+    args = operator_container(render())["args"]
+    # The chart's defaults are the operator's own.
+    assert f"--api-connect-timeout-seconds={ApiTimeouts.connect_seconds:g}" in args
+    assert f"--api-read-timeout-seconds={ApiTimeouts.read_seconds:g}" in args
+    args = operator_container(render("kubernetesApi.connectTimeoutSeconds=3", "kubernetesApi.readTimeoutSeconds=90"))
+    assert "--api-connect-timeout-seconds=3" in args["args"] and "--api-read-timeout-seconds=90" in args["args"]
+
+
+def test_the_operator_command_accepts_the_arguments_the_chart_gives_it() -> None:
+    container = operator_container(render("kubernetesApi.readTimeoutSeconds=45"))
+    assert container["command"] == ["feast-lineage"]
+    args = build_parser().parse_args(container["args"])  # exits (SystemExit) on an argument it does not know
+    assert _api_timeouts(args) == ApiTimeouts(read_seconds=45)
 
 
 def test_operator_certificate_names_the_service_and_the_url_host() -> None:

@@ -12,6 +12,7 @@ from feast_lineage.domain.materialization_state import (
     MaterializationObservation,
     Peer,
     decide_materialization,
+    holds_on_copy,
     needs_settled_label,
     pass_on_event,
     settled,
@@ -342,3 +343,37 @@ def test_a_settled_run_without_the_label_gets_it_from_any_event_but_its_deletion
     labelled = _finished_run("Succeeded", labels={"featurelineage.io/settled": "true"})
     assert not needs_settled_label("MODIFIED", labelled, "f")
     assert not needs_settled_label("MODIFIED", _finished_run("Succeeded", finalizers=["f"]), "f")
+
+
+# -- which verdicts a copy of the project a few milliseconds old may decide -------------------------
+
+
+def _verdict_on_copy(obs: MaterializationObservation) -> tuple[str, bool]:
+    decision = decide_materialization(obs)
+    return ("JobCreated" if decision.create_job else str(decision.status.reason)), holds_on_copy(obs, decision)
+
+
+def test_starting_or_waiting_for_a_peer_holds_on_a_copy_of_the_project() -> None:
+    older = Peer("older", "2026-11-26T10:00:00Z", frozenset({"b"}), "Pending")
+    assert _verdict_on_copy(_observe()) == ("JobCreated", True)
+    assert _verdict_on_copy(_observe(peers=[older])) == ("WaitingForRun", True)
+    assert _verdict_on_copy(_observe(peers=[older], max_waiting=1)) == ("QueueFull", True)
+
+
+def test_a_verdict_on_the_projects_state_is_made_again_on_a_fresh_read() -> None:
+    # Each would be wrong on a copy older than a change that had already happened: the project just
+    # got Ready, the view was just applied, the snapshot just made, the apply just finished.
+    assert _verdict_on_copy(_observe(project=_project(ready=False))) == ("ProjectNotReady", False)
+    assert _verdict_on_copy(_observe(spec=_spec(featureViews=["new"]))) == ("UnknownFeatureView", False)
+    assert _verdict_on_copy(_observe(project=_project(views=()))) == ("NoFeatureViews", False)
+    assert _verdict_on_copy(_observe(revision_problem="snapshot gone")) == ("RevisionUnavailable", False)
+    waiting_for_apply = _observe(apply_running="drivers-apply-1", one_at_a_time=True)
+    assert _verdict_on_copy(waiting_for_apply) == ("WaitingForApply", False)
+    refused = _observe(spec=_spec(featureViews=["odfv"]), project=_project_with_odfv(None))
+    assert _verdict_on_copy(refused) == ("FeatureViewNotMaterializable", False)
+
+
+def test_a_run_with_a_job_or_an_invalid_spec_is_decided_without_the_projects_status() -> None:
+    running = JobObservation("run-materialize", "running", "", None, None, {}, None)
+    assert _verdict_on_copy(_observe(job=running, project=_project(ready=False))) == ("Running", True)
+    assert _verdict_on_copy(_observe(spec=None, invalid="bad")) == ("InvalidSpec", True)

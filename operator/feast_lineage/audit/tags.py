@@ -17,6 +17,8 @@ REASON = "featurelineage.reason"
 ROWS_WRITTEN = "featurelineage.rows_written"  # metric: all feature views
 ROWS_WRITTEN_PREFIX = "featurelineage.rows_written."  # metric per feature view: <prefix><view>
 GIT_COMMIT = "featurelineage.git.commit"
+SNAPSHOT = "featurelineage.snapshot"
+"""ConfigMap source: the immutable ConfigMap holding the repo content the operation ran."""
 DURATION_SEC = "featurelineage.duration_sec"  # metric
 
 K8S_NAMESPACE = "k8s.namespace"

@@ -10,7 +10,9 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from feast_lineage.api import GROUP, VERSION, StatusModel
+from feast_lineage.controller.bounded_client import BoundedApiClient
 from feast_lineage.controller.rest import BatchV1, CoreV1, CustomObjects, Rest
+from feast_lineage.controller.settings import ApiTimeouts
 from feast_lineage.domain.status_owners import owned_part, stored_status
 from feast_lineage.redaction import KNOWN
 
@@ -26,15 +28,16 @@ class StatusConflict(Exception):
     """Another writer changed status fields this one owns since it read them: recompute from a fresh read."""
 
 
-def new_api_client() -> client.ApiClient:
-    """From the kubeconfig when there is one, else the in-cluster service account."""
+def new_api_client(timeouts: ApiTimeouts | None = None) -> client.ApiClient:
+    """From the kubeconfig when there is one, else the in-cluster service account; every request
+    bounded by ``timeouts`` (the defaults when None)."""
     try:
         config.load_kube_config()
     except config.ConfigException:
         config.load_incluster_config()
     configuration = client.Configuration.get_default_copy()
     configuration.connection_pool_maxsize = CONNECTION_POOL_SIZE
-    return client.ApiClient(configuration)
+    return BoundedApiClient(configuration, timeouts or ApiTimeouts())
 
 
 def read(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Obj | None:

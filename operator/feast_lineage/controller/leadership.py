@@ -25,16 +25,21 @@ from kubernetes.leaderelection.leaderelection import LeaderElection
 from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
 
 from feast_lineage.controller import metrics
+from feast_lineage.controller.bounded_client import BoundedApiClient
 from feast_lineage.controller.settings import LeaderElectionSettings
 
 log = logging.getLogger(__name__)
 
 
 class _Lock(LeaseLock):  # type: ignore[misc]  # the client is untyped
-    """The client's Lease lock, on the operator's API client rather than the process default."""
+    """The client's Lease lock, on the operator's API client rather than the process default. Each
+    request is bounded by the renew deadline, as Kubernetes' own electors bound each try: a leader has
+    given up by then anyway, and a candidate's try that hangs would only delay its next."""
 
     def __init__(self, api: client.ApiClient, settings: LeaderElectionSettings) -> None:
         super().__init__(settings.name, settings.namespace, settings.identity)
+        if isinstance(api, BoundedApiClient):
+            api = BoundedApiClient(api.configuration, api.timeouts.capped(settings.renew_deadline_seconds))
         self.api_instance = client.CoordinationV1Api(api)
 
 

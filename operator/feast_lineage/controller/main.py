@@ -66,7 +66,7 @@ def _stop_on_signals() -> threading.Event:
 def run_operator(settings: OperatorSettings, log_json: bool = False, liveness_port: int = 0) -> None:
     configure_logging(log_json)
     stop = _stop_on_signals()
-    kube = Kube(new_api_client())
+    kube = Kube(new_api_client(settings.api_timeouts))
     health = Health()
     metrics.serve(settings.metrics_port)
     injection = InjectionService(kube, settings, InjectionTargets()) if settings.webhook is not None else None

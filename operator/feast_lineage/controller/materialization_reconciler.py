@@ -33,6 +33,7 @@ from feast_lineage.controller.kube import Kube, Obj, OwnershipConflict, StatusCo
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.logs import object_fields
 from feast_lineage.controller.outcome_audit import needs_record, outcome_record
+from feast_lineage.controller.project_cache import ProjectCache, SnapshotIndex
 from feast_lineage.controller.project_inputs import learn_secrets
 from feast_lineage.controller.project_reconciler import runner_config_map_name
 from feast_lineage.controller.settings import OperatorSettings
@@ -45,6 +46,7 @@ from feast_lineage.domain.materialization_state import (
     Peer,
     applied_revision,
     decide_materialization,
+    holds_on_copy,
     lists_every_view,
     stall_run,
     zero_row_views,
@@ -58,7 +60,7 @@ from feast_lineage.domain.provenance import (
     triggered_by,
 )
 from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
-from feast_lineage.domain.runner_outcome import observe_job
+from feast_lineage.domain.runner_outcome import JobObservation, observe_job
 from feast_lineage.domain.status_owners import PROJECT_LAST_MATERIALIZATION, RUN_RECONCILER
 from feast_lineage.redaction import redact
 from feast_lineage.timestamps import parse_rfc3339, rfc3339, utc_now
@@ -139,10 +141,20 @@ class JobExists(Exception):
 
 
 class MaterializationReconciler:
-    def __init__(self, kube: Kube, settings: OperatorSettings, locks: ObjectLocks) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        settings: OperatorSettings,
+        locks: ObjectLocks,
+        projects: ProjectCache | None = None,
+        snapshots: SnapshotIndex | None = None,
+    ) -> None:
         self.kube = kube
         self.settings = settings
         self.locks = locks
+        # The watch's copies of projects and their snapshots (see project_cache); without them, GETs.
+        self.projects = projects
+        self.snapshots = snapshots
         # Waiting runs are looked at less and less often, and at once when a run of their project ends.
         self.waiting = Backoff(settings.active_poll_seconds, settings.resync_seconds / 4)
 
@@ -223,7 +235,6 @@ class MaterializationReconciler:
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         now = utc_now()
-        status = MaterializationJobStatus.from_k8s(body.get("status"))
         spec, invalid = None, None
         try:
             spec = MaterializationJob.model_validate(
@@ -231,13 +242,11 @@ class MaterializationReconciler:
             ).spec
         except ValidationError as error:
             invalid = validation_message(error)
-        project = None
+        project, copied = None, False
         job_name = materialize_job_name(name)
         job_observation = None
-        revision_problem = None
-        peers: list[Peer] = []
         if spec is not None:
-            project = self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, namespace, spec.project_ref.name)
+            project, copied = self._project(namespace, spec.project_ref.name)
             try:
                 job = (
                     None
@@ -249,11 +258,66 @@ class MaterializationReconciler:
                 spec = None
             if job is not None:
                 job_observation = observe_job(job, self.kube.job_pods(job))
-                if job_observation.finished and project is not None:
-                    self._learn_secrets(project)
-            elif project is not None and spec is not None:
-                peers = to_peers(peer_summaries, project)
-                revision_problem = self._revision_problem(project)
+        observation, decision = self._decide(body, spec, invalid, project, job_observation, peer_summaries, now)
+        if copied and not holds_on_copy(observation, decision):
+            # A verdict about the project's state now: made on what the API server says now.
+            assert spec is not None
+            project = self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, namespace, spec.project_ref.name)
+            observation, decision = self._decide(body, spec, invalid, project, job_observation, peer_summaries, now)
+        if job_observation is not None and job_observation.finished and project is not None:
+            self._learn_secrets(project)
+        ended = decision.status.phase in TERMINAL  # a pass starts only on a run that has not ended
+        if ended and project is not None and needs_record(decision.status, decision.finished):
+            self._keep_outcome_record(body, project, spec, decision.status, job_name, now)
+        self.kube.write_status(MATERIALIZATION_JOB_PLURAL, body, decision.status, RUN_RECONCILER)
+        emit_transitions(self.kube, body, decision.transitions)
+        self._track_waiting(namespace, name, decision, peer_summaries)
+        if decision.finished is not None:
+            report_distrusted(self.kube, body, decision.finished)
+        if ended:
+            # Counted once the status that records the outcome is written: whatever decided it, the
+            # runner's result, the Job's deadline or the operator before any Job existed.
+            result = decision.finished.result if decision.finished is not None else None
+            duration = result.duration_seconds if result is not None else None
+            project_name = spec.project_ref.name if spec is not None else _raw_project_ref(body)
+            if project_name:
+                self._record_on_project(namespace, project_name, name, decision.status, duration)
+            empty = zero_row_views(decision.status)
+            if decision.status.phase == "Succeeded" and empty:
+                emit(
+                    self.kube,
+                    body,
+                    "Warning",
+                    "NoRowsWritten",
+                    f"no rows written for feature view(s) {', '.join(empty)}: the window had no data for them",
+                )
+
+    def _project(self, namespace: str, name: str) -> tuple[Obj | None, bool]:
+        """The run's project: the watch's copy when there is one (``True``), else a fresh read."""
+        if self.projects is not None and (cached := self.projects.get(namespace, name)) is not None:
+            return cached, True
+        return self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, namespace, name), False
+
+    def _decide(
+        self,
+        body: Obj,
+        spec: MaterializationJobSpec | None,
+        invalid: str | None,
+        project: Obj | None,
+        job_observation: JobObservation | None,
+        peer_summaries: list[Obj],
+        now: datetime.datetime,
+    ) -> tuple[MaterializationObservation, MaterializationDecision]:
+        """What the run needs next, and its Job created if that is to start it."""
+        meta = body["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        job_name = materialize_job_name(name)
+        status = MaterializationJobStatus.from_k8s(body.get("status"))
+        peers: list[Peer] = []
+        revision_problem = None
+        if job_observation is None and project is not None and spec is not None:
+            peers = to_peers(peer_summaries, project)
+            revision_problem = self._revision_problem(project)
         if status.job_name is None:
             status.job_name = job_name
         if status.provenance is None:
@@ -292,31 +356,7 @@ class MaterializationReconciler:
                 audit_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{meta['uid']}/{job_name}"))
                 decision.status.audit_id = audit_id
                 self._create_job(body, project, decision.status, job_name, audit_id, now)
-        ended = decision.status.phase in TERMINAL  # a pass starts only on a run that has not ended
-        if ended and project is not None and needs_record(decision.status, decision.finished):
-            self._keep_outcome_record(body, project, spec, decision.status, job_name, now)
-        self.kube.write_status(MATERIALIZATION_JOB_PLURAL, body, decision.status, RUN_RECONCILER)
-        emit_transitions(self.kube, body, decision.transitions)
-        self._track_waiting(namespace, name, decision, peer_summaries)
-        if decision.finished is not None:
-            report_distrusted(self.kube, body, decision.finished)
-        if ended:
-            # Counted once the status that records the outcome is written: whatever decided it, the
-            # runner's result, the Job's deadline or the operator before any Job existed.
-            result = decision.finished.result if decision.finished is not None else None
-            duration = result.duration_seconds if result is not None else None
-            project_name = spec.project_ref.name if spec is not None else _raw_project_ref(body)
-            if project_name:
-                self._record_on_project(namespace, project_name, name, decision.status, duration)
-            empty = zero_row_views(decision.status)
-            if decision.status.phase == "Succeeded" and empty:
-                emit(
-                    self.kube,
-                    body,
-                    "Warning",
-                    "NoRowsWritten",
-                    f"no rows written for feature view(s) {', '.join(empty)}: the window had no data for them",
-                )
+        return observation, decision
 
     def _revision_problem(self, project: Obj) -> str | None:
         """Why the revision a run would start on cannot be mounted: its snapshot is gone (deleted by hand)."""
@@ -324,6 +364,9 @@ class MaterializationReconciler:
         if applied is None or not applied.snapshot:
             return None
         meta = project["metadata"]
+        if self.snapshots is not None and self.snapshots.owned_by(meta["namespace"], applied.snapshot, meta["uid"]):
+            return None
+        # Not seen by the watch (not yet, or gone): only a fresh read may call it missing.
         snapshot = read(self.kube.core.read_namespaced_config_map, applied.snapshot, meta["namespace"])
         if snapshot is not None and controlled_by(snapshot, meta["uid"]):
             return None

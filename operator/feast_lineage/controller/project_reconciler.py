@@ -12,6 +12,7 @@ import logging
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
@@ -40,6 +41,7 @@ from feast_lineage.controller.kube import (
 )
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.logs import object_fields
+from feast_lineage.controller.outcome_audit import apply_outcome_record, operations_logged
 from feast_lineage.controller.project_inputs import gather_inputs
 from feast_lineage.controller.settings import OperatorSettings
 from feast_lineage.domain import labels
@@ -59,6 +61,7 @@ from feast_lineage.domain.project_state import (
     ProjectDecision,
     ProjectObservation,
     decide_project,
+    keep_records,
 )
 from feast_lineage.domain.provenance import TAG_REVISION, provenance_tags
 from feast_lineage.domain.repo_snapshot import (
@@ -323,6 +326,7 @@ class ProjectReconciler:
             running_materializations=running_materializations,
         )
         decision = decide_project(observation, now)
+        self._keep_outcome_records(project, decision, now)
 
         for superseded in decision.delete_jobs:
             # Its pod never started: it must not start later and apply an old revision.
@@ -357,6 +361,17 @@ class ProjectReconciler:
         current = snapshot_name(name, repo.fingerprint) if repo.kind == "configMap" else None
         applied = decision.status.last_successful_apply
         self._prune_snapshots(namespace, name, uid, [current, applied.snapshot if applied else None])
+
+    def _keep_outcome_records(self, project: FeatureStoreProject, decision: ProjectDecision, now: datetime) -> None:
+        """Applies that failed without a word from their runner get their MLflow record, delivered like
+        any pending one (written with the status that records the apply, so it is made once)."""
+        if not decision.unlogged_applies or not operations_logged(project, self.settings.mlflow_tracking_uri):
+            return
+        records = (
+            apply_outcome_record(project=project, job=unlogged.job, recorded=unlogged.recorded, now=now)
+            for unlogged in decision.unlogged_applies
+        )
+        keep_records(decision, [record.to_compact() for record in records if record is not None])
 
     def _with_retry_hint(self, problem: InputProblem) -> InputProblem:
         """A message that waits on something says when it will look again."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 
@@ -61,6 +62,49 @@ class LeaderElectionSettings:
 
 
 @dataclass(frozen=True)
+class ApiTimeouts:
+    """Bounds on each of the operator's Kubernetes API requests, the one place they are defined.
+
+    An API server (or a proxy in front of it) that accepts a connection and then never answers would
+    otherwise hold the thread that asked - one of Kopf's workers, a scheduler's - for good. A request
+    that is not answered in time fails, and the pass that made it is retried later.
+    """
+
+    connect_seconds: float = 10.0
+    """Connecting, TLS handshake included."""
+    read_seconds: float = 30.0
+    """Waiting for the next bytes of an answer (not the whole answer: a long list keeps arriving)."""
+    watch_seconds: int = 300
+    """The server ends each watch after this long (``timeoutSeconds``); the watcher then resumes it."""
+    watch_grace_seconds: float = 5.0
+    """A watch stream silent this long past its server-side end is taken for dead."""
+
+    def __post_init__(self) -> None:
+        if min(self.connect_seconds, self.read_seconds, self.watch_seconds, self.watch_grace_seconds) <= 0:
+            raise ValueError("the Kubernetes API timeouts must be positive")
+
+    def request(self) -> tuple[float, float]:
+        """(connect, read) of a request that is not a watch."""
+        return (self.connect_seconds, self.read_seconds)
+
+    def watch(self, server_seconds: float | None) -> tuple[float, float]:
+        """(connect, read) of a watch the server ends after ``server_seconds`` (None: ``watch_seconds``):
+        a stream with no bytes for a little longer than that is dead, whatever the server promised."""
+        return (self.connect_seconds, (server_seconds or self.watch_seconds) + self.watch_grace_seconds)
+
+    def capped(self, seconds: float) -> ApiTimeouts:
+        """Connect and read no longer than ``seconds``: for requests whose answers are of no use later."""
+        return dataclasses.replace(
+            self, connect_seconds=min(self.connect_seconds, seconds), read_seconds=min(self.read_seconds, seconds)
+        )
+
+    @property
+    def total_seconds(self) -> float:
+        """One request, connecting and answering, where only a total can be bounded (Kopf's)."""
+        return self.connect_seconds + self.read_seconds
+
+
+@dataclass(frozen=True)
 class OperatorSettings:
     namespaces: list[str] = field(default_factory=list)
     """Namespaces to watch; every namespace when empty."""
@@ -106,6 +150,8 @@ class OperatorSettings:
     """What project authors may use at all (runner volume types, ServiceAccounts, Git protocols...)."""
     leader_election: LeaderElectionSettings | None = None
     """Replicas elect a leader, which alone reconciles; None: this process reconciles at once (one replica)."""
+    api_timeouts: ApiTimeouts = field(default_factory=ApiTimeouts)
+    """Bounds on the operator's Kubernetes API requests and watches."""
 
     @classmethod
     def from_env(cls) -> OperatorSettings:

@@ -33,9 +33,10 @@ from feast_lineage.controller.indexes import Indexes, project_of
 from feast_lineage.controller.kube import Kube
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.materialization_reconciler import MaterializationReconciler
+from feast_lineage.controller.project_cache import ProjectCache, SnapshotIndex
 from feast_lineage.controller.project_reconciler import ProjectReconciler
 from feast_lineage.controller.schedule_reconciler import ScheduleReconciler
-from feast_lineage.controller.settings import OperatorSettings
+from feast_lineage.controller.settings import ApiTimeouts, OperatorSettings
 from feast_lineage.domain import labels
 from feast_lineage.domain.materialization_state import TERMINAL, needs_settled_label, pass_on_event
 from feast_lineage.domain.runner_outcome import job_ended
@@ -111,6 +112,17 @@ def _bounded_session(info: kopf.ConnectionInfo, streams: int) -> kopf.AiohttpSes
     )
 
 
+def _bound_requests(settings: kopf.OperatorSettings, timeouts: ApiTimeouts) -> None:
+    """Kopf's requests bounded as the operator's own are. Kopf (1.45) bounds a request only in total
+    (5 minutes by default, and it retries a timeout up to 8 times), a watch's connection by that same
+    total, a watch stream not at all. Each watch asks the server to end it after ``watch_seconds``; a
+    stream still open a little later is cut (Kopf also reconnects one silent for 70 s)."""
+    settings.networking.connect_timeout = timeouts.connect_seconds
+    settings.networking.request_timeout = timeouts.total_seconds
+    settings.watching.server_timeout = timeouts.watch_seconds
+    settings.watching.client_timeout = timeouts.watch_seconds + timeouts.watch_grace_seconds
+
+
 def build_registry(
     operator: OperatorSettings, kube: Kube, injection: InjectionService | None, health: Health
 ) -> kopf.OperatorRegistry:
@@ -119,7 +131,9 @@ def build_registry(
     registry = kopf.OperatorRegistry()
     locks = ObjectLocks()
     projects = ProjectReconciler(kube, operator, locks)
-    runs = MaterializationReconciler(kube, operator, locks)
+    # What a run's pass reads of projects and their snapshots, from the watches below (project_cache).
+    project_copies, snapshots = ProjectCache(), SnapshotIndex()
+    runs = MaterializationReconciler(kube, operator, locks, project_copies, snapshots)
     schedules = ScheduleReconciler(kube, locks, operator.max_waiting_runs)
     audits = AuditDeliveries(kube, operator, locks)
     # The operator's own indexes, not Kopf's: Kopf would hold every handler until every listed
@@ -153,7 +167,7 @@ def build_registry(
         settings.persistence.diffbase_storage = _ProjectDiffBases(prefix=GROUP)
         settings.persistence.finalizer = FINALIZER
         settings.posting.enabled = False  # Events are written on transitions by the handlers themselves.
-        settings.watching.server_timeout = 300
+        _bound_requests(settings, operator.api_timeouts)
         settings.execution.max_workers = 8
         kopf_executor.append(settings.execution.executor)  # handlers are not given the settings
         # No paged lists (settings.watching.chunk_size): Kopf handles each page before asking for the
@@ -208,6 +222,7 @@ def build_registry(
     async def project_seen(type: str | None, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
         ns = namespace or ""
         indexes.observe_project(ns, name, None if type == "DELETED" else dict(body.get("spec") or {}))
+        project_copies.observe(ns, name, None if type == "DELETED" else dict(body))
         if type == "DELETED":
             project_scheduler.observe_purposes(ns, name, set())
             last_seen.observe(ns, name, None)
@@ -246,7 +261,8 @@ def build_registry(
     # ConfigMap of the cluster comes by: the look-up runs on the event loop, only a pass on a thread.
     # A ConfigMap the operator made for a project changed (or went): its next resync is a full pass.
     @kopf.on.event("", "v1", "configmaps", registry=registry)
-    async def config_map_changed(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
+    async def config_map_changed(type: str | None, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
+        snapshots.observe(namespace or "", name, None if type == "DELETED" else dict(body))
         for project in indexes.projects_using(namespace or "", name):
             await asyncio.to_thread(projects.reconcile, namespace or "", project)
         owner = _owner(body, FEATURE_STORE_PROJECT_KIND)

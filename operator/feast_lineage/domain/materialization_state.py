@@ -334,6 +334,23 @@ def decide_materialization(obs: MaterializationObservation) -> MaterializationDe
     return MaterializationDecision(create_job, status, views, transitions, finished)
 
 
+WAITS_ON_PEERS = ("WaitingForRun", "QueueFull")
+
+
+def holds_on_copy(obs: MaterializationObservation, decision: MaterializationDecision) -> bool:
+    """Whether a decision made on a copy of the project a few milliseconds old can be written as is.
+
+    Starting the run (on the copy's applied revision) is what a fresh read would have decided had
+    the run been created those milliseconds earlier, and a run told to wait for its peers is looked
+    at again. Every other verdict of a run without a Job - the project not ready, a view it does not
+    hold, its snapshot gone, an apply running - is about the project's state now: it is made again on
+    a fresh read before it is written. A run with a Job (or an invalid spec) is decided without the
+    project's status."""
+    if obs.spec is None or obs.job is not None:
+        return True
+    return decision.create_job or decision.status.reason in WAITS_ON_PEERS
+
+
 def stall_run(
     status: MaterializationJobStatus, generation: int | None, reason: str, message: str, now: datetime
 ) -> MaterializationDecision:

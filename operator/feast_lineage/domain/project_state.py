@@ -6,6 +6,7 @@ the apply Job for the current hash) and writes what this module returns.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -20,7 +21,7 @@ from feast_lineage.api import (
 from feast_lineage.contract import MlflowRun, ObjectChanges
 from feast_lineage.domain.apply_gate import AWAITING_APPROVAL, awaiting_message, held, impact_event, impact_status
 from feast_lineage.domain.apply_plan import RepoIdentity
-from feast_lineage.domain.audit_backlog import AUDIT_DROPPED, add_pending, dropped_message
+from feast_lineage.domain.audit_backlog import AUDIT_DROPPED, Record, add_pending, dropped_message
 from feast_lineage.domain.conditions import DesiredCondition, Transition, find, kstatus, merge_conditions
 from feast_lineage.domain.labels import (
     ANNOTATION_APPLY_HASH,
@@ -33,6 +34,7 @@ from feast_lineage.domain.labels import (
     ANNOTATION_TRIGGER,
 )
 from feast_lineage.domain.runner_outcome import JobObservation
+from feast_lineage.domain.unlogged_outcome import apply_needs_record
 from feast_lineage.timestamps import parse_rfc3339
 
 APPLIED = "Applied"
@@ -69,6 +71,15 @@ class ProjectObservation:
     """Materialize Jobs of the project still running, when its registry is a file (one writer at a time)."""
 
 
+@dataclass(frozen=True)
+class UnloggedApply:
+    """An apply that failed without a word from its runner: it needs the operator's MLflow record."""
+
+    job: JobObservation
+    recorded: LastApply
+    """Its lastApply entry, as this decision records it."""
+
+
 @dataclass
 class ProjectDecision:
     create_job: bool
@@ -83,6 +94,21 @@ class ProjectDecision:
     """Superseded apply Jobs whose pod never started: they must not start later and apply an old revision."""
     dropped_audit: list[str] = field(default_factory=list)
     """Ids of the oldest audit records dropped to keep pendingAudit within its cap."""
+    unlogged_applies: list[UnloggedApply] = field(default_factory=list)
+    """Applies recorded by this decision that have no MLflow run and no record on its way to one."""
+
+
+def keep_records(decision: ProjectDecision, records: Sequence[Record]) -> None:
+    """Add records the operator made (see ``unlogged_applies``) to pendingAudit, within its cap: the
+    oldest beyond it are dropped and reported, as for any record."""
+    dropped: list[str] = []
+    for record in records:
+        capped = add_pending(decision.status.pending_audit, record)
+        decision.status.pending_audit = capped.kept
+        dropped += capped.dropped
+    if dropped:
+        decision.dropped_audit += dropped
+        decision.events.append(("Warning", AUDIT_DROPPED, dropped_message(dropped)))
 
 
 def mlflow_ref(run: MlflowRun) -> MlflowRunRef:
@@ -189,6 +215,13 @@ def _record_finished(
     return dropped, [event] if event is not None else []
 
 
+def _unlogged(status: FeatureStoreProjectStatus, job: JobObservation) -> list[UnloggedApply]:
+    recorded = status.last_apply
+    if recorded is None or not apply_needs_record(recorded, job):
+        return []
+    return [UnloggedApply(job, recorded.model_copy(deep=True))]
+
+
 def _describe(pending: PendingApply) -> str:
     commit = f" (commit {pending.commit[:12]})" if pending.commit else ""
     return f"{pending.revision or 'an earlier revision'}{commit}"
@@ -229,6 +262,7 @@ def decide_project(obs: ProjectObservation, now: datetime) -> ProjectDecision:
     events: list[tuple[str, str, str]] = []
     delete_jobs: list[str] = []
     dropped: list[str] = []
+    unlogged: list[UnloggedApply] = []
 
     source = _source_condition(obs)
     if obs.problem is None:
@@ -239,6 +273,7 @@ def decide_project(obs: ProjectObservation, now: datetime) -> ProjectDecision:
             ids, found = _record_finished(status, earlier, obs, now)
             dropped += ids
             events += found
+            unlogged += _unlogged(status, earlier)
     applied_hash = status.applied_spec_hash
     running = [job for job in obs.other_applies if job.state == "running"]
 
@@ -270,6 +305,7 @@ def decide_project(obs: ProjectObservation, now: datetime) -> ProjectDecision:
             ids, found = _record_finished(status, job, obs, now)
             dropped += ids
             events += found
+            unlogged += _unlogged(status, job)
         waiting_for = None
         if job is None and obs.running_materializations:
             waiting_for = (
@@ -319,7 +355,7 @@ def decide_project(obs: ProjectObservation, now: datetime) -> ProjectDecision:
     status.observed_generation = obs.generation
     if dropped:
         events.append(("Warning", AUDIT_DROPPED, dropped_message(dropped)))
-    return ProjectDecision(create_job, status, transitions, finished, events, delete_jobs, dropped)
+    return ProjectDecision(create_job, status, transitions, finished, events, delete_jobs, dropped, unlogged)
 
 
 def _source_condition(obs: ProjectObservation) -> DesiredCondition | None:

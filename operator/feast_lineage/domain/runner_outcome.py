@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
 from feast_lineage.contract import RunnerResult
-from feast_lineage.domain.runner_trust import expectations_of, vet_result
+from feast_lineage.domain.runner_trust import JobExpectations, expectations_of, vet_result
 
 JobState = Literal["running", "stuck", "succeeded", "failed"]
 
@@ -39,6 +39,11 @@ class JobObservation:
     """The runner container's image, as its pod reports it."""
     image_id: str | None = None
     """The image as the container runtime identified it (imageID), or IMAGE_ID_UNKNOWN."""
+    started_at: str | None = None
+    """When the Job started (its status.startTime)."""
+    told: JobExpectations = field(default_factory=JobExpectations)
+    """What the operator told the runner (its experiment, audit id, provenance tags): a record of a Job
+    whose runner never reported carries the same."""
 
     @property
     def finished(self) -> bool:
@@ -99,8 +104,10 @@ def observe_job(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobObservati
     result = parse_result(terminated.get("message")) if terminated else None
     reported = result is not None
     distrusted: tuple[str, ...] = ()
+    told = expectations_of(job)
+    started_at = (job.get("status") or {}).get("startTime")
     if result is not None:
-        result, problems = vet_result(result, expectations_of(job))
+        result, problems = vet_result(result, told)
         distrusted = tuple(problems)
     image, image_id = _image(newest_first)
     complete, failed = _condition(job, "Complete"), _condition(job, "Failed")
@@ -119,6 +126,8 @@ def observe_job(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobObservati
             distrusted=distrusted,
             image=image,
             image_id=image_id,
+            started_at=started_at,
+            told=told,
         )
     if failed is not None:
         if result is not None and result.error:
@@ -142,6 +151,8 @@ def observe_job(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobObservati
             distrusted=distrusted,
             image=image,
             image_id=image_id,
+            started_at=started_at,
+            told=told,
         )
     for pod in newest_first:
         waiting = _container_state(pod).get("waiting") or {}

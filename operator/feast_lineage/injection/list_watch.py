@@ -2,7 +2,8 @@
 
 Beside Kopf's own watches: the webhook's project map must be fed on every replica, Kopf runs on
 the leader only. A watch that ends is resumed; one whose resourceVersion expired (410) lists again at
-once; errors back off up to 30 s.
+once; errors back off up to 30 s. The server ends each watch after ``ApiTimeouts.watch_seconds``,
+and the client takes a stream silent a little longer for dead (see controller/bounded_client.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 
 from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
+
+from feast_lineage.controller.settings import ApiTimeouts
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +60,9 @@ class ListWatch:
                 # Events as plain dicts: no typed model to look up (nor import) from the list method.
                 stream = watch.Watch(return_type="object")
                 version = str(body["metadata"]["resourceVersion"])
-                for event in stream.stream(self.call, resource_version=version, timeout_seconds=300, **self.kwargs):
+                for event in stream.stream(
+                    self.call, resource_version=version, timeout_seconds=ApiTimeouts.watch_seconds, **self.kwargs
+                ):
                     if self.stopping.is_set():
                         stream.stop()
                         return

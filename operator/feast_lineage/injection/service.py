@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 MUTATE_PODS_PATH = "/mutate-pods"
 VALIDATE_RESOURCES_PATH = "/validate-resources"
 MUTATE_RESOURCES_PATH = "/mutate-resources"
+REVIEW_SECONDS = 10.0
+"""Bound on an admission review's own requests to the API server: it has given up on the review by
+then (the validating webhook's timeoutSeconds; the others' are shorter by default)."""
 
 
 def _certificates(kube: Kube, webhook: WebhookSettings) -> CertificateSource:
@@ -61,9 +64,10 @@ class InjectionService:
         self.webhook = settings.webhook
         self.targets = targets
         admission = AdmissionRegistrationV1(kube.rest)
+        review_bound = settings.api_timeouts.capped(REVIEW_SECONDS).request()
 
         def namespace_labels(name: str) -> dict[str, str] | None:
-            namespace = read(kube.core.read_namespace, name)
+            namespace = read(kube.core.read_namespace, name, _request_timeout=review_bound)
             return None if namespace is None else dict(namespace["metadata"].get("labels") or {})
 
         def publish_ca(material: ServingMaterial) -> None:
@@ -78,7 +82,8 @@ class InjectionService:
         authorization = AuthorizationV1(kube.rest)
 
         def authorize(user: dict[str, Any], check: AccessCheck) -> bool:
-            response = authorization.create_subject_access_review(subject_access_review(user, check))
+            review = subject_access_review(user, check)
+            response = authorization.create_subject_access_review(review, _request_timeout=review_bound)
             return bool(json.loads(response.data).get("status", {}).get("allowed"))
 
         self.pods = PodInjection(targets, NamespaceLevels(namespace_labels), settings.mlflow_tracking_uri)
