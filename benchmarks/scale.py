@@ -69,6 +69,7 @@ SEEDING_THREADS = 16
 _RECONCILES = re.compile(
     r'^feast_lineage_reconcile_total\{kind="(?P<kind>\w+)",outcome="(?P<outcome>\w+)"\} (?P<n>\S+)$'
 )
+_SETTLED = re.compile(r'^feast_lineage_runs_settled_total\{when="(?P<when>\w+)"\} (?P<n>\S+)$', re.MULTILINE)
 
 
 def repo_data(index: int, revision: int = 0) -> dict[str, str]:
@@ -188,12 +189,21 @@ def in_parallel(calls: list[tuple[Any, ...]]) -> None:
             future.result()
 
 
+def metrics_text(metrics_port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
+        return str(response.read().decode())
+
+
+def settled_runs(metrics_port: int) -> str:
+    """How many finished runs the operator labelled settled (out of its watch), by when it found them."""
+    found = {match["when"]: float(match["n"]) for match in _SETTLED.finditer(metrics_text(metrics_port))}
+    return ", ".join(f"{when} {found.get(when, 0):.0f}" for when in ("start", "listed", "event"))
+
+
 def reconciles(metrics_port: int) -> dict[str, float]:
     """The operator's own count of finished passes, by kind."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
-        text = response.read().decode()
     counts: dict[str, float] = {}
-    for line in text.splitlines():
+    for line in metrics_text(metrics_port).splitlines():
         match = _RECONCILES.match(line)
         if match:
             counts[match["kind"]] = counts.get(match["kind"], 0.0) + float(match["n"])
@@ -292,6 +302,7 @@ def main() -> None:
             pid = operator.process.pid  # type: ignore[union-attr]
             wait_until(lambda: jobs_of(batch, "featurelineage.io/operation=materialize") >= args.active, 600, "Jobs")
             print(f"first start (history never seen before) {first}; RSS {proc_status_mib(pid, 'VmRSS'):.0f} MiB")
+            print(f"  finished runs labelled settled (out of the watch): {settled_runs(operator.metrics_port)}")
 
             # The passes of a first start change what the next resync sees (the ConfigMaps they made):
             # idle is measured from the resync after.
@@ -335,6 +346,7 @@ def main() -> None:
                 f"restart {restart}; RSS {proc_status_mib(pid, 'VmRSS'):.0f} MiB, "
                 f"peak {proc_status_mib(pid, 'VmHWM'):.0f} MiB"
             )
+            print(f"  finished runs labelled settled by the restarted operator: {settled_runs(operator.metrics_port)}")
             print(f"load: {load()}")
         finally:
             operator.stop()

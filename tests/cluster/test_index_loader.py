@@ -1,5 +1,6 @@
 """The operator's indexes filled from the API server before Kopf starts: a paged list of projects
-and runs, and a later look-up that drops listed runs deleted before any watch event saw them."""
+and runs (the settled ones labelled, and left out of every later list), and a later look-up that
+drops listed runs deleted before any watch event saw them."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from feast_lineage.api import (
 from feast_lineage.controller import index_loader
 from feast_lineage.controller.indexes import Indexes
 from feast_lineage.controller.kube import Kube
+from feast_lineage.domain.labels import LABEL_SETTLED
 from tests.cluster.projects import project_manifest, range_run_manifest
 from tests.cluster_helpers import operators_paused
 
@@ -61,7 +63,13 @@ def test_a_paged_list_fills_every_index_and_vanished_runs_are_dropped(
 
     kube = Kube(api)
     indexes = Indexes()
-    assert index_loader.fill(kube, indexes, [namespace]) == (4, 12)
+    # The finished runs (no finalizer, no record pending) are labelled as the list finds them.
+    assert index_loader.fill(kube, indexes, [namespace]) == (4, 12, 5)
+    for index in range(5):
+        done = custom.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, MATERIALIZATION_JOB_PLURAL, f"done-{index}"
+        )
+        assert done["metadata"]["labels"][LABEL_SETTLED] == "true"
     assert indexes.projects_using(namespace, "repo-0") == {"p0", "p2"}
     assert indexes.projects_using(namespace, "repo-1") == {"p1", "p3"}
     assert sorted(peer["name"] for peer in indexes.peers(namespace, "p0")) == [f"active-{i}" for i in range(7)]
@@ -69,8 +77,8 @@ def test_a_paged_list_fills_every_index_and_vanished_runs_are_dropped(
     assert indexes.project_of_run(namespace, "done-3") is None  # the finished history is not kept
     assert len(indexes.unconfirmed_runs()) == 7
 
-    # Filling again (a retried start) changes nothing.
-    index_loader.fill(kube, indexes, [namespace])
+    # Filling again (a retried start) changes nothing, and lists only the unsettled runs.
+    assert index_loader.fill(kube, indexes, [namespace]) == (4, 7, 0)
     assert len(indexes.peers(namespace, "p0")) == 7
 
     # A watch event confirms one run; two others are deleted before any event saw them.

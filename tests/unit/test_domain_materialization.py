@@ -13,7 +13,9 @@ from feast_lineage.domain.materialization_state import (
     Peer,
     decide_materialization,
     holds_on_copy,
+    needs_settled_label,
     pass_on_event,
+    settled,
 )
 from feast_lineage.domain.runner_outcome import JobObservation
 
@@ -309,6 +311,38 @@ def test_a_watch_event_calls_for_a_pass_on_a_new_run_or_a_restarts_first_sight_o
     assert not passes("MODIFIED", run("Failed"), known=False)
     assert not passes("DELETED", run(), known=False)
     assert not passes("MODIFIED", run(deleting=True), known=False)
+
+
+def _finished_run(phase: str | None = "Succeeded", **meta: Any) -> dict[str, Any]:
+    status: dict[str, Any] = {"phase": phase} if phase else {}
+    return {"metadata": {"name": "r", **meta}, "status": status}
+
+
+def test_a_run_settles_once_finished_with_its_record_delivered_and_its_finalizer_gone() -> None:
+    assert settled(_finished_run("Succeeded"), "f")
+    assert settled(_finished_run("Failed", finalizers=["someone-elses"]), "f")
+    # Not before: unfinished, a record still pending, the operator's finalizer still on, being deleted.
+    assert not settled(_finished_run(None), "f")
+    assert not settled(_finished_run("Running"), "f")
+    assert not settled(_finished_run("Pending"), "f")
+    pending = _finished_run("Succeeded")
+    pending["status"]["pendingAudit"] = [{"i": "a"}]
+    assert not settled(pending, "f")
+    assert not settled(_finished_run("Succeeded", finalizers=["f"]), "f")
+    assert not settled(_finished_run("Succeeded", deletionTimestamp="2026-11-27T00:00:00Z"), "f")
+    # A schedule's run: the schedule counts and prunes it, so it stays in sight.
+    scheduled = _finished_run("Succeeded", annotations={"featurelineage.io/scheduled-time": "2026-11-27T03:00:00Z"})
+    assert not settled(scheduled, "f")
+
+
+def test_a_settled_run_without_the_label_gets_it_from_any_event_but_its_deletion() -> None:
+    assert needs_settled_label("MODIFIED", _finished_run("Succeeded"), "f")
+    assert needs_settled_label(None, _finished_run("Failed"), "f")  # a listing
+    assert needs_settled_label("ADDED", _finished_run("Succeeded"), "f")  # its label was removed by hand
+    assert not needs_settled_label("DELETED", _finished_run("Succeeded"), "f")  # gone, or left the watch
+    labelled = _finished_run("Succeeded", labels={"featurelineage.io/settled": "true"})
+    assert not needs_settled_label("MODIFIED", labelled, "f")
+    assert not needs_settled_label("MODIFIED", _finished_run("Succeeded", finalizers=["f"]), "f")
 
 
 # -- which verdicts a copy of the project a few milliseconds old may decide -------------------------

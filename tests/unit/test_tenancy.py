@@ -294,3 +294,41 @@ def test_a_refusal_never_repeats_a_secret_value_the_operator_knows() -> None:
     response = ResourceValidation(lambda user, check: True, TenancyPolicy()).review(_request("alice", spec))
     message = response["response"]["status"]["message"]
     assert "revision" in message and "tok-3f9a1c" not in message, message
+
+
+def test_only_a_settled_run_may_carry_the_settled_label() -> None:
+    validation = ResourceValidation(lambda user, check: True, TenancyPolicy())
+    spec = {"projectRef": {"name": "drivers"}}
+    label = {"featurelineage.io/settled": "true"}
+    finished = {"phase": "Succeeded"}
+
+    def request(operation: str, new: dict[str, Any], old: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {
+            "uid": "u",
+            "kind": {"kind": "MaterializationJob"},
+            "namespace": "ml",
+            "operation": operation,
+            "userInfo": {"username": "alice"},
+            "object": new,
+            "oldObject": old,
+        }
+
+    # A new run with it would never be seen by the operator.
+    [problem] = validation.problems(request("CREATE", {"metadata": {"labels": label}, "spec": spec}))
+    assert "featurelineage.io/settled" in problem and "never on a new or unfinished one" in problem
+    # Added to a run that is running, or finished but still held for its record: refused.
+    running: dict[str, Any] = {
+        "metadata": {"finalizers": ["featurelineage.io/finalizer"]},
+        "spec": spec,
+        "status": {"phase": "Running"},
+    }
+    labelled_running = {**running, "metadata": {**running["metadata"], "labels": label}}
+    assert validation.problems(request("UPDATE", labelled_running, running))
+    held: dict[str, Any] = {**running, "status": {**finished, "pendingAudit": [{"i": "a"}]}}
+    assert validation.problems(request("UPDATE", {**held, "metadata": {**held["metadata"], "labels": label}}, held))
+    # Added to a settled run (what the operator does), kept, or taken off: allowed.
+    done = {"metadata": {}, "spec": spec, "status": finished}
+    labelled_done = {**done, "metadata": {"labels": label}}
+    assert validation.problems(request("UPDATE", labelled_done, done)) == []
+    assert validation.problems(request("UPDATE", labelled_done, labelled_done)) == []
+    assert validation.problems(request("UPDATE", done, labelled_done)) == []

@@ -4,6 +4,10 @@ Runs may start only next to the active runs they know of, so the indexes must be
 the first pass: a paged list of projects and runs fills them, one page in memory at a time (only
 the summaries stay). A run deleted between that list and Kopf's own list gets no watch event; the
 runs the list kept that no watch event has confirmed are looked up again, and those gone dropped.
+
+Runs are listed as Kopf watches them, without the settled ones (:mod:`.settled_runs`). History
+written before that label existed is listed once more: its settled runs are labelled here, page by
+page, so that Kopf's own list, which holds every object at once, never holds the history.
 """
 
 from __future__ import annotations
@@ -13,43 +17,53 @@ import threading
 from collections.abc import Iterator
 
 from feast_lineage.api import FEATURE_STORE_PROJECT_PLURAL, GROUP, MATERIALIZATION_JOB_PLURAL, VERSION
+from feast_lineage.controller import settled_runs
 from feast_lineage.controller.indexes import Indexes, Obj
 from feast_lineage.controller.kube import Kube, read
+from feast_lineage.domain.labels import LABEL_SETTLED, RUN_FINALIZER
+from feast_lineage.domain.materialization_state import needs_settled_label
 
 log = logging.getLogger(__name__)
 PAGE = 500
 """Objects per list request: a page's bodies are held only while it is indexed."""
+UNSETTLED = f"!{LABEL_SETTLED}"
+"""The label selector of the operator's watch of runs: every run but the settled history."""
 
 
-def _listed(kube: Kube, plural: str, namespaces: list[str]) -> Iterator[Obj]:
+def _pages(kube: Kube, plural: str, namespaces: list[str], selector: str | None = None) -> Iterator[list[Obj]]:
     scopes: list[str | None] = list(namespaces) if namespaces else [None]  # None: the whole cluster
     for namespace in scopes:
         token: str | None = None
         while True:
-            paging = {"limit": PAGE, "continue": token}
+            paging = {"limit": PAGE, "continue": token, "label_selector": selector}
             if namespace is None:
                 page = read(kube.custom.list_cluster_custom_object, GROUP, VERSION, plural, **paging)
             else:
                 page = read(kube.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, plural, **paging)
             page = page or {}  # None: the resource is not served (yet)
-            yield from page.get("items") or []
+            yield list(page.get("items") or [])
             token = (page.get("metadata") or {}).get("continue") or None
             if token is None:
                 break
 
 
-def fill(kube: Kube, indexes: Indexes, namespaces: list[str]) -> tuple[int, int]:
-    """Index every project and run of the watched namespaces; returns how many of each were listed."""
-    projects = runs = 0
-    for body in _listed(kube, FEATURE_STORE_PROJECT_PLURAL, namespaces):
-        meta = body.get("metadata") or {}
-        indexes.observe_project(meta.get("namespace", ""), meta.get("name", ""), dict(body.get("spec") or {}))
-        projects += 1
-    for body in _listed(kube, MATERIALIZATION_JOB_PLURAL, namespaces):
-        meta = body.get("metadata") or {}
-        indexes.observe_run(meta.get("namespace", ""), meta.get("name", ""), body, listed=True)
-        runs += 1
-    return projects, runs
+def fill(kube: Kube, indexes: Indexes, namespaces: list[str]) -> tuple[int, int, int]:
+    """Index every project and unsettled run of the watched namespaces, and label the settled runs
+    among them; returns how many projects and runs were listed, and how many runs labelled."""
+    projects = runs = labelled = 0
+    for page in _pages(kube, FEATURE_STORE_PROJECT_PLURAL, namespaces):
+        for body in page:
+            meta = body.get("metadata") or {}
+            indexes.observe_project(meta.get("namespace", ""), meta.get("name", ""), dict(body.get("spec") or {}))
+        projects += len(page)
+    for page in _pages(kube, MATERIALIZATION_JOB_PLURAL, namespaces, UNSETTLED):
+        settled = [body for body in page if needs_settled_label(None, body, RUN_FINALIZER)]
+        for body in page:
+            meta = body.get("metadata") or {}
+            indexes.observe_run(meta.get("namespace", ""), meta.get("name", ""), body, listed=True)
+        labelled += settled_runs.label_all(kube, settled) if settled else 0
+        runs += len(page)
+    return projects, runs, labelled
 
 
 def drop_vanished(kube: Kube, indexes: Indexes) -> int:

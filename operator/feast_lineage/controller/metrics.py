@@ -70,6 +70,13 @@ AUDIT_UNDELIVERABLE = Counter(
     ["namespace"],
 )
 
+RUNS_SETTLED = Counter(
+    "feast_lineage_runs_settled_total",
+    "Finished MaterializationJobs labelled settled (out of the operator's watch), by when the operator "
+    "found them: start (before its watch lists runs), listed (in the watch's own listing) or event.",
+    ["when"],
+)
+
 LEADER = Gauge(
     "feast_lineage_leader",
     "1 while this replica holds the leader election Lease and reconciles, 0 while it stands by.",

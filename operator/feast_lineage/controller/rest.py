@@ -18,6 +18,7 @@ from kubernetes.client.exceptions import ApiException
 
 Obj = dict[str, Any]
 JSON_PATCH = "application/json-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
 
 
 def _camel(name: str) -> str:
@@ -192,6 +193,13 @@ class CustomObjects:
     ) -> Any:
         arguments = {"group": group, "version": version, "namespace": namespace, "plural": plural, "name": name}
         return self.rest.request("DELETE", self._path(True, True), {**arguments, **kw})
+
+    def patch_namespaced_custom_object(
+        self, group: str, version: str, namespace: str, plural: str, name: str, body: Obj, **kw: Any
+    ) -> Any:
+        """A JSON merge patch (a ``metadata.resourceVersion`` in it makes it conditional: 409 if changed)."""
+        arguments = {"group": group, "version": version, "namespace": namespace, "plural": plural, "name": name}
+        return self.rest.request("PATCH", self._path(True, True), {**arguments, **kw}, body, MERGE_PATCH)
 
     def replace_namespaced_custom_object_status(
         self, group: str, version: str, namespace: str, plural: str, name: str, body: Obj, **kw: Any

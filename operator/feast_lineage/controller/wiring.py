@@ -26,7 +26,7 @@ from feast_lineage.api import (
     MATERIALIZATION_JOB_PLURAL,
     VERSION,
 )
-from feast_lineage.controller import index_loader, project_passes, run_scheduler
+from feast_lineage.controller import index_loader, project_passes, run_scheduler, settled_runs
 from feast_lineage.controller.audit_redelivery import AuditDeliveries
 from feast_lineage.controller.health import Health
 from feast_lineage.controller.indexes import Indexes, project_of
@@ -38,14 +38,14 @@ from feast_lineage.controller.project_reconciler import ProjectReconciler
 from feast_lineage.controller.schedule_reconciler import ScheduleReconciler
 from feast_lineage.controller.settings import ApiTimeouts, OperatorSettings
 from feast_lineage.domain import labels
-from feast_lineage.domain.materialization_state import TERMINAL, pass_on_event
+from feast_lineage.domain.materialization_state import TERMINAL, needs_settled_label, pass_on_event
 from feast_lineage.domain.runner_outcome import job_ended
 from feast_lineage.injection.service import InjectionService
 
 PROJECTS = (GROUP, VERSION, FEATURE_STORE_PROJECT_PLURAL)
 RUNS = (GROUP, VERSION, MATERIALIZATION_JOB_PLURAL)
 MANAGED = {labels.LABEL_MANAGED_BY: labels.MANAGED_BY}
-FINALIZER = f"{GROUP}/finalizer"
+FINALIZER = labels.RUN_FINALIZER
 
 
 def _has_pending_audit(status: kopf.Status, **_: Any) -> bool:
@@ -142,7 +142,7 @@ def build_registry(
     index_checks = threading.Event()
     kopf_executor: list[concurrent.futures.Executor] = []
 
-    async def on_kopf_worker(call: Callable[[], None]) -> None:
+    async def on_kopf_worker(call: Callable[[], object]) -> None:
         """A blocking pass from an async handler: on Kopf's worker threads, like its synchronous handlers."""
         await asyncio.get_running_loop().run_in_executor(kopf_executor[0], call)
 
@@ -159,7 +159,7 @@ def build_registry(
         # start only next to the active runs it knows of. First, so that a retried start repeats
         # nothing else; filling again changes nothing.
         listed = await asyncio.to_thread(index_loader.fill, kube, indexes, operator.namespaces)
-        logging.getLogger(__name__).info("indexed %d project(s) and %d run(s)", *listed)
+        logging.getLogger(__name__).info("indexed %d project(s) and %d run(s); labelled %d settled run(s)", *listed)
         index_loader.confirm_in_background(kube, indexes, operator.active_poll_seconds, index_checks)
         # Async: it runs on Kopf's event loop, which the health check then watches.
         # Progress lives in annotations; status belongs to the operator's own fields only.
@@ -176,6 +176,10 @@ def build_registry(
         # Watching only listed namespaces, Kopf needs neither to list namespaces nor to watch CRDs: its
         # namespaced RBAC has neither (Kopf would retry and log refusals for a minute before falling back).
         settings.scanning.disabled = bool(operator.namespaces)
+        # Server-side selectors: the settled history (labelled above and as runs settle) and every Job
+        # but the operator's are never listed nor watched. A run that gets the label is reported DELETED.
+        settings.watching.label_selectors[GROUP, MATERIALIZATION_JOB_PLURAL] = index_loader.UNSETTLED
+        settings.watching.label_selectors["batch", "jobs"] = f"{labels.LABEL_MANAGED_BY}={labels.MANAGED_BY}"
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
         health.watch_loop(asyncio.get_running_loop())
         if injection is not None:
@@ -276,11 +280,12 @@ def build_registry(
     # A run's passes are level-based, from its watch events, rather than Kopf's create and resume
     # handlers: those end with a PATCH of Kopf's progress and last-handled state (Kopf computes
     # each PATCH as a JSON diff of the whole object), and that PATCH is one more watch event per run.
-    # Finished runs (the history) need nothing: a restart does not read them one by one. Periodic
+    # Finished runs (the history) need nothing: once settled they are labelled and leave the watch
+    # (see settled_runs), so neither a restart's list nor the watch holds them. Periodic
     # passes come from one scheduler, not Kopf timers: a timer on a resource makes Kopf keep every
     # object's body (the finished history too) and a finalizer on each.
     # Async: pure and quick, on Kopf's event loop instead of a worker thread each (a restart lists
-    # every run, the history included). The run is indexed first: its own pass sees it among its peers.
+    # every unsettled run). The run is indexed first: its own pass sees it among its peers.
     @kopf.on.event(*RUNS, registry=registry)
     async def run_seen(
         type: str | None,
@@ -297,6 +302,9 @@ def build_registry(
         if pass_on_event(type, dict(body), known, FINALIZER):
             peers = indexes.peers(namespace or "", project_of(dict(spec)))
             await on_kopf_worker(functools.partial(runs.reconcile, namespace or "", name, peers, seen=dict(body)))
+        elif needs_settled_label(type, dict(body), FINALIZER):  # the event after Kopf took its finalizer off
+            when = "listed" if type is None else "event"
+            await on_kopf_worker(functools.partial(settled_runs.label_settled, kube, dict(body), when))
 
     def scheduled_pass(namespace: str, name: str, purpose: str) -> None:
         if purpose == run_scheduler.AUDIT:

@@ -17,6 +17,11 @@ LABEL_PROJECT = f"{GROUP}/project"
 LABEL_OPERATION = f"{GROUP}/operation"
 LABEL_MATERIALIZATION = f"{GROUP}/materialization-job"
 LABEL_CREATED_BY = f"{GROUP}/created-by"
+LABEL_SETTLED = f"{GROUP}/settled"
+"""On a MaterializationJob the operator is done with (finished, its record delivered, no finalizer):
+the operator's watch of runs selects ``!LABEL_SETTLED``, so the finished history costs it nothing."""
+RUN_FINALIZER = f"{GROUP}/finalizer"
+"""The operator's finalizer (Kopf's, on both kinds): a run carries it until its record is delivered."""
 
 ANNOTATION_APPLY_HASH = f"{GROUP}/apply-hash"
 ANNOTATION_SPEC_HASH = f"{GROUP}/spec-hash"

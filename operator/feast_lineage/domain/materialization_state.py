@@ -22,6 +22,7 @@ from feast_lineage.api import (
 )
 from feast_lineage.domain.apply_gate import AWAITING_APPROVAL
 from feast_lineage.domain.conditions import READY, Transition, find, kstatus, merge_conditions
+from feast_lineage.domain.labels import ANNOTATION_SCHEDULED_TIME, LABEL_SETTLED
 from feast_lineage.domain.project_state import mlflow_ref
 from feast_lineage.domain.runner_outcome import JobObservation
 from feast_lineage.timestamps import parse_rfc3339, rfc3339
@@ -213,6 +214,30 @@ def pass_on_event(event_type: str | None, body: dict[str, Any], known: bool, fin
     if event_type is None and not known:
         return True
     return not phase and finalizer in (meta.get("finalizers") or [])
+
+
+def settled(body: dict[str, Any], finalizer: str) -> bool:
+    """Whether a run is history the operator is done with: finished, no audit record pending, not
+    held by the operator's ``finalizer`` (only once it is gone may the run leave the watch, else its
+    deletion would wait for a finalizer nobody handles), not being deleted, and not made by a
+    schedule (the schedule counts and prunes its runs, whose history limits bound them)."""
+    meta = body.get("metadata") or {}
+    status = body.get("status") or {}
+    return (
+        status.get("phase") in TERMINAL
+        and not status.get("pendingAudit")
+        and not meta.get("deletionTimestamp")
+        and finalizer not in (meta.get("finalizers") or [])
+        and ANNOTATION_SCHEDULED_TIME not in (meta.get("annotations") or {})
+    )
+
+
+def needs_settled_label(event_type: str | None, body: dict[str, Any], finalizer: str) -> bool:
+    """Whether a watch event (``None``: a listing) shows a settled run without the settled label:
+    labelled, it leaves the operator's watch (a run whose label was removed comes back and gets it again)."""
+    if event_type == "DELETED" or LABEL_SETTLED in ((body.get("metadata") or {}).get("labels") or {}):
+        return False
+    return settled(body, finalizer)
 
 
 def decide_materialization(obs: MaterializationObservation) -> MaterializationDecision:

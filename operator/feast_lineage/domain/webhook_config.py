@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from feast_lineage.domain.labels import LABEL_INJECT
+from feast_lineage.domain.labels import LABEL_INJECT, LABEL_SETTLED
 
 INJECTION_CONFIGURATION = "feast-lineage-injection"
 VALIDATION_CONFIGURATION = "feast-lineage-validation"
@@ -20,7 +20,10 @@ PROVENANCE_OR_SPEC_CHANGE = (
     "('annotations' in object.metadata ? object.metadata.annotations : {}) != "
     "('annotations' in oldObject.metadata ? oldObject.metadata.annotations : {}) || "
     "('ownerReferences' in object.metadata ? object.metadata.ownerReferences : []) != "
-    "('ownerReferences' in oldObject.metadata ? oldObject.metadata.ownerReferences : [])"
+    "('ownerReferences' in oldObject.metadata ? oldObject.metadata.ownerReferences : []) || "
+    # A run's settled label, added: it takes the run out of the operator's watch.
+    f"('labels' in object.metadata && '{LABEL_SETTLED}' in object.metadata.labels && "
+    f"!('labels' in oldObject.metadata && '{LABEL_SETTLED}' in oldObject.metadata.labels))"
 )
 _RESOURCE_RULE = {
     "apiGroups": ["featurelineage.io"],
@@ -110,7 +113,8 @@ def validation_webhook_configuration(
                     {"name": "not-the-operator", "expression": f"request.userInfo.username != '{operator_username}'"},
                     {
                         # Provenance lives in metadata too (creator, a run's schedule marks): creates,
-                        # spec, annotation and owner changes are checked; finalizers never wait on it.
+                        # spec, annotation and owner changes and a run's settled label added are
+                        # checked; finalizers never wait on it.
                         "name": "spec-or-provenance-may-change",
                         "expression": PROVENANCE_OR_SPEC_CHANGE,
                     },

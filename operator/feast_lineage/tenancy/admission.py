@@ -27,7 +27,8 @@ from feast_lineage.api import (
     FeatureStoreProjectSpec,
     validation_message,
 )
-from feast_lineage.domain.labels import ANNOTATION_CREATOR, ANNOTATION_SCHEDULED_TIME
+from feast_lineage.domain.labels import ANNOTATION_CREATOR, ANNOTATION_SCHEDULED_TIME, LABEL_SETTLED, RUN_FINALIZER
+from feast_lineage.domain.materialization_state import settled
 from feast_lineage.domain.tenancy import AccessCheck, TenancyPolicy, policy_violations, required_access
 from feast_lineage.redaction import KNOWN
 
@@ -78,6 +79,25 @@ def _forged_provenance(kind: str | None, new: dict[str, Any], old: dict[str, Any
     return [
         f"{kind}: the {ANNOTATION_SCHEDULED_TIME} annotation and a FeatureStoreProject controller owner "
         "are set only by the operator's schedule"
+    ]
+
+
+def _early_settled_label(kind: str | None, new: dict[str, Any], old: dict[str, Any]) -> list[str]:
+    """The settled label takes a run out of the operator's watch: a new run, or one not finished with
+    its record delivered, that got it would never be run or finalized. It may be added only to a
+    run that is settled already (the operator adds it then); taking it off is harmless (the
+    operator puts it back)."""
+
+    def labelled(obj: dict[str, Any]) -> bool:
+        return LABEL_SETTLED in ((obj.get("metadata") or {}).get("labels") or {})
+
+    if kind != MATERIALIZATION_JOB_KIND or not labelled(new) or (old and labelled(old)):
+        return []
+    if old and settled(new, RUN_FINALIZER):
+        return []
+    return [
+        f"the {LABEL_SETTLED} label takes a MaterializationJob out of the operator's watch: the operator "
+        "sets it on runs that finished and delivered their audit record, never on a new or unfinished one"
     ]
 
 
@@ -155,6 +175,7 @@ class ResourceValidation:
         new = request.get("object") or {}
         old = request.get("oldObject") or {}
         found = _forged_provenance(kind, new, old) if kind == MATERIALIZATION_JOB_KIND else []
+        found += _early_settled_label(kind, new, old)
         found += _forged_creator(request, new, old)
         user = request.get("userInfo") or {}
         name = user.get("username", "(unknown)")
