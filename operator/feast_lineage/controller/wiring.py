@@ -26,8 +26,9 @@ from feast_lineage.api import (
     MATERIALIZATION_JOB_PLURAL,
     VERSION,
 )
-from feast_lineage.controller import index_loader, project_passes, run_scheduler, settled_runs
+from feast_lineage.controller import index_loader, pass_queue, project_passes, run_scheduler, settled_runs
 from feast_lineage.controller.audit_redelivery import AuditDeliveries
+from feast_lineage.controller.backoff import Backoff
 from feast_lineage.controller.health import Health
 from feast_lineage.controller.indexes import Indexes, project_of
 from feast_lineage.controller.kube import Kube
@@ -81,6 +82,9 @@ class _ProjectDiffBases(kopf.AnnotationsDiffBaseStorage):
         if body.get("kind") != MATERIALIZATION_JOB_KIND:
             super().store(body=body, patch=patch, essence=essence)
 
+
+PASS_WORKERS = 4
+"""Threads of the projects' pass queue: passes asked for by project events, a start's included."""
 
 REQUEST_CONNECTIONS = 16
 """Connections Kopf may hold for its requests (patches, lists) beside its watch streams."""
@@ -172,26 +176,31 @@ def build_registry(
             injection.start_monitor()
         scheduler.start()
         project_scheduler.start()
+        project_queue.start()
 
     @kopf.on.cleanup(registry=registry)
     def shutdown(**_: Any) -> None:
         index_checks.set()
         scheduler.stop()
         project_scheduler.stop()
+        project_queue.stop()
         audits.shutdown()
         projects.shutdown()
 
     # -- FeatureStoreProject --------------------------------------------------------------------
 
+    # The pass is handed to the operator's own queue and the handler returns at once: Kopf releases
+    # the project's body and task, and a start over every project holds keys, not bodies (see
+    # pass_queue). A pass that fails is retried by the queue, since Kopf counts the change handled.
     @kopf.on.resume(*PROJECTS, registry=registry)
     @kopf.on.create(*PROJECTS, registry=registry)
     @kopf.on.update(*PROJECTS, field="spec", registry=registry)
-    def project_changed(namespace: str | None, name: str, **_: Any) -> None:
-        projects.reconcile(namespace or "", name)
+    async def project_changed(namespace: str | None, name: str, **_: Any) -> None:
+        project_queue.submit(namespace or "", name)
 
     @kopf.on.update(*PROJECTS, field=("metadata", "annotations", APPROVE_PLAN_ANNOTATION), registry=registry)
-    def project_approval_changed(namespace: str | None, name: str, **_: Any) -> None:
-        projects.reconcile(namespace or "", name)
+    async def project_approval_changed(namespace: str | None, name: str, **_: Any) -> None:
+        project_queue.submit(namespace or "", name)
 
     # Kopf holds every project with its finalizer, so its deletion passes by here: its pending audit
     # records are delivered first (or abandoned after a bounded wait), then its metric series go.
@@ -229,6 +238,9 @@ def build_registry(
         else:
             projects.reconcile(namespace, name)
 
+    project_queue = pass_queue.PassQueue(
+        projects.reconcile, Backoff(operator.active_poll_seconds, operator.resync_seconds), workers=PASS_WORKERS
+    )
     last_seen = project_passes.LastSeen()
     project_scheduler = run_scheduler.RunScheduler(
         project_passes.ProjectIntervals(
