@@ -255,12 +255,13 @@ def build_registry(
     )
 
     # A ConfigMap a project references appears or changes: act now, not at the next resync. Every
-    # ConfigMap of the cluster comes by: the look-up runs on the event loop, only a pass on a thread.
+    # ConfigMap of the cluster comes by: the look-up runs on the event loop, the pass in the queue
+    # (a start lists each project's repo ConfigMap too: one pass with its resume, not a second).
     # A ConfigMap the operator made for a project changed (or went): its next resync is a full pass.
     @kopf.on.event("", "v1", "configmaps", registry=registry)
     async def config_map_changed(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
         for project in indexes.projects_using(namespace or "", name):
-            await asyncio.to_thread(projects.reconcile, namespace or "", project)
+            project_queue.submit(namespace or "", project)
         owner = _owner(body, FEATURE_STORE_PROJECT_KIND)
         if owner is not None:
             projects.unsettle(namespace or "", owner)
