@@ -95,3 +95,54 @@ def test_operator_killed_mid_apply_creates_no_second_job_and_converges(
     assert status["lastApply"]["jobName"] == jobs[0] and status["lastApply"]["outcome"] == "Succeeded"
     time.sleep(2 * ChartOperator.RESYNC_SECONDS)
     assert projects.apply_jobs("drivers") == jobs
+
+
+def _failing_job_webhook(api: client.ApiClient, namespace: str) -> str:
+    """An admission webhook nobody serves, on Job creation in ``namespace`` only: the API server answers
+    500 (failed calling webhook), the error a pass retries rather than stalls on."""
+    name = f"refuse-jobs-{namespace}"
+    client.AdmissionregistrationV1Api(api).create_validating_webhook_configuration(
+        {
+            "metadata": {"name": name},
+            "webhooks": [
+                {
+                    "name": "refuse-jobs.featurelineage.io",
+                    "clientConfig": {"url": "https://127.0.0.1:9/refuse"},
+                    "rules": [
+                        {"operations": ["CREATE"], "apiGroups": ["batch"], "apiVersions": ["v1"], "resources": ["jobs"]}
+                    ],
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+                    "failurePolicy": "Fail",
+                    "sideEffects": "None",
+                    "admissionReviewVersions": ["v1"],
+                    "timeoutSeconds": 2,
+                }
+            ],
+        }
+    )
+    return name
+
+
+def test_a_spec_change_whose_pass_fails_is_applied_once_the_api_server_accepts_it(
+    api: client.ApiClient, namespace: str, operator: ChartOperator, tmp_path: Path
+) -> None:
+    core, projects = client.CoreV1Api(api), Projects(api, namespace)
+    core.create_namespaced_config_map(namespace, repo_configmap("repo", example_files()))
+    changed = example_files()
+    changed["features.py"] = changed["features.py"].replace(b"ttl=timedelta(days=1)", b"ttl=timedelta(days=3)", 1)
+    core.create_namespaced_config_map(namespace, repo_configmap("repo-2", changed))
+    projects.create(project_manifest("drivers", tmp_path / "data", {"configMap": {"name": "repo"}}))
+    first = projects.wait_ready_at_generation("drivers")["status"]["lastApply"]
+    webhook = _failing_job_webhook(api, namespace)
+    try:
+        projects.patch_spec("drivers", {"repo": {"configMap": {"name": "repo-2"}}})
+        # The pass that would create the new apply Job fails; it is retried, not dropped.
+        failure = f"a pass of {namespace}/drivers failed; it is retried"
+        wait_until(lambda: operator.log().count(failure) >= 2, 120, "the pass to fail and be retried")
+        assert projects.apply_jobs("drivers") == [first["jobName"]]
+    finally:
+        client.AdmissionregistrationV1Api(api).delete_validating_webhook_configuration(webhook)
+    status = projects.wait_ready_at_generation("drivers")["status"]
+    assert status["lastApply"]["outcome"] == "Succeeded"
+    assert status["lastApply"]["jobName"] != first["jobName"]
+    assert len(projects.apply_jobs("drivers")) == 2

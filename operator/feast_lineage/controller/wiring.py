@@ -26,8 +26,9 @@ from feast_lineage.api import (
     MATERIALIZATION_JOB_PLURAL,
     VERSION,
 )
-from feast_lineage.controller import index_loader, project_passes, run_scheduler, settled_runs
+from feast_lineage.controller import index_loader, pass_queue, project_passes, run_scheduler, settled_runs
 from feast_lineage.controller.audit_redelivery import AuditDeliveries
+from feast_lineage.controller.backoff import Backoff
 from feast_lineage.controller.health import Health
 from feast_lineage.controller.indexes import Indexes, project_of
 from feast_lineage.controller.kube import Kube
@@ -82,6 +83,9 @@ class _ProjectDiffBases(kopf.AnnotationsDiffBaseStorage):
         if body.get("kind") != MATERIALIZATION_JOB_KIND:
             super().store(body=body, patch=patch, essence=essence)
 
+
+PASS_WORKERS = 4
+"""Threads of the projects' pass queue: passes asked for by project events, a start's included."""
 
 REQUEST_CONNECTIONS = 16
 """Connections Kopf may hold for its requests (patches, lists) beside its watch streams."""
@@ -186,26 +190,31 @@ def build_registry(
             injection.start_monitor()
         scheduler.start()
         project_scheduler.start()
+        project_queue.start()
 
     @kopf.on.cleanup(registry=registry)
     def shutdown(**_: Any) -> None:
         index_checks.set()
         scheduler.stop()
         project_scheduler.stop()
+        project_queue.stop()
         audits.shutdown()
         projects.shutdown()
 
     # -- FeatureStoreProject --------------------------------------------------------------------
 
+    # The pass is handed to the operator's own queue and the handler returns at once: Kopf releases
+    # the project's body and task, and a start over every project holds keys, not bodies (see
+    # pass_queue). A pass that fails is retried by the queue, since Kopf counts the change handled.
     @kopf.on.resume(*PROJECTS, registry=registry)
     @kopf.on.create(*PROJECTS, registry=registry)
     @kopf.on.update(*PROJECTS, field="spec", registry=registry)
-    def project_changed(namespace: str | None, name: str, **_: Any) -> None:
-        projects.reconcile(namespace or "", name)
+    async def project_changed(namespace: str | None, name: str, **_: Any) -> None:
+        project_queue.submit(namespace or "", name)
 
     @kopf.on.update(*PROJECTS, field=("metadata", "annotations", APPROVE_PLAN_ANNOTATION), registry=registry)
-    def project_approval_changed(namespace: str | None, name: str, **_: Any) -> None:
-        projects.reconcile(namespace or "", name)
+    async def project_approval_changed(namespace: str | None, name: str, **_: Any) -> None:
+        project_queue.submit(namespace or "", name)
 
     # Kopf holds every project with its finalizer, so its deletion passes by here: its pending audit
     # records are delivered first (or abandoned after a bounded wait), then its metric series go.
@@ -244,6 +253,9 @@ def build_registry(
         else:
             projects.reconcile(namespace, name)
 
+    project_queue = pass_queue.PassQueue(
+        projects.reconcile, Backoff(operator.active_poll_seconds, operator.resync_seconds), workers=PASS_WORKERS
+    )
     last_seen = project_passes.LastSeen()
     project_scheduler = run_scheduler.RunScheduler(
         project_passes.ProjectIntervals(
@@ -258,13 +270,14 @@ def build_registry(
     )
 
     # A ConfigMap a project references appears or changes: act now, not at the next resync. Every
-    # ConfigMap of the cluster comes by: the look-up runs on the event loop, only a pass on a thread.
+    # ConfigMap of the cluster comes by: the look-up runs on the event loop, the pass in the queue
+    # (a start lists each project's repo ConfigMap too: one pass with its resume, not a second).
     # A ConfigMap the operator made for a project changed (or went): its next resync is a full pass.
     @kopf.on.event("", "v1", "configmaps", registry=registry)
     async def config_map_changed(type: str | None, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
         snapshots.observe(namespace or "", name, None if type == "DELETED" else dict(body))
         for project in indexes.projects_using(namespace or "", name):
-            await asyncio.to_thread(projects.reconcile, namespace or "", project)
+            project_queue.submit(namespace or "", project)
         owner = _owner(body, FEATURE_STORE_PROJECT_KIND)
         if owner is not None:
             projects.unsettle(namespace or "", owner)
