@@ -8,6 +8,7 @@ printed.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,12 +28,23 @@ pytestmark = pytest.mark.chaos
 
 
 @pytest.fixture(autouse=True)
-def operator_ready_after(operator: ChartOperator) -> Iterator[None]:
+def operator_ready_after(operator: ChartOperator, api: client.ApiClient) -> Iterator[None]:
     """Every test here stops the API server. A leader that cannot renew its Lease meanwhile exits (as
     kube-controller-manager does) and the local node restarts its container, as kubelet would: the
-    tests after these find it Ready again."""
+    tests after these find it Ready again. kube-controller-manager's watches come back after a
+    backoff of their own (up to 30 s after a long outage): the tests after these wait for a new
+    namespace's default ServiceAccount only 30 s, so this waits until its controllers answer again."""
     yield
     operator.start()
+    core = client.CoreV1Api(api)
+    probe = f"controllers-back-{uuid.uuid4().hex[:5]}"
+    core.create_namespace({"metadata": {"name": probe}})
+    wait_until(
+        lambda: core.list_namespaced_service_account(probe).items,
+        180,
+        "kube-controller-manager to give a new namespace its ServiceAccount again",
+    )
+    core.delete_namespace(probe)
 
 
 def test_an_apiserver_restart_mid_operation_loses_nothing_and_converges(
