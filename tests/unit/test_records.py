@@ -19,7 +19,7 @@ from feast_lineage.api import (
 )
 from feast_lineage.audit import tags
 from feast_lineage.contract import RunnerResult, repo_digest
-from feast_lineage.controller.outcome_audit import needs_record, outcome_record
+from feast_lineage.controller.outcome_audit import outcome_record
 from feast_lineage.domain import labels
 from feast_lineage.domain.apply_plan import configmap_identity
 from feast_lineage.domain.materialization_state import (
@@ -37,6 +37,7 @@ from feast_lineage.domain.repo_snapshot import (
 )
 from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
 from feast_lineage.domain.runner_outcome import IMAGE_ID_UNKNOWN, JobObservation, JobState, observe_job
+from feast_lineage.domain.unlogged_outcome import run_needs_record
 from feast_lineage.runner.audit_records import OperationFacts, build_record
 from feast_lineage.runner.errors import BadInput
 from feast_lineage.runner.fetch import check_digest, copy_configmap_files
@@ -276,13 +277,13 @@ def test_rows_and_image_of_a_finished_run() -> None:
 
 def test_only_failures_no_runner_recorded_need_an_operator_record() -> None:
     failed = MaterializationJobStatus(phase="Failed", reason="UnknownFeatureView", message="no view x")
-    assert needs_record(failed, None)
+    assert run_needs_record(failed, None)
     killed = JobObservation("j", "failed", "deadline exceeded", None, None, {}, "DeadlineExceeded")
-    assert needs_record(failed, killed)
+    assert run_needs_record(failed, killed)
     logged = RunnerResult(operation="materialize", ok=False, duration_seconds=1, audit={"i": "a"})
-    assert not needs_record(failed, JobObservation("j", "failed", "x", logged))
-    assert not needs_record(MaterializationJobStatus(phase="Succeeded"), None)
-    assert not needs_record(failed.model_copy(update={"pending_audit": [{"i": "a"}]}), None)
+    assert not run_needs_record(failed, JobObservation("j", "failed", "x", logged))
+    assert not run_needs_record(MaterializationJobStatus(phase="Succeeded"), None)
+    assert not run_needs_record(failed.model_copy(update={"pending_audit": [{"i": "a"}]}), None)
 
 
 def test_operator_record_is_a_failed_run_with_reason_message_and_links() -> None:

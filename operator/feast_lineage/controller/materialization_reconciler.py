@@ -32,7 +32,7 @@ from feast_lineage.controller.events import emit, emit_transitions, report_distr
 from feast_lineage.controller.kube import Kube, Obj, OwnershipConflict, StatusConflict, controlled_by, read
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.logs import object_fields
-from feast_lineage.controller.outcome_audit import needs_record, outcome_record
+from feast_lineage.controller.outcome_audit import operations_logged, outcome_record
 from feast_lineage.controller.project_cache import ProjectCache, SnapshotIndex
 from feast_lineage.controller.project_inputs import learn_secrets
 from feast_lineage.controller.project_reconciler import runner_config_map_name
@@ -62,6 +62,7 @@ from feast_lineage.domain.provenance import (
 from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
 from feast_lineage.domain.runner_outcome import JobObservation, observe_job
 from feast_lineage.domain.status_owners import PROJECT_LAST_MATERIALIZATION, RUN_RECONCILER
+from feast_lineage.domain.unlogged_outcome import run_needs_record
 from feast_lineage.redaction import redact
 from feast_lineage.timestamps import parse_rfc3339, rfc3339, utc_now
 
@@ -267,7 +268,7 @@ class MaterializationReconciler:
         if job_observation is not None and job_observation.finished and project is not None:
             self._learn_secrets(project)
         ended = decision.status.phase in TERMINAL  # a pass starts only on a run that has not ended
-        if ended and project is not None and needs_record(decision.status, decision.finished):
+        if ended and project is not None and run_needs_record(decision.status, decision.finished):
             self._keep_outcome_record(body, project, spec, decision.status, job_name, now)
         self.kube.write_status(MATERIALIZATION_JOB_PLURAL, body, decision.status, RUN_RECONCILER)
         emit_transitions(self.kube, body, decision.transitions)
@@ -392,8 +393,7 @@ class MaterializationReconciler:
             )
         except ValidationError:
             return
-        mlflow = project.spec.mlflow
-        if not mlflow.log_operations or not (mlflow.tracking_uri or self.settings.mlflow_tracking_uri):
+        if not operations_logged(project, self.settings.mlflow_tracking_uri):
             return
         meta = body["metadata"]
         audit_id = status.audit_id or str(uuid.uuid5(uuid.NAMESPACE_URL, f"{meta['uid']}/{job_name}"))

@@ -20,12 +20,8 @@ from feast_lineage.audit import tags as audit_tags
 from feast_lineage.audit.caps import join_capped
 from feast_lineage.domain.provenance import TAG_REVISION
 from feast_lineage.domain.runner_outcome import JobObservation
-from feast_lineage.domain.unlogged_outcome import run_needs_record
 from feast_lineage.redaction import KNOWN
 from feast_lineage.timestamps import parse_rfc3339, rfc3339
-
-needs_record = run_needs_record
-"""Whether a run that just failed has no MLflow run and no record on its way to one."""
 
 
 def operations_logged(project: FeatureStoreProject, tracking_uri: str | None) -> bool:
