@@ -192,16 +192,29 @@ def _process_identity(pod_name: str | None) -> str:
     return f"{pod_name or socket.gethostname() + '-' + str(os.getpid())}_{uuid.uuid4().hex[:8]}"
 
 
+def _positive_seconds(text: str) -> float:
+    seconds = float(text)
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be more than 0")
+    return seconds
+
+
 def _rerun(args: argparse.Namespace) -> int:
     from kubernetes.client.exceptions import ApiException
 
+    from feast_lineage.controller.bounded_client import ApiRequestTimeout
+    from feast_lineage.controller.settings import ApiTimeouts
     from feast_lineage.rerun import rerun
 
     name = args.run.split("/", 1)[1] if "/" in args.run else args.run
+    timeouts = ApiTimeouts(connect_seconds=args.request_timeout, read_seconds=args.request_timeout)
     try:
-        created = rerun(args.namespace, name, args.name)
+        created = rerun(args.namespace, name, args.name, timeouts)
     except ApiException as error:
         print(f"cannot re-run {name}: {error.status} {error.reason}", file=sys.stderr)
+        return 1
+    except ApiRequestTimeout as error:
+        print(f"cannot re-run {name}: {error}", file=sys.stderr)
         return 1
     print(f"materializationjob.featurelineage.io/{created} created (re-run of {name})")
     return 0
@@ -300,6 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
     again.add_argument("run", help="NAME or mj/NAME")
     again.add_argument("-n", "--namespace", default="default")
     again.add_argument("--name", help="name of the new run (default <name>-rerun-<n>)")
+    again.add_argument(
+        "--request-timeout",
+        type=_positive_seconds,
+        default=30.0,
+        help="seconds each request to the Kubernetes API server may take to connect and to answer (default 30)",
+    )
     again.set_defaults(handler=_rerun)
 
     runner = commands.add_parser("runner", help="run a Feast operation inside a runner Job pod")

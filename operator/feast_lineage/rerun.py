@@ -13,6 +13,8 @@ import copy
 from typing import Any
 
 from feast_lineage.api import GROUP, MATERIALIZATION_JOB_KIND, MATERIALIZATION_JOB_PLURAL, VERSION
+from feast_lineage.controller.bounded_client import BoundedApiClient
+from feast_lineage.controller.settings import ApiTimeouts
 from feast_lineage.domain.labels import ANNOTATION_RERUN_OF
 
 Obj = dict[str, Any]
@@ -41,12 +43,15 @@ def rerun_name(old_name: str, taken: set[str]) -> str:
     return f"{base}-rerun-{n}"
 
 
-def rerun(namespace: str, name: str, new_name: str | None = None) -> str:
-    """Create the re-run in the cluster of the current kubeconfig; returns its name."""
+def rerun(namespace: str, name: str, new_name: str | None = None, timeouts: ApiTimeouts | None = None) -> str:
+    """Create the re-run in the cluster of the current kubeconfig; returns its name. Each request is
+    bounded as the operator's are (a stalled API server fails the command, naming the request,
+    instead of holding the terminal)."""
     from kubernetes import client, config
 
-    config.load_kube_config()
-    custom = client.CustomObjectsApi()
+    configuration = client.Configuration()
+    config.load_kube_config(client_configuration=configuration)
+    custom = client.CustomObjectsApi(BoundedApiClient(configuration, timeouts or ApiTimeouts()))
     old = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, MATERIALIZATION_JOB_PLURAL, name)
     if new_name is None:
         existing = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, MATERIALIZATION_JOB_PLURAL)

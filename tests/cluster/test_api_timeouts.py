@@ -6,6 +6,9 @@ noticed; and an operator whose API server stalled carries on once it answers aga
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -149,6 +152,34 @@ def test_a_lease_try_against_a_silent_api_server_gives_up_at_the_renew_deadline(
     print(f"a Lease renewal against a silent API server gave up after {seconds:.2f}s")
 
 
+def proxied_kubeconfig(dev_cluster: DevCluster, proxy: StallingProxy, path: Path) -> Path:
+    """The test's kubeconfig, its server the proxy."""
+    kubeconfig = yaml.safe_load(dev_cluster.kubeconfig.read_text())
+    for cluster in kubeconfig["clusters"]:
+        cluster["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(kubeconfig))
+    return path
+
+
+def test_the_rerun_command_against_a_silent_api_server_fails_naming_the_request(
+    dev_cluster: DevCluster, crds_installed: None, namespace: str, proxy: StallingProxy, tmp_path: Path
+) -> None:
+    proxy.stall()
+    command = [str(Path(sys.executable).parent / "feast-lineage"), "rerun", "mj/nightly", "-n", namespace]
+    rerun = subprocess.run(
+        [*command, "--request-timeout", "2"],
+        env={**os.environ, "KUBECONFIG": str(proxied_kubeconfig(dev_cluster, proxy, tmp_path / "kubeconfig"))},
+        capture_output=True,
+        text=True,
+        timeout=LIMIT,
+    )
+    assert rerun.returncode == 1, rerun
+    assert "cannot re-run nightly: GET " in rerun.stderr, rerun.stderr
+    assert "/materializationjobs/nightly: the Kubernetes API server did not answer in time" in rerun.stderr
+    assert "Traceback" not in rerun.stderr
+
+
 def test_the_operator_carries_on_through_an_api_server_that_stalls_and_recovers(
     api: client.ApiClient,
     dev_cluster: DevCluster,
@@ -157,12 +188,7 @@ def test_the_operator_carries_on_through_an_api_server_that_stalls_and_recovers(
     proxy: StallingProxy,
     tmp_path: Path,
 ) -> None:
-    kubeconfig = yaml.safe_load(dev_cluster.kubeconfig.read_text())
-    for cluster in kubeconfig["clusters"]:
-        cluster["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
-    (tmp_path / "operator").mkdir()
-    proxied = tmp_path / "operator" / "kubeconfig"
-    proxied.write_text(yaml.safe_dump(kubeconfig))
+    proxied = proxied_kubeconfig(dev_cluster, proxy, tmp_path / "operator" / "kubeconfig")
     # No project here gets as far as MLflow: each one's repo ConfigMap is missing.
     operator = OperatorProcess(proxied, "http://127.0.0.1:1", tmp_path / "operator")
     operator.extra_args = [
