@@ -107,6 +107,20 @@ def test_an_apply_whose_runner_logged_or_handed_back_a_record_needs_none() -> No
     assert decision.unlogged_applies == [] and [item["i"] for item in decision.status.pending_audit] == [record["i"]]
 
 
+def test_an_apply_killed_at_its_memory_limit_says_so() -> None:
+    state = {"terminated": {"exitCode": 137, "reason": "OOMKilled", "finishedAt": "2026-11-26T11:59:00Z"}}
+    pods = [{"metadata": {"creationTimestamp": "t"}, "status": {"containerStatuses": [{"state": state}]}}]
+    job = _job({"type": "Failed", "reason": "BackoffLimitExceeded"}, pods)
+    assert job.job_reason == "BackoffLimitExceeded"
+    assert job.message.startswith("runner ran out of memory (OOMKilled, exit code 137)")
+    assert "spec.runner.resources.limits.memory" in job.message
+    [unlogged] = _decide(job).unlogged_applies
+    assert "OOMKilled" in str(unlogged.recorded.error)
+    # A SIGKILL from anything else is reported as the exit code it is.
+    state["terminated"]["reason"] = "Error"
+    assert _job({"type": "Failed", "reason": "BackoffLimitExceeded"}, pods).message == "runner exited with code 137"
+
+
 def test_succeeded_applies_and_jobs_without_an_audit_id_need_none() -> None:
     assert _decide(_job({"type": "Complete"})).unlogged_applies == []
     job = _job(DEADLINE, annotations={labels.ANNOTATION_AUDIT_ID: ""})

@@ -134,6 +134,9 @@ def observe_job(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobObservati
             message = result.error
         elif terminated is not None and terminated.get("message") and not reported:
             message = _last_line(terminated["message"])
+        elif terminated is not None and terminated.get("reason") == "OOMKilled":
+            # The kernel killed it at its memory limit: exit code 137 alone reads like any SIGKILL.
+            message = "runner ran out of memory (OOMKilled, exit code 137): raise spec.runner.resources.limits.memory"
         elif terminated is not None:
             message = f"runner exited with code {terminated.get('exitCode')}"
         else:
