@@ -33,7 +33,7 @@ from feast_lineage.controller.kube import Kube, Obj, OwnershipConflict, StatusCo
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.logs import object_fields
 from feast_lineage.controller.outcome_audit import operations_logged, outcome_record
-from feast_lineage.controller.pass_log import FINISHED, GONE, OK, STALLED, logged_pass
+from feast_lineage.controller.pass_log import DELETING, FINISHED, GONE, OK, STALLED, logged_pass
 from feast_lineage.controller.project_cache import ProjectCache, SnapshotIndex
 from feast_lineage.controller.project_inputs import learn_secrets
 from feast_lineage.controller.project_reconciler import runner_config_map_name
@@ -173,8 +173,10 @@ class MaterializationReconciler:
             for attempt in range(PASS_ATTEMPTS):
                 fresh = attempt > 0 or seen is None
                 body = self.kube.get_custom(MATERIALIZATION_JOB_PLURAL, namespace, name) if fresh else seen
-                if body is None or body["metadata"].get("deletionTimestamp"):
+                if body is None:
                     return GONE
+                if body["metadata"].get("deletionTimestamp"):
+                    return DELETING
                 if (body.get("status") or {}).get("phase") in TERMINAL:
                     return FINISHED
                 # A run no pass has looked at has no Job yet, unless a pass died between creating it and

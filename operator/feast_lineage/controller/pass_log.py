@@ -27,7 +27,8 @@ PASS_DONE = "pass done"
 # How a pass ended.
 OK = "ok"  # looked, decided, acted
 STALLED = "stalled"  # the object is stalled with the reason
-GONE = "gone"  # the object no longer exists, or is being deleted
+GONE = "gone"  # the object no longer exists
+DELETING = "deleting"  # it is being deleted: nothing more is done for it
 FINISHED = "finished"  # a run that had ended already: nothing to look at
 WAITING = "waiting"  # waits for an answer that wakes it (a Git server's first)
 SETTLED = "settled"  # a settled project's resync: only its Git revision asked again

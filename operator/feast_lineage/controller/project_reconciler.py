@@ -42,7 +42,7 @@ from feast_lineage.controller.kube import (
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.logs import object_fields
 from feast_lineage.controller.outcome_audit import apply_outcome_record, operations_logged
-from feast_lineage.controller.pass_log import GONE, OK, SETTLED, STALLED, WAITING, logged_pass, pass_done
+from feast_lineage.controller.pass_log import DELETING, GONE, OK, SETTLED, STALLED, WAITING, logged_pass, pass_done
 from feast_lineage.controller.project_inputs import gather_inputs
 from feast_lineage.controller.settings import OperatorSettings
 from feast_lineage.domain import labels
@@ -165,8 +165,10 @@ class ProjectReconciler:
     def _pass(self, namespace: str, name: str) -> str:
         for attempt in range(PASS_ATTEMPTS):
             body = self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, namespace, name)
-            if body is None or body["metadata"].get("deletionTimestamp"):
+            if body is None:
                 return GONE
+            if body["metadata"].get("deletionTimestamp"):
+                return DELETING
             try:
                 self._reconcile(body)
             except ResolutionPending:
