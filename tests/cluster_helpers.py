@@ -19,7 +19,8 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from feast_lineage.controller.pass_log import PASS_DONE
+from feast_lineage.api import FEATURE_STORE_PROJECT_KIND
+from feast_lineage.controller.pass_log import OK, PASS_DONE
 from feast_lineage.devcluster.processes import ManagedProcess, free_port
 
 T = TypeVar("T")
@@ -116,6 +117,13 @@ def wait_for_passes(
         return found if len(found) >= count else None
 
     return wait_until(enough, timeout, what, interval=0.5)
+
+
+def wait_for_project_resyncs(operator: Logged, namespace: str, name: str, count: int, since: float) -> None:
+    """``count`` passes over the FeatureStoreProject since ``since``, at least one a full pass (``ok``): a
+    settled project's resync only asks Git again, and only a full pass could create or record anything."""
+    wait_for_passes(operator, FEATURE_STORE_PROJECT_KIND, namespace, name, count, since)
+    wait_for_passes(operator, FEATURE_STORE_PROJECT_KIND, namespace, name, 1, since, outcomes={OK})
 
 
 def job_running(api: client.ApiClient, namespace: str, name: str) -> bool:
