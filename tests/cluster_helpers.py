@@ -26,7 +26,8 @@ from feast_lineage.devcluster.processes import ManagedProcess, free_port
 T = TypeVar("T")
 
 RESYNC_SECONDS = 3
-"""The session operator's resync: tests wait a few of these to see that nothing more happens."""
+"""The session operator's resync. A test that says nothing more happens waits for the operator's passes
+over the object (:func:`wait_for_passes`), not for a number of these."""
 AUDIT_RETRY_SECONDS = 4
 
 
