@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import os
 import sys
 import time
 import urllib.error
 import urllib.request
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -18,12 +19,15 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from feast_lineage.api import FEATURE_STORE_PROJECT_KIND
+from feast_lineage.controller.pass_log import OK, PASS_DONE
 from feast_lineage.devcluster.processes import ManagedProcess, free_port
 
 T = TypeVar("T")
 
 RESYNC_SECONDS = 3
-"""The session operator's resync: tests wait a few of these to see that nothing more happens."""
+"""The session operator's resync. A test that says nothing more happens waits for the operator's passes
+over the object (:func:`wait_for_passes`), not for a number of these."""
 AUDIT_RETRY_SECONDS = 4
 
 
@@ -68,6 +72,59 @@ def wait_until(probe: Callable[[], T | None], timeout: float, what: str, interva
     raise AssertionError(
         f"timed out after {timeout:.0f}s waiting for {what}" + (f" (last error: {last_error})" if last_error else "")
     )
+
+
+class Logged(Protocol):
+    """An operator whose log the tests read (the chart's pod, a process)."""
+
+    def log(self) -> str: ...
+
+
+def passes(
+    log: str, kind: str, namespace: str, name: str, since: float, outcomes: Collection[str] | None = None
+) -> list[dict[str, object]]:
+    """The operator's ``pass done`` lines (``--log-level=debug``, JSON) about one object, of passes that
+    started at or after ``since`` (Unix time) and ended in one of ``outcomes`` (any if None)."""
+    found = []
+    for line in log.splitlines():
+        if not line.startswith("{") or f'"{PASS_DONE}: ' not in line:
+            continue
+        record = json.loads(line)
+        if (record.get("kind"), record.get("k8s_namespace"), record.get("k8s_name")) != (kind, namespace, name):
+            continue
+        if record["started"] >= since and (outcomes is None or record["outcome"] in outcomes):
+            found.append(record)
+    return found
+
+
+def wait_for_passes(
+    operator: Logged,
+    kind: str,
+    namespace: str,
+    name: str,
+    count: int,
+    since: float,
+    outcomes: Collection[str] | None = None,
+    timeout: float = 180,
+) -> list[dict[str, object]]:
+    """Wait until the operator has ended ``count`` passes over the object that started at or after
+    ``since``: what a test waits for before it says something did not happen, instead of a sleep."""
+    what = f"{count} pass(es) of {kind} {namespace}/{name} started since {since:.3f}" + (
+        f" ending {'/'.join(sorted(outcomes))}" if outcomes else ""
+    )
+
+    def enough() -> list[dict[str, object]] | None:
+        found = passes(operator.log(), kind, namespace, name, since, outcomes)
+        return found if len(found) >= count else None
+
+    return wait_until(enough, timeout, what, interval=0.5)
+
+
+def wait_for_project_resyncs(operator: Logged, namespace: str, name: str, count: int, since: float) -> None:
+    """``count`` passes over the FeatureStoreProject since ``since``, at least one a full pass (``ok``): a
+    settled project's resync only asks Git again, and only a full pass could create or record anything."""
+    wait_for_passes(operator, FEATURE_STORE_PROJECT_KIND, namespace, name, count, since)
+    wait_for_passes(operator, FEATURE_STORE_PROJECT_KIND, namespace, name, 1, since, outcomes={OK})
 
 
 def job_running(api: client.ApiClient, namespace: str, name: str) -> bool:
@@ -139,6 +196,7 @@ class OperatorProcess:
             "--liveness-port",
             str(self.liveness_port),
             "--log-json",
+            "--log-level=debug",
             *self.webhook_args,
             *self.extra_args,
         ]

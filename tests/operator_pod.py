@@ -134,6 +134,8 @@ class ChartOperator:
             f"mlflow.trackingUri={mlflow_url}",
             f"resyncSeconds={RESYNC_SECONDS}",
             f"auditRetrySeconds={AUDIT_RETRY_SECONDS}",
+            # A line per pass: what tests wait for before saying nothing happened (wait_for_passes).
+            "logLevel=debug",
             # Test projects keep Feast's files on hostPath volumes: an administrator's choice.
             "policy.runnerVolumeTypes={configMap,secret,emptyDir,persistentVolumeClaim,hostPath}",
             *extra_values,

@@ -16,6 +16,9 @@ from feast_lineage import __version__
 if TYPE_CHECKING:
     from feast_lineage.controller.settings import ApiTimeouts, LeaderElectionSettings
 
+LOG_LEVELS = ("debug", "info", "warning")
+"""Of the operator's own lines; debug adds one as each pass over an object ends (controller/pass_log.py)."""
+
 
 def _default_dev_dir() -> Path:
     from feast_lineage.devcluster.binaries import cache_root
@@ -154,7 +157,7 @@ def _run(args: argparse.Namespace) -> int:
         leader_election=leader_election,
         api_timeouts=api_timeouts,
     )
-    run_operator(settings, log_json=args.log_json, liveness_port=args.liveness_port)
+    run_operator(settings, log_json=args.log_json, liveness_port=args.liveness_port, log_level=args.log_level)
     return 0
 
 
@@ -258,6 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--api-read-timeout-seconds", type=float, help="seconds to wait for the Kubernetes API server's next bytes"
     )
     run.add_argument("--log-json", action="store_true", help="JSON log lines")
+    run.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default="info",
+        help="info (default), warning, or debug: also a line as each pass over an object ends",
+    )
     run.add_argument("--webhook-port", type=int, default=0, help="serve the pod injection webhook (HTTPS) here")
     run.add_argument("--webhook-host", default="0.0.0.0", help="address the webhook listens on")
     run.add_argument("--webhook-cert-dir", help="tls.crt/tls.key of the webhook (e.g. from cert-manager)")

@@ -88,7 +88,7 @@ def test_an_apiserver_restart_mid_operation_loses_nothing_and_converges(
 
         wait_until(applied_latest, 300, "the revision made after the restart to be applied")
         converged = time.monotonic() - started
-        time.sleep(2)
+        wait_until(jobs.caught_up, 60, "the Job watch to have seen every Job as it is now")
     print(
         f"apiserver restart: ready again after {ready_after:.1f}s (5 s down); "
         f"everything converged after {converged:.0f}s; operator's container restarted "

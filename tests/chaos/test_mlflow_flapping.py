@@ -104,7 +104,7 @@ def test_mlflow_flapping_delivers_each_audit_record_exactly_once(
             return not pending and not any(runs.status(name).get("pendingAudit") for name in run_names)
 
         wait_until(all_delivered, 180, "every pending audit record to be delivered")
-        time.sleep(2)
+        wait_until(jobs.caught_up, 60, "the Job watch to have seen every Job as it is now")
         records = {name: ops_runs_with_audit_id(mlflow.url, audit_id) for name, audit_id in jobs.audit_ids.items()}
     print(f"chaos: {operations} operations, {outages} MLflow outages, MLflow records per Job: {records}")
     assert all(runs.status(name).get("phase") == "Succeeded" for name in run_names)

@@ -40,6 +40,7 @@ class JobWatch:
         self.audit_ids: dict[str, str] = {}
         self.intervals: dict[str, tuple[str, datetime, datetime | None]] = {}
         """Job name -> (operation, start, completion), as last seen."""
+        self._versions: dict[str, str] = {}  # uid -> resourceVersion, as last seen
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -50,6 +51,11 @@ class JobWatch:
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join(timeout=15)
+
+    def caught_up(self) -> bool:
+        """The watch has seen every Job of the namespace as a list shows it now."""
+        listed = self.batch.list_namespaced_job(self.namespace).items
+        return all(self._versions.get(job.metadata.uid) == job.metadata.resource_version for job in listed)
 
     def overlaps(self) -> list[tuple[str, str]]:
         """Pairs of Jobs that ran at once although they must not: two applies, or (file registry) an apply
@@ -69,6 +75,7 @@ class JobWatch:
                 for event in stream.stream(self.batch.list_namespaced_job, self.namespace, timeout_seconds=5):
                     meta = event["object"].metadata
                     self.uids[meta.name].add(meta.uid)
+                    self._versions[meta.uid] = meta.resource_version
                     audit_id = (meta.annotations or {}).get(AUDIT_ANNOTATION)
                     if audit_id:
                         self.audit_ids[meta.name] = audit_id
@@ -140,7 +147,7 @@ def test_operator_killed_at_random_points_creates_nothing_twice_and_loses_nothin
         wait_until(converged, 600, "every resource to converge")
         converge_seconds = time.monotonic() - started
         status = projects.get("drivers")["status"]
-        time.sleep(2)  # the watch has seen every Job
+        wait_until(jobs.caught_up, 60, "the Job watch to have seen every Job as it is now")
     duplicated = {name: uids for name, uids in jobs.uids.items() if len(uids) > 1}
     outcomes = {name: runs.status(name) for name in run_names}
     failed = {

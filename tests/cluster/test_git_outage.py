@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import json
 import shutil
 import time
 from pathlib import Path
@@ -22,6 +24,20 @@ PRODUCTION_RESYNC_SECONDS = 60
 
 def _source(projects: Projects, name: str) -> dict[str, Any] | None:
     return projects.condition(name, "SourceAvailable")
+
+
+def _next_attempts(log: str, namespace: str, name: str, since: float) -> list[float]:
+    """The seconds until its next look at the repo source the operator announced for the project, in
+    lines written at or after ``since`` (Unix time)."""
+    found = []
+    for line in log.splitlines():
+        if not line.startswith("{") or "; next attempt in " not in line:
+            continue
+        record = json.loads(line)
+        written = datetime.datetime.fromisoformat(record["timestamp"]).timestamp()
+        if (record.get("k8s_namespace"), record.get("k8s_name")) == (namespace, name) and written >= since:
+            found.append(float(record["message"].rsplit("next attempt in ", 1)[1].rstrip("s")))
+    return found
 
 
 def test_a_git_outage_keeps_materializing_the_last_applied_commit_and_recovery_takes_seconds(
@@ -66,8 +82,14 @@ def test_a_git_outage_keeps_materializing_the_last_applied_commit_and_recovery_t
 
     # Recovery with an operator resyncing as in production (every 60 s): its backoff, not the resync,
     # notices the server is back.
+    upgraded = time.time()
     with operator.reconfigured(f"resyncSeconds={PRODUCTION_RESYNC_SECONDS}"):
-        time.sleep(15)  # the outage goes on: the backoff grows past its first steps
+        # The outage goes on: the backoff grows past its first steps (2, 4, then 8 s).
+        wait_until(
+            lambda: max(_next_attempts(operator.log(), namespace, "drivers", upgraded), default=0) >= 8,
+            60,
+            "the source backoff to reach 8 s",
+        )
         assert _source(projects, "drivers")["status"] == "False"  # type: ignore[index]
         gone.rename(bare)
         restored = time.monotonic()

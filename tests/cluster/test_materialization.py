@@ -15,8 +15,9 @@ from kubernetes import client
 from mlflow.tracking import MlflowClient
 
 from feast_lineage.devcluster.mlflow_server import MlflowServer
+from feast_lineage.domain.labels import LABEL_SETTLED
 from tests.cluster.projects import EXAMPLE_REPO, Projects, example_files, project_manifest, repo_configmap
-from tests.cluster_helpers import finished_after, job_running, wait_until
+from tests.cluster_helpers import finished_after, job_running, wait_for_project_resyncs, wait_until
 from tests.operator_pod import ChartOperator
 
 pytestmark = pytest.mark.cluster
@@ -203,7 +204,9 @@ def test_runs_wait_for_their_project_and_for_each_other(
     assert second["startTime"] >= first["completionTime"]
 
 
-def test_bad_runs_fail_with_a_clear_message(api: client.ApiClient, namespace: str, applied: Path) -> None:
+def test_bad_runs_fail_with_a_clear_message(
+    api: client.ApiClient, namespace: str, applied: Path, operator: ChartOperator
+) -> None:
     runs = Runs(api, namespace)
     runs.create(
         "unknown-view",
@@ -234,11 +237,18 @@ def test_bad_runs_fail_with_a_clear_message(api: client.ApiClient, namespace: st
     future = runs.wait_phase("future", "Failed", "Succeeded", timeout=60)
     assert future["reason"] == "InvalidWindow" and "ends in the future" in future["message"]
     assert runs.jobs() == []
-    # Finished runs stay as they are: never re-run, never deleted by the operator.
-    time.sleep(2 * ChartOperator.RESYNC_SECONDS)
-    assert (
-        runs.status("future")["phase"] == "Failed" and runs.get("future")["metadata"].get("deletionTimestamp") is None
-    )
+    # Finished runs stay as they are: never re-run, never deleted by the operator. It is done with them
+    # once they carry the settled label (they leave its watch); its project's resyncs go on.
+    names = ("unknown-view", "future", "on-demand")
+
+    def settled() -> bool:
+        return all(LABEL_SETTLED in (runs.get(name)["metadata"].get("labels") or {}) for name in names)
+
+    wait_until(settled, 120, "the operator to label the finished runs settled")
+    wait_for_project_resyncs(operator, namespace, "drivers", 2, time.time())
+    for name in names:
+        assert runs.status(name)["phase"] == "Failed" and runs.get(name)["metadata"].get("deletionTimestamp") is None
+    assert runs.jobs() == []
 
 
 def test_operator_restarted_mid_run_makes_no_duplicate_and_the_run_finishes(

@@ -10,8 +10,10 @@ import pytest
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
+from feast_lineage.api import FEATURE_STORE_PROJECT_KIND
+from feast_lineage.controller.pass_log import GONE
 from tests.cluster.projects import Projects, example_files, project_manifest, repo_configmap
-from tests.cluster_helpers import wait_until
+from tests.cluster_helpers import wait_for_passes, wait_until
 from tests.operator_pod import ChartOperator
 
 pytestmark = pytest.mark.cluster
@@ -88,6 +90,8 @@ def test_project_series_are_labelled_and_removed_with_the_project(
 
     # Kopf holds the project with its finalizer (for its timers), so the operator sees the deletion.
     assert "featurelineage.io/finalizer" in projects.get("drivers")["metadata"]["finalizers"]
+    applies, deleted = projects.apply_jobs("drivers"), time.time()
+    assert applies
     custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "featurestoreprojects", "drivers")
 
     def series_gone() -> bool:
@@ -95,8 +99,10 @@ def test_project_series_are_labelled_and_removed_with_the_project(
 
     wait_until(series_gone, 60, "the deleted project's series to be removed")
     wait_until(lambda: _project_gone(custom, namespace), 30, "the project to be deleted")
-    # Nothing brings them back: not the garbage-collected apply Job's events, not a resync.
-    time.sleep(2 * ChartOperator.RESYNC_SECONDS)
+    # Nothing brings them back: not the garbage-collected apply Jobs' events, each of which passes the
+    # project once more and finds it gone (its resyncs ended with its deletion).
+    wait_until(lambda: not projects.apply_jobs("drivers"), 120, "the apply Jobs to be garbage-collected")
+    wait_for_passes(operator, FEATURE_STORE_PROJECT_KIND, namespace, "drivers", len(applies), deleted, outcomes={GONE})
     assert series_gone()
 
 

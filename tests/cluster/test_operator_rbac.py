@@ -20,11 +20,12 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from feast_lineage.api import FEATURE_STORE_PROJECT_KIND
 from feast_lineage.devcluster.cluster import DevCluster
 from feast_lineage.devcluster.mlflow_server import MlflowServer
 from tests.cluster.operator_checks import GROUP, VERSION, assert_nothing_refused, exercise
 from tests.cluster.projects import Projects, project_manifest
-from tests.cluster_helpers import operators_paused, wait_until
+from tests.cluster_helpers import operators_paused, passes, wait_for_project_resyncs, wait_until
 from tests.operator_pod import ChartOperator
 
 pytestmark = pytest.mark.cluster
@@ -112,7 +113,10 @@ def test_namespaced_operator_acts_in_its_namespaces_only_and_is_refused_elsewher
             )
             exercise(api, namespace, tmp_path)
             assert_certificate_and_ca_bundle(api, namespaced.args())
-            time.sleep(2 * ChartOperator.RESYNC_SECONDS)
+            # It handled the project in its namespace, created after that one, and resyncs it: it never
+            # passed over the other.
+            wait_for_project_resyncs(namespaced, namespace, "drivers", 2, time.time())
+            assert not passes(namespaced.log(), FEATURE_STORE_PROJECT_KIND, other_namespace, "elsewhere", since=0)
             elsewhere = Projects(api, other_namespace).get("elsewhere")
             assert "status" not in elsewhere and not elsewhere["metadata"].get("finalizers")
             namespaced.stop()

@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from feast_lineage.devcluster.mlflow_server import MlflowServer
 from tests.cluster.projects import Projects, example_files, project_manifest, repo_configmap
-from tests.cluster_helpers import wait_until
+from tests.cluster_helpers import wait_for_project_resyncs, wait_until
 from tests.conftest import Kubectl
 from tests.operator_pod import ChartOperator
 
@@ -68,7 +68,14 @@ def test_configmap_project_applies_and_records_the_audit_trail(
     }
     assert all(c["observedGeneration"] == ready["metadata"]["generation"] for c in status["conditions"])
 
-    # The ops run is in MLflow with Kubernetes and GitOps provenance.
+    # The ops run is in MLflow with Kubernetes and GitOps provenance. Ready does not wait for MLflow: a
+    # runner whose MLflow call timed out (a loaded machine) leaves its record pending, delivered later.
+    def recorded() -> dict[str, Any] | None:
+        current = projects.get("drivers")["status"]
+        return current["lastApply"] if not current.get("pendingAudit") and current["lastApply"].get("mlflow") else None
+
+    last = wait_until(recorded, 120, "the apply's MLflow run on its status")
+    assert last["jobName"] == status["lastApply"]["jobName"]
     runs = _ops_runs(mlflow_server.url, last["auditId"])
     assert len(runs) == 1
     tags = runs[0].data.tags  # type: ignore[attr-defined]
@@ -87,9 +94,10 @@ def test_configmap_project_applies_and_records_the_audit_trail(
     assert "auto_log: true" in client_cm.data["feature_store.yaml"]
     assert {"Applied", "ApplyStarted"} <= {reason for reason, _ in projects.events("drivers")}
 
-    # An unchanged project is never applied again, however many resyncs pass.
+    # An unchanged project is never applied again, however many resyncs pass: three, and a full pass
+    # (a settled project's resync asks only Git; every tenth is a full pass).
     jobs = projects.apply_jobs("drivers")
-    time.sleep(3 * ChartOperator.RESYNC_SECONDS)
+    wait_for_project_resyncs(operator, namespace, "drivers", 3, time.time())
     assert projects.apply_jobs("drivers") == jobs == [last["jobName"]]
 
     # Changing one feature definition triggers exactly one apply, which names the change.

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from feast_lineage.devcluster.mlflow_server import start_mlflow
 from feast_lineage.devcluster.processes import free_port
 from tests.cluster.projects import Projects, example_files, ops_runs_with_audit_id, project_manifest, repo_configmap
-from tests.cluster_helpers import finished_after, job_running, wait_until
+from tests.cluster_helpers import finished_after, job_running, wait_for_project_resyncs, wait_until
 from tests.operator_pod import ChartOperator
 
 pytestmark = pytest.mark.cluster
@@ -68,8 +68,9 @@ def test_apply_completes_while_mlflow_is_down_and_its_record_is_delivered_once_l
         run = MlflowClient(url).get_run(run_id)
         assert run.info.status == "FINISHED"
         assert run.data.tags["k8s.name"] == "drivers" and run.data.tags["feast.operation"] == "apply"
-        # Later retries and resyncs deliver nothing again.
-        time.sleep(2 * ChartOperator.AUDIT_RETRY_SECONDS)
+        # Later passes deliver nothing again: two resyncs, one of them a full pass (the kind that keeps
+        # records of applies).
+        wait_for_project_resyncs(operator, namespace, "drivers", 2, time.time())
         assert ops_runs_with_audit_id(url, last["auditId"]) == 1
     finally:
         server.stop()
@@ -93,7 +94,8 @@ def test_operator_killed_mid_apply_creates_no_second_job_and_converges(
     assert finished_after(api, namespace, jobs[0], killed)
     assert projects.apply_jobs("drivers") == jobs
     assert status["lastApply"]["jobName"] == jobs[0] and status["lastApply"]["outcome"] == "Succeeded"
-    time.sleep(2 * ChartOperator.RESYNC_SECONDS)
+    # The restarted operator's resyncs after the apply ended, a full pass among them, create no Job either.
+    wait_for_project_resyncs(operator, namespace, "drivers", 2, time.time())
     assert projects.apply_jobs("drivers") == jobs
 
 

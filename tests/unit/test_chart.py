@@ -120,6 +120,7 @@ def test_helm_lint(values: Path | None) -> None:
         ("mlflow.trackingUri=mlflow:5000", "at '/mlflow/trackingUri': 'mlflow:5000' does not match pattern"),
         ("webhook.certManager.issuerRef.kind=Vault", "value must be one of 'Issuer', 'ClusterIssuer'"),
         ("podDisruptionBudget.minAvailable=half", "at '/podDisruptionBudget/minAvailable'"),
+        ("logLevel=verbose", "at '/logLevel': value must be one of 'debug', 'info', 'warning'"),
     ],
 )
 def test_bad_values_are_rejected_with_a_message(values: str, message: str) -> None:
@@ -483,6 +484,11 @@ def test_operator_resync_and_audit_retry_come_from_values() -> None:
     assert "--resync-seconds=60" in args and "--audit-retry-seconds=30" in args
     args = operator_container(render("resyncSeconds=3", "auditRetrySeconds=4"))["args"]
     assert "--resync-seconds=3" in args and "--audit-retry-seconds=4" in args
+
+
+def test_operator_log_level_comes_from_values() -> None:
+    assert "--log-level=info" in operator_container(render())["args"]
+    assert "--log-level=debug" in operator_container(render("logLevel=debug"))["args"]
 
 
 def test_operator_kubernetes_api_timeouts_come_from_values() -> None:

@@ -29,9 +29,10 @@ from feast_lineage.redaction import install_log_redaction
 log = logging.getLogger(__name__)
 
 
-def configure_logging(log_json: bool) -> None:
+def configure_logging(log_json: bool, level: str = "info") -> None:
     """Kopf's log handler on the root logger, with the object and logger name on every line; every
-    record redacted of the secret values the operator knows, before any handler sees it."""
+    record redacted of the secret values the operator knows, before any handler sees it. ``level``
+    is the operator's own lines' (Kopf's and the libraries' stay as they are)."""
     install_log_redaction()
     configure_kopf_logging(log_json)
     handler = logging.getLogger().handlers[-1]  # the one Kopf just added
@@ -39,7 +40,7 @@ def configure_logging(log_json: bool) -> None:
         handler.addFilter(LoggerNameField())
     else:
         handler.setFormatter(TextFormatter())
-    logging.getLogger("feast_lineage").setLevel(logging.INFO)
+    logging.getLogger("feast_lineage").setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # else a line per liveness probe
 
 
@@ -63,8 +64,10 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
-def run_operator(settings: OperatorSettings, log_json: bool = False, liveness_port: int = 0) -> None:
-    configure_logging(log_json)
+def run_operator(
+    settings: OperatorSettings, log_json: bool = False, liveness_port: int = 0, log_level: str = "info"
+) -> None:
+    configure_logging(log_json, log_level)
     stop = _stop_on_signals()
     kube = Kube(new_api_client(settings.api_timeouts))
     health = Health()

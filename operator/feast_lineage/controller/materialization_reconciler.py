@@ -33,6 +33,7 @@ from feast_lineage.controller.kube import Kube, Obj, OwnershipConflict, StatusCo
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.logs import object_fields
 from feast_lineage.controller.outcome_audit import operations_logged, outcome_record
+from feast_lineage.controller.pass_log import DELETING, FINISHED, GONE, OK, STALLED, logged_pass
 from feast_lineage.controller.project_cache import ProjectCache, SnapshotIndex
 from feast_lineage.controller.project_inputs import learn_secrets
 from feast_lineage.controller.project_reconciler import runner_config_map_name
@@ -159,8 +160,10 @@ class MaterializationReconciler:
         # Waiting runs are looked at less and less often, and at once when a run of their project ends.
         self.waiting = Backoff(settings.active_poll_seconds, settings.resync_seconds / 4)
 
-    def reconcile(self, namespace: str, name: str, peers: list[Obj], seen: Obj | None = None) -> None:
-        """One pass; ``peers`` are summaries of the project's runs (from the operator's index).
+    @logged_pass(MATERIALIZATION_JOB_KIND)
+    def reconcile(self, namespace: str, name: str, peers: list[Obj], seen: Obj | None = None) -> str:
+        """One pass; ``peers`` are summaries of the project's runs (from the operator's index). Returns
+        how it ended (:mod:`.pass_log`).
 
         ``seen`` is the run as the watch delivered it: the first attempt starts from it rather than a
         GET. A stale copy costs nothing wrong: the Job's name is deterministic, and the status write
@@ -170,10 +173,12 @@ class MaterializationReconciler:
             for attempt in range(PASS_ATTEMPTS):
                 fresh = attempt > 0 or seen is None
                 body = self.kube.get_custom(MATERIALIZATION_JOB_PLURAL, namespace, name) if fresh else seen
-                if body is None or body["metadata"].get("deletionTimestamp"):
-                    return
+                if body is None:
+                    return GONE
+                if body["metadata"].get("deletionTimestamp"):
+                    return DELETING
                 if (body.get("status") or {}).get("phase") in TERMINAL:
-                    return
+                    return FINISHED
                 # A run no pass has looked at has no Job yet, unless a pass died between creating it and
                 # writing status: its creation is refused then (the name is fixed), and the next
                 # attempt reads the run and its Job afresh.
@@ -189,9 +194,10 @@ class MaterializationReconciler:
                     metrics.RECONCILES.labels(MATERIALIZATION_JOB_KIND, "error").inc()
                     if not self._stall(body, error):
                         raise
-                    return
+                    return STALLED
                 metrics.RECONCILES.labels(MATERIALIZATION_JOB_KIND, "ok").inc()
-                return
+                return OK
+            raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _stall(self, body: Obj, error: Exception) -> bool:
         """A pass that fails the same way each time: Stalled with the reason rather than a traceback loop."""

@@ -33,7 +33,7 @@ Key = tuple[str, str]
 class PassQueue:
     def __init__(
         self,
-        act: Callable[[str, str], None],
+        act: Callable[[str, str], object],
         retry: Backoff,
         workers: int = 4,
         name: str = "project-passes",

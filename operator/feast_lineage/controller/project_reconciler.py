@@ -42,6 +42,7 @@ from feast_lineage.controller.kube import (
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.logs import object_fields
 from feast_lineage.controller.outcome_audit import apply_outcome_record, operations_logged
+from feast_lineage.controller.pass_log import DELETING, GONE, OK, SETTLED, STALLED, WAITING, logged_pass, pass_done
 from feast_lineage.controller.project_inputs import gather_inputs
 from feast_lineage.controller.settings import OperatorSettings
 from feast_lineage.domain import labels
@@ -132,7 +133,9 @@ class ProjectReconciler:
         settled_at = self._settled.get(key)
         full_every = FULL_RESYNC_EVERY * self.settings.resync_seconds
         if settled_at is not None and time.monotonic() - settled_at < full_every:
+            started = time.time()
             self.git.refresh((namespace, name))
+            pass_done(FEATURE_STORE_PROJECT_KIND, namespace, name, SETTLED, started)
             return
         self.reconcile(namespace, name)
 
@@ -140,8 +143,10 @@ class ProjectReconciler:
         """Something the project depends on changed: its next resync is a full pass."""
         self._settled.pop(f"{namespace}/{name}", None)
 
-    def reconcile(self, namespace: str, name: str) -> None:
-        """One pass over the project; safe to call from any handler, any number of times."""
+    @logged_pass(FEATURE_STORE_PROJECT_KIND)
+    def reconcile(self, namespace: str, name: str) -> str:
+        """One pass over the project; safe to call from any handler, any number of times. Returns how
+        it ended (:mod:`.pass_log`)."""
         # Handlers of one object can overlap (a timer and a Job event): one pass at a time per
         # object, each on a fresh read, so no pass writes a status computed from a stale one.
         key = f"{namespace}/{name}"
@@ -149,22 +154,25 @@ class ProjectReconciler:
             self._settled.pop(key, None)
             self._settles[key] = False
             try:
-                self._pass(namespace, name)
+                outcome = self._pass(namespace, name)
             except BaseException:
                 self._settles.pop(key, None)
                 raise
             if self._settles.pop(key, False):
                 self._settled[key] = time.monotonic()
+            return outcome
 
-    def _pass(self, namespace: str, name: str) -> None:
+    def _pass(self, namespace: str, name: str) -> str:
         for attempt in range(PASS_ATTEMPTS):
             body = self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, namespace, name)
-            if body is None or body["metadata"].get("deletionTimestamp"):
-                return
+            if body is None:
+                return GONE
+            if body["metadata"].get("deletionTimestamp"):
+                return DELETING
             try:
                 self._reconcile(body)
             except ResolutionPending:
-                return  # the project's first Git answer wakes it for another pass
+                return WAITING  # the project's first Git answer wakes it for another pass
             except StatusConflict:
                 if attempt + 1 < PASS_ATTEMPTS:
                     continue  # another writer changed what this pass decided on: decide again
@@ -176,9 +184,10 @@ class ProjectReconciler:
                 # instead of a traceback retried forever; a transient error is retried.
                 if not self._stall(body, error):
                     raise
-                return
+                return STALLED
             metrics.RECONCILES.labels(FEATURE_STORE_PROJECT_KIND, "ok").inc()
-            return
+            return OK
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _stall(self, body: Obj, error: Exception) -> bool:
         problem = stalled_by(error)
