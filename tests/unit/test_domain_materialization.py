@@ -8,14 +8,20 @@ from typing import Any
 from feast_lineage.api import MaterializationJobSpec, MaterializationJobStatus
 from feast_lineage.contract import MlflowRun, RunnerResult
 from feast_lineage.domain.materialization_state import (
+    HOLD,
+    LABEL,
+    RELEASE,
+    SETTLE,
     MaterializationDecision,
     MaterializationObservation,
     Peer,
     decide_materialization,
+    finalizer_step,
     holds_on_copy,
     needs_settled_label,
     pass_on_event,
     settled,
+    unsettled,
 )
 from feast_lineage.domain.runner_outcome import JobObservation
 
@@ -287,7 +293,7 @@ def test_runs_past_the_waiting_cap_queue_with_a_clear_reason() -> None:
     assert decide_materialization(_observe(spec=_spec(featureViews=["a"]), peers=others, max_waiting=3)).create_job
 
 
-def test_a_watch_event_calls_for_a_pass_on_a_new_run_or_a_restarts_first_sight_of_an_unfinished_one() -> None:
+def test_a_watch_event_calls_for_a_pass_on_first_sight_of_an_unfinished_run_or_one_without_the_finalizer() -> None:
     def run(phase: str | None = None, deleting: bool = False, finalized: bool = True) -> dict[str, Any]:
         meta: dict[str, Any] = {"name": "r", "finalizers": ["f"] if finalized else []}
         if deleting:
@@ -297,20 +303,56 @@ def test_a_watch_event_calls_for_a_pass_on_a_new_run_or_a_restarts_first_sight_o
     def passes(event_type: str | None, body: dict[str, Any], known: bool) -> bool:
         return pass_on_event(event_type, body, known, finalizer="f")
 
-    # Just created: no pass has written a phase yet; once the finalizer is on it.
-    assert not passes("ADDED", run(finalized=False), known=False)
-    assert passes("MODIFIED", run(), known=True)
+    # Just created: its first pass puts the finalizer on first.
+    assert passes("ADDED", run(finalized=False), known=False)
     # A restart's listing (no event type) of an unfinished run not seen before, finalizer or not.
     assert passes(None, run("Running"), known=False)
     assert passes(None, run("Pending"), known=False)
     assert passes(None, run(finalized=False), known=False)
-    # The run's own status write, a re-listing of a known run, finished runs, deletions: no pass.
+    # A known unfinished run whose finalizer was taken off (by hand): a pass puts it back.
+    assert passes("MODIFIED", run("Running", finalized=False), known=True)
+    # The pass's own finalizer patch and status writes, a re-listing of a known run, finished runs,
+    # deletions: no pass.
+    assert not passes("MODIFIED", run(), known=True)
     assert not passes("MODIFIED", run("Running"), known=True)
     assert not passes(None, run("Running"), known=True)
     assert not passes(None, run("Succeeded"), known=False)
-    assert not passes("MODIFIED", run("Failed"), known=False)
+    assert not passes("MODIFIED", run("Failed", finalized=False), known=False)
     assert not passes("DELETED", run(), known=False)
     assert not passes("MODIFIED", run(deleting=True), known=False)
+
+
+def test_the_finalizer_is_on_while_a_run_is_unsettled_and_comes_off_with_the_settled_label() -> None:
+    def run(phase: str | None, held: bool, pending: bool = False, **meta: Any) -> dict[str, Any]:
+        status: dict[str, Any] = {"phase": phase} if phase else {}
+        if pending:
+            status["pendingAudit"] = [{"i": "a"}]
+        return {"metadata": {"name": "r", "finalizers": ["other", *(["f"] if held else [])], **meta}, "status": status}
+
+    def step(body: dict[str, Any]) -> str | None:
+        return finalizer_step(body, "f")
+
+    deleting: dict[str, Any] = {"deletionTimestamp": "2026-11-27T00:00:00Z"}
+    # From its start (no phase yet) until its record is delivered.
+    assert step(run(None, held=False)) == HOLD
+    assert step(run("Running", held=False)) == HOLD
+    assert step(run("Failed", held=False, pending=True)) == HOLD
+    assert step(run(None, held=True)) is None
+    assert step(run("Succeeded", held=True, pending=True)) is None
+    # Done: off, with the label, in one step; history from before the label gets the label alone.
+    assert step(run("Succeeded", held=True)) == SETTLE
+    assert step(run("Failed", held=False)) == LABEL
+    assert step(run("Failed", held=False, labels={"featurelineage.io/settled": "true"})) is None
+    # A schedule's run: its finalizer comes off, but it is never labelled.
+    scheduled: dict[str, Any] = {"annotations": {"featurelineage.io/scheduled-time": "2026-11-27T03:00:00Z"}}
+    assert step(run("Succeeded", held=True, **scheduled)) == SETTLE
+    assert step(run("Succeeded", held=False, **scheduled)) is None
+    # Being deleted: released (once its record is delivered or abandoned: the caller's wait) if held.
+    assert step(run("Running", held=True, **deleting)) == RELEASE
+    assert step(run("Succeeded", held=True, pending=True, **deleting)) == RELEASE
+    assert step(run("Succeeded", held=False, pending=True, **deleting)) is None
+    assert unsettled(run("Running", held=True)) and unsettled(run("Failed", held=True, pending=True))
+    assert not unsettled(run("Failed", held=True))
 
 
 def _finished_run(phase: str | None = "Succeeded", **meta: Any) -> dict[str, Any]:

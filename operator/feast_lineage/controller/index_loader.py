@@ -1,13 +1,14 @@
-"""Filling :class:`.indexes.Indexes` before Kopf starts its handlers, and checking what that left.
+"""Filling :class:`.indexes.Indexes` before any handler or run pass starts, and checking what that left.
 
 Runs may start only next to the active runs they know of, so the indexes must be complete before
 the first pass: a paged list of projects and runs fills them, one page in memory at a time (only
-the summaries stay). A run deleted between that list and Kopf's own list gets no watch event; the
-runs the list kept that no watch event has confirmed are looked up again, and those gone dropped.
+the summaries stay). A run deleted between that list and the watches' own lists (Kopf's of
+projects, :mod:`.run_watch`'s of runs) gets no watch event; the runs the list kept that no watch
+event has confirmed are looked up again, and those gone dropped.
 
-Runs are listed as Kopf watches them, without the settled ones (:mod:`.settled_runs`). History
-written before that label existed is listed once more: its settled runs are labelled here, page by
-page, so that Kopf's own list, which holds every object at once, never holds the history.
+Runs are listed as the run watch selects them, without the settled ones (:mod:`.settled_runs`).
+History written before that label existed is listed once more: its settled runs are labelled
+here, page by page, so that no later list holds the history.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from feast_lineage.api import FEATURE_STORE_PROJECT_PLURAL, GROUP, MATERIALIZATI
 from feast_lineage.controller import settled_runs
 from feast_lineage.controller.indexes import Indexes, Obj
 from feast_lineage.controller.kube import Kube, read
+from feast_lineage.controller.list_watch import scopes
 from feast_lineage.domain.labels import LABEL_SETTLED, RUN_FINALIZER
 from feast_lineage.domain.materialization_state import needs_settled_label
 
@@ -31,8 +33,7 @@ UNSETTLED = f"!{LABEL_SETTLED}"
 
 
 def _pages(kube: Kube, plural: str, namespaces: list[str], selector: str | None = None) -> Iterator[list[Obj]]:
-    scopes: list[str | None] = list(namespaces) if namespaces else [None]  # None: the whole cluster
-    for namespace in scopes:
+    for namespace in scopes(namespaces):  # None: the whole cluster
         token: str | None = None
         while True:
             paging = {"limit": PAGE, "continue": token, "label_selector": selector}

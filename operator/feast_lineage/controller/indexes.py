@@ -4,9 +4,9 @@ Kopf's ``@kopf.index`` makes every handler wait until every object of the indexe
 been indexed once, and that gate costs time quadratic in the objects listed (see
 ``benchmarks/kopf_index_gate.py``): at a thousand projects and ten thousand runs the operator
 never started a pass. These indexes are filled from a paged list before Kopf starts its handlers
-(:mod:`.index_loader`), then kept current from watch events: Kopf's own list and watch start
-after that list, so each object's newer state comes after it, and observing the same state again
-changes nothing.
+(:mod:`.index_loader`), then kept current from watch events: the watches' own lists (Kopf's of
+projects, :mod:`.run_watch`'s of runs) start after that list, so each object's newer state comes
+after it, and observing the same state again changes nothing.
 
 Three look-ups, the same shapes the call sites read from Kopf's indexes before:
 - the runs a project's decisions need (unfinished runs, and the runs its schedule made), as
@@ -14,8 +14,8 @@ Three look-ups, the same shapes the call sites read from Kopf's indexes before:
 - the project of each unfinished run (a Job's event names only its run);
 - the projects that reference each ConfigMap.
 
-Every method is thread-safe: the watch handlers run on Kopf's event loop, the readers on worker
-and scheduler threads.
+Every method is thread-safe: the watch handlers run on Kopf's event loop and the run watch's
+threads, the readers on worker and scheduler threads.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class Indexes:
 
     def observe_run(self, namespace: str, name: str, body: Obj | None, *, listed: bool = False) -> None:
         """A run as last seen (``None``: deleted). ``listed``: from the list before the watch, which
-        cannot report a deletion that happens before Kopf's own list; such an entry stays unconfirmed
+        cannot report a deletion that happens before the watch's own list; such an entry stays unconfirmed
         until a watch event confirms it (see :meth:`forget_unconfirmed`)."""
         key = (namespace, name)
         with self._lock:

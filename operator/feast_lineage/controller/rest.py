@@ -147,6 +147,9 @@ class BatchV1:
     def list_namespaced_job(self, namespace: str, **kw: Any) -> Any:
         return self.rest.request("GET", JOBS, {"namespace": namespace, **kw})
 
+    def list_job_for_all_namespaces(self, **kw: Any) -> Any:
+        return self.rest.request("GET", "/apis/batch/v1/jobs", kw)
+
     def create_namespaced_job(self, namespace: str, body: Obj, **kw: Any) -> Any:
         return self.rest.request("POST", JOBS, {"namespace": namespace, **kw}, body)
 

@@ -5,7 +5,8 @@ memory (finished ones too, timer or not) and hold each with a finalizer: with th
 runs that is most of the operator's memory. Here one thread keeps, for each run that needs it, when
 its next pass is due, fed by the watch: a waiting run is looked at often (the reconciler's backoff
 decides whether the look costs anything), an active one every resync, one with an undelivered audit
-record every audit retry. A finished run with nothing pending costs nothing.
+record every audit retry, one being deleted while its record waits for MLflow every few seconds
+(until it is delivered or abandoned). A finished run with nothing pending costs nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from feast_lineage.domain.materialization_state import TERMINAL
 
 log = logging.getLogger(__name__)
 
-WAITING, ACTIVE, AUDIT = "waiting", "active", "audit"
+WAITING, ACTIVE, AUDIT, DELETING = "waiting", "active", "audit", "deleting"
 Key = tuple[str, str]
 Pass = tuple[str, str, str]
 """namespace, name, purpose"""
@@ -39,13 +40,15 @@ class Intervals:
     waiting: float
     active: float
     audit: float
+    deleting: float = 5.0
 
     def of(self, purpose: str) -> float:
-        return {WAITING: self.waiting, ACTIVE: self.active, AUDIT: self.audit}[purpose]
+        return {WAITING: self.waiting, ACTIVE: self.active, AUDIT: self.audit, DELETING: self.deleting}[purpose]
 
 
-def purposes(phase: str | None, pending_audit: bool) -> set[str]:
-    """Which periodic passes a run with this phase needs."""
+def purposes(phase: str | None, pending_audit: bool, deleting: bool = False) -> set[str]:
+    """Which periodic passes a run with this phase needs; ``deleting``: it is being deleted and
+    holds the operator's finalizer (its deletion is looked at again until the finalizer is off)."""
     wanted = set()
     # A run with no phase yet has its first pass from its watch event; polling it too would only
     # queue a second pass behind the first in a burst. The resync still catches a failed one.
@@ -55,6 +58,8 @@ def purposes(phase: str | None, pending_audit: bool) -> set[str]:
         wanted.add(ACTIVE)
     if pending_audit:
         wanted.add(AUDIT)
+    if deleting:
+        wanted.add(DELETING)
     return wanted
 
 
@@ -119,9 +124,12 @@ class RunScheduler:
         with self._lock:
             return len(self._times)
 
-    def observe(self, namespace: str, name: str, phase: str | None, pending_audit: bool, deleted: bool) -> bool:
+    def observe(
+        self, namespace: str, name: str, phase: str | None, pending_audit: bool, deleted: bool, deleting: bool = False
+    ) -> bool:
         """Returns whether the run was known already: an unfinished run is, from its first event on."""
-        return self.observe_purposes(namespace, name, set() if deleted else purposes(phase, pending_audit))
+        wanted = set() if deleted else purposes(phase, pending_audit, deleting)
+        return self.observe_purposes(namespace, name, wanted)
 
     def observe_purposes(self, namespace: str, name: str, wanted: set[str]) -> bool:
         """The object as last seen needs these periodic passes (none: it is forgotten). Returns

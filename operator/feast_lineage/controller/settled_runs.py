@@ -1,9 +1,11 @@
 """The finished history out of the operator's watch: the settled label on runs it is done with.
 
-The watch of runs (Kopf's, and the index loader's list) selects ``!featurelineage.io/settled``: a
-run that gets the label is reported gone to the watch, and no later list holds it, so ten thousand
-finished runs cost a start neither their bodies in memory nor their handling. Which run gets it is
-:func:`~feast_lineage.domain.materialization_state.needs_settled_label`'s decision.
+The watch of runs (the operator's own, see :mod:`.run_watch`, and the index loader's list)
+selects ``!featurelineage.io/settled``: a run that gets the label is reported gone to the watch,
+and no later list holds it, so ten thousand finished runs cost a start neither their bodies in
+memory nor their handling. Which run gets it is
+:func:`~feast_lineage.domain.materialization_state.finalizer_step`'s decision: the label comes with
+the finalizer's removal (:func:`.run_finalizer.settle`), or alone on history from before it.
 
 The patch is conditional on the resourceVersion the decision was made on: a run changed since
 (deleted, or its label removed and put back by someone else) is decided again from its next event.
@@ -15,11 +17,9 @@ import logging
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
-from kubernetes.client.exceptions import ApiException
-
-from feast_lineage.api import GROUP, MATERIALIZATION_JOB_PLURAL, VERSION
 from feast_lineage.controller.kube import Kube, Obj
 from feast_lineage.controller.metrics import RUNS_SETTLED
+from feast_lineage.controller.run_finalizer import patch_metadata
 from feast_lineage.domain.labels import LABEL_SETTLED
 
 log = logging.getLogger(__name__)
@@ -29,16 +29,8 @@ CONCURRENCY = 8
 
 def label_settled(kube: Kube, body: Obj, when: str) -> bool:
     """Label a settled run; False if it changed or went since ``body`` (its next event decides again)."""
-    meta = body.get("metadata") or {}
-    patch = {"metadata": {"resourceVersion": meta.get("resourceVersion"), "labels": {LABEL_SETTLED: "true"}}}
-    try:
-        kube.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, meta.get("namespace", ""), MATERIALIZATION_JOB_PLURAL, meta.get("name", ""), patch
-        )
-    except ApiException as error:
-        if error.status in (404, 409):
-            return False
-        raise
+    if patch_metadata(kube, body, {"labels": {LABEL_SETTLED: "true"}}) is None:
+        return False
     RUNS_SETTLED.labels(when=when).inc()
     return True
 

@@ -4,13 +4,10 @@ decorators only, the work is elsewhere."""
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import functools
 import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Iterable
 from typing import Any
 
 import aiohttp
@@ -22,66 +19,31 @@ from feast_lineage.api import (
     FEATURE_STORE_PROJECT_KIND,
     FEATURE_STORE_PROJECT_PLURAL,
     GROUP,
-    MATERIALIZATION_JOB_KIND,
-    MATERIALIZATION_JOB_PLURAL,
     VERSION,
 )
-from feast_lineage.controller import index_loader, pass_queue, project_passes, run_scheduler, settled_runs
+from feast_lineage.controller import index_loader, pass_queue, project_passes, run_scheduler
 from feast_lineage.controller.audit_redelivery import AuditDeliveries
 from feast_lineage.controller.backoff import Backoff
 from feast_lineage.controller.health import Health
-from feast_lineage.controller.indexes import Indexes, project_of
+from feast_lineage.controller.indexes import Indexes
 from feast_lineage.controller.kube import Kube
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.materialization_reconciler import MaterializationReconciler
 from feast_lineage.controller.project_cache import ProjectCache, SnapshotIndex
 from feast_lineage.controller.project_reconciler import ProjectReconciler
+from feast_lineage.controller.run_watch import RunWatch
 from feast_lineage.controller.schedule_reconciler import ScheduleReconciler
 from feast_lineage.controller.settings import ApiTimeouts, OperatorSettings
 from feast_lineage.domain import labels
-from feast_lineage.domain.materialization_state import TERMINAL, needs_settled_label, pass_on_event
-from feast_lineage.domain.runner_outcome import job_ended
 from feast_lineage.injection.service import InjectionService
 
 PROJECTS = (GROUP, VERSION, FEATURE_STORE_PROJECT_PLURAL)
-RUNS = (GROUP, VERSION, MATERIALIZATION_JOB_PLURAL)
 MANAGED = {labels.LABEL_MANAGED_BY: labels.MANAGED_BY}
 FINALIZER = labels.RUN_FINALIZER
 
 
-def _has_pending_audit(status: kopf.Status, **_: Any) -> bool:
-    return bool(status.get("pendingAudit"))
-
-
-def _run_active(status: kopf.Status, **_: Any) -> bool:
-    return status.get("phase") not in TERMINAL
-
-
-def _run_unsettled(status: kopf.Status, **_: Any) -> bool:
-    """Running, or finished with an audit record not yet delivered: what a deletion must wait for."""
-    return _run_active(status) or _has_pending_audit(status)
-
-
 def _owner(body: kopf.Body, kind: str) -> str | None:
     return labels.controller_owner({"metadata": dict(body.get("metadata") or {})}, kind)
-
-
-class _ProjectDiffBases(kopf.AnnotationsDiffBaseStorage):
-    """Kopf's last-handled state of each object, for projects only. Runs have no update handlers
-    (their passes come from watch events), so theirs would never be read: Kopf would deep-copy
-    every event's body to compare it, and store it with a PATCH per run (one more watch event)."""
-
-    def build(self, *, body: kopf.Body, extra_fields: Iterable[kopf.FieldSpec] | None = None) -> kopf.BodyEssence:
-        if body.get("kind") == MATERIALIZATION_JOB_KIND:
-            return kopf.BodyEssence()
-        return super().build(body=body, extra_fields=extra_fields)
-
-    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
-        return None if body.get("kind") == MATERIALIZATION_JOB_KIND else super().fetch(body=body)
-
-    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
-        if body.get("kind") != MATERIALIZATION_JOB_KIND:
-            super().store(body=body, patch=patch, essence=essence)
 
 
 PASS_WORKERS = 4
@@ -92,9 +54,9 @@ REQUEST_CONNECTIONS = 16
 
 
 def _watch_streams(operator: OperatorSettings) -> int:
-    """Kopf's long-lived watch requests: one per watched resource (projects, runs, ConfigMaps, Jobs)
+    """Kopf's long-lived watch requests: one per watched resource (projects, ConfigMaps, apply Jobs)
     and namespace, and, watching the whole cluster, its scans of namespaces and CRDs."""
-    return 4 * len(operator.namespaces) if operator.namespaces else 4 + 2
+    return 3 * len(operator.namespaces) if operator.namespaces else 3 + 2
 
 
 def _bounded_session(info: kopf.ConnectionInfo, streams: int) -> kopf.AiohttpSession:
@@ -144,11 +106,8 @@ def build_registry(
     # object is indexed, at a cost quadratic in the objects listed (benchmarks/kopf_index_gate.py).
     indexes = Indexes()
     index_checks = threading.Event()
-    kopf_executor: list[concurrent.futures.Executor] = []
-
-    async def on_kopf_worker(call: Callable[[], object]) -> None:
-        """A blocking pass from an async handler: on Kopf's worker threads, like its synchronous handlers."""
-        await asyncio.get_running_loop().run_in_executor(kopf_executor[0], call)
+    # Runs and their Jobs on the operator's own list-watches and pass threads, not Kopf's (see run_watch).
+    run_path = RunWatch(kube, operator, indexes, runs, audits)
 
     # A registry of our own does not inherit Kopf's default login; use the kubernetes client's
     # credentials, in a session whose connections are bounded (see _bounded_session).
@@ -159,43 +118,43 @@ def build_registry(
 
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-        # Before any handler runs (Kopf starts its watches after the startup handlers): a run may
-        # start only next to the active runs it knows of. First, so that a retried start repeats
-        # nothing else; filling again changes nothing.
+        # Before any handler runs (Kopf starts its watches after the startup handlers, and the run
+        # path below its own): a run may start only next to the active runs it knows of. First, so
+        # that a retried start repeats nothing else; filling again changes nothing.
         listed = await asyncio.to_thread(index_loader.fill, kube, indexes, operator.namespaces)
         logging.getLogger(__name__).info("indexed %d project(s) and %d run(s); labelled %d settled run(s)", *listed)
         index_loader.confirm_in_background(kube, indexes, operator.active_poll_seconds, index_checks)
         # Async: it runs on Kopf's event loop, which the health check then watches.
         # Progress lives in annotations; status belongs to the operator's own fields only.
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-        settings.persistence.diffbase_storage = _ProjectDiffBases(prefix=GROUP)
-        settings.persistence.finalizer = FINALIZER
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+        settings.persistence.finalizer = FINALIZER  # the projects'; the runs' is the run path's
         settings.posting.enabled = False  # Events are written on transitions by the handlers themselves.
         _bound_requests(settings, operator.api_timeouts)
         settings.execution.max_workers = 8
-        kopf_executor.append(settings.execution.executor)  # handlers are not given the settings
         # No paged lists (settings.watching.chunk_size): Kopf handles each page before asking for the
         # next, and an operator slow to start (thousands of runs, a loaded node) outlives the API
         # server's continue token; Kopf then stops the operator on the 410 Gone.
         # Watching only listed namespaces, Kopf needs neither to list namespaces nor to watch CRDs: its
         # namespaced RBAC has neither (Kopf would retry and log refusals for a minute before falling back).
         settings.scanning.disabled = bool(operator.namespaces)
-        # Server-side selectors: the settled history (labelled above and as runs settle) and every Job
-        # but the operator's are never listed nor watched. A run that gets the label is reported DELETED.
-        settings.watching.label_selectors[GROUP, MATERIALIZATION_JOB_PLURAL] = index_loader.UNSETTLED
-        settings.watching.label_selectors["batch", "jobs"] = f"{labels.LABEL_MANAGED_BY}={labels.MANAGED_BY}"
+        # A server-side selector: Kopf lists and watches the operator's apply Jobs only (the
+        # materialize Jobs are the run path's).
+        settings.watching.label_selectors["batch", "jobs"] = (
+            f"{labels.LABEL_MANAGED_BY}={labels.MANAGED_BY},{labels.LABEL_OPERATION}=apply"
+        )
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
         health.watch_loop(asyncio.get_running_loop())
         if injection is not None:
             injection.start_monitor()
-        scheduler.start()
+        run_path.start()
         project_scheduler.start()
         project_queue.start()
 
     @kopf.on.cleanup(registry=registry)
     def shutdown(**_: Any) -> None:
         index_checks.set()
-        scheduler.stop()
+        run_path.stop()
         project_scheduler.stop()
         project_queue.stop()
         audits.shutdown()
@@ -287,81 +246,6 @@ def build_registry(
         owner = _owner(body, FEATURE_STORE_PROJECT_KIND)
         if owner is not None:
             projects.reconcile(namespace or "", owner)
-
-    # -- MaterializationJob ---------------------------------------------------------------------
-
-    # A run's passes are level-based, from its watch events, rather than Kopf's create and resume
-    # handlers: those end with a PATCH of Kopf's progress and last-handled state (Kopf computes
-    # each PATCH as a JSON diff of the whole object), and that PATCH is one more watch event per run.
-    # Finished runs (the history) need nothing: once settled they are labelled and leave the watch
-    # (see settled_runs), so neither a restart's list nor the watch holds them. Periodic
-    # passes come from one scheduler, not Kopf timers: a timer on a resource makes Kopf keep every
-    # object's body (the finished history too) and a finalizer on each.
-    # Async: pure and quick, on Kopf's event loop instead of a worker thread each (a restart lists
-    # every unsettled run). The run is indexed first: its own pass sees it among its peers.
-    @kopf.on.event(*RUNS, registry=registry)
-    async def run_seen(
-        type: str | None,
-        namespace: str | None,
-        name: str,
-        body: kopf.Body,
-        spec: kopf.Spec,
-        status: kopf.Status,
-        **_: Any,
-    ) -> None:
-        indexes.observe_run(namespace or "", name, None if type == "DELETED" else dict(body))
-        pending_audit = bool(status.get("pendingAudit"))
-        known = scheduler.observe(namespace or "", name, status.get("phase"), pending_audit, deleted=type == "DELETED")
-        if pass_on_event(type, dict(body), known, FINALIZER):
-            peers = indexes.peers(namespace or "", project_of(dict(spec)))
-            await on_kopf_worker(functools.partial(runs.reconcile, namespace or "", name, peers, seen=dict(body)))
-        elif needs_settled_label(type, dict(body), FINALIZER):  # the event after Kopf took its finalizer off
-            when = "listed" if type is None else "event"
-            await on_kopf_worker(functools.partial(settled_runs.label_settled, kube, dict(body), when))
-
-    def scheduled_pass(namespace: str, name: str, purpose: str) -> None:
-        if purpose == run_scheduler.AUDIT:
-            audits.submit(MATERIALIZATION_JOB_KIND, namespace, name)
-            return
-        project = indexes.project_of_run(namespace, name)
-        if project is not None:  # a finished run's Job has nothing more to tell it
-            peers = indexes.peers(namespace, project)
-            if purpose == run_scheduler.WAITING:
-                # Often; the reconciler's backoff decides when a waiting run is actually looked at again.
-                runs.poll_waiting(namespace, name, peers)
-            else:
-                # Job events report completion at once; this only catches pods that cannot start.
-                runs.reconcile(namespace, name, peers)
-
-    scheduler = run_scheduler.RunScheduler(
-        run_scheduler.Intervals(operator.active_poll_seconds, operator.resync_seconds, operator.audit_retry_seconds),
-        scheduled_pass,
-    )
-
-    # Deleting a run with a pending audit record (pruning schedule history included) first delivers
-    # it, or abandons it after a bounded wait. The filter gives Kopf's finalizer to runs from their
-    # start (a record becomes pending as the run ends: a finalizer added only then would race a quick
-    # deletion) until their record is delivered; Kopf then takes it off: the history carries none.
-    @kopf.on.delete(*RUNS, when=_run_unsettled, registry=registry)
-    def run_deleted(namespace: str | None, name: str, **_: Any) -> None:
-        wait = audits.before_deletion(MATERIALIZATION_JOB_KIND, namespace or "", name)
-        if wait is not None:
-            raise kopf.TemporaryError("delivering the pending audit record to MLflow first", delay=wait)
-
-    # Async: most of a Job's events (its creation, the controller's progress updates) are filtered
-    # out on the event loop, without taking one of Kopf's worker threads each.
-    @kopf.on.event("batch", "v1", "jobs", labels={**MANAGED, labels.LABEL_OPERATION: "materialize"}, registry=registry)
-    async def materialize_job_event(type: str | None, body: kopf.Body, namespace: str | None, **_: Any) -> None:
-        owner = _owner(body, MATERIALIZATION_JOB_KIND)
-        # Its creation and the controller's progress updates tell the run nothing it does not know
-        # (pods that cannot start are the resync's): only the end, or the Job's disappearance.
-        if owner is None or (type != "DELETED" and not job_ended(dict(body))):
-            return
-        # The run's project from the watch-fed index, not a GET per Job event.
-        project = indexes.project_of_run(namespace or "", owner)
-        if project is not None:
-            peers = indexes.peers(namespace or "", project)
-            await on_kopf_worker(functools.partial(runs.reconcile, namespace or "", owner, peers))
 
     return registry
 

@@ -21,7 +21,8 @@ LABEL_SETTLED = f"{GROUP}/settled"
 """On a MaterializationJob the operator is done with (finished, its record delivered, no finalizer):
 the operator's watch of runs selects ``!LABEL_SETTLED``, so the finished history costs it nothing."""
 RUN_FINALIZER = f"{GROUP}/finalizer"
-"""The operator's finalizer (Kopf's, on both kinds): a run carries it until its record is delivered."""
+"""The operator's finalizer, on both kinds (Kopf's on projects, the run watch's own on runs): a run
+carries it from its start until its record is delivered."""
 
 ANNOTATION_APPLY_HASH = f"{GROUP}/apply-hash"
 ANNOTATION_SPEC_HASH = f"{GROUP}/spec-hash"

@@ -200,20 +200,46 @@ def pass_on_event(event_type: str | None, body: dict[str, Any], known: bool, fin
     """Whether a watch event of a run calls for a pass now. Level-based: a second pass of a run is
     harmless (its Job's name is fixed, a second create is refused), so no progress is recorded.
 
-    An unfinished run this process sees for the first time in a listing (a restart) gets one; a new
-    run, one that no pass has written a phase to, gets one once it carries the operator's
-    ``finalizer``: it is added by the run's first event, and a pass started before would write
-    status that crosses it (the finalizer would be patched again from the stale event). Every other
-    event of a run is its own status write or its finalizer, or the deletion's."""
+    An unfinished run gets one when this process sees it for the first time (it is new, or a
+    restart lists it), or while it does not carry the operator's ``finalizer`` (the pass puts it on
+    first). Every other event of a run is its own status write or its finalizer, or the deletion's."""
     meta = body.get("metadata") or {}
     if event_type == "DELETED" or meta.get("deletionTimestamp"):
         return False
-    phase = (body.get("status") or {}).get("phase")
-    if phase in TERMINAL:
+    if (body.get("status") or {}).get("phase") in TERMINAL:
         return False
-    if event_type is None and not known:
-        return True
-    return not phase and finalizer in (meta.get("finalizers") or [])
+    return not known or finalizer not in (meta.get("finalizers") or [])
+
+
+HOLD, SETTLE, LABEL, RELEASE = "hold", "settle", "label", "release"
+"""What the operator does with a run's finalizer and settled label (see :func:`finalizer_step`)."""
+
+
+def unsettled(body: dict[str, Any]) -> bool:
+    """Running, or finished with an audit record not yet delivered: what a deletion must wait for."""
+    status = body.get("status") or {}
+    return status.get("phase") not in TERMINAL or bool(status.get("pendingAudit"))
+
+
+def finalizer_step(body: dict[str, Any], finalizer: str) -> str | None:
+    """What a run as it is now needs of its finalizer, from its start until it is settled or gone:
+
+    - ``HOLD``: put the finalizer on, before the run's Job exists (a record becomes pending as the
+      run ends: a finalizer added only then would race a quick deletion);
+    - ``RELEASE``: it is being deleted: once its record is delivered (or abandoned), take it off;
+    - ``SETTLE``: finished and its record delivered: take it off and label the run settled, in one
+      patch (a schedule's run is not labelled, see :func:`settled`);
+    - ``LABEL``: settled already, without the label (history from before it, or removed by hand).
+    """
+    meta = body.get("metadata") or {}
+    held = finalizer in (meta.get("finalizers") or [])
+    if meta.get("deletionTimestamp"):
+        return RELEASE if held else None
+    if unsettled(body):
+        return None if held else HOLD
+    if held:
+        return SETTLE
+    return LABEL if needs_settled_label("MODIFIED", body, finalizer) else None
 
 
 def settled(body: dict[str, Any], finalizer: str) -> bool:

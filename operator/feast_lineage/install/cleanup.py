@@ -1,7 +1,7 @@
 """After uninstall: remove the operator's finalizer from every project and run, once the operator is gone.
 
-Kopf holds each FeatureStoreProject and MaterializationJob with the finalizer
-``featurelineage.io/finalizer`` (its timers need one). Without a running operator nobody removes it,
+The operator holds each FeatureStoreProject (through Kopf) and each unsettled MaterializationJob
+(itself) with the finalizer ``featurelineage.io/finalizer``. Without a running operator nobody removes it,
 so deleting such an object - or its CRD, which waits for every object - would never finish. The
 chart runs this as a post-delete hook (``python -m feast_lineage.install.cleanup``); it first waits
 until the operator's pods are gone (a running operator would put the finalizer straight back), then
@@ -29,7 +29,8 @@ from feast_lineage.controller.kube import new_api_client
 log = logging.getLogger("feast_lineage.install.cleanup")
 
 FINALIZER = f"{GROUP}/finalizer"
-"""The finalizer the operator configures Kopf with (controller/wiring.py)."""
+"""The finalizer the operator configures Kopf with (controller/wiring.py) and keeps on runs itself
+(controller/run_watch.py)."""
 PLURALS = (MATERIALIZATION_JOB_PLURAL, FEATURE_STORE_PROJECT_PLURAL)
 
 

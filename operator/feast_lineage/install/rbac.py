@@ -60,8 +60,8 @@ class Rule:
 
 WATCHED_RULES = (
     Rule(
-        "Kopf lists and watches both kinds and patches them with its finalizer and progress annotations; "
-        "the reconcilers read them.",
+        "The operator lists and watches both kinds and patches them with its finalizer (and Kopf, projects "
+        "with its progress annotations); the reconcilers read them.",
         (GROUP,),
         (PROJECTS, RUNS),
         ("get", "list", "watch", "patch"),
