@@ -49,12 +49,14 @@ class Rest:
         arguments: dict[str, Any] | None = None,
         body: Any = None,
         content_type: str = "application/json",
+        accept: str = "application/json",
     ) -> Any:
         """The raw response of ``method path?arguments`` with ``body``; :class:`ApiException` unless 2xx.
-        ``path`` has ``{name}`` placeholders filled (and quoted) from ``arguments``."""
+        ``path`` has ``{name}`` placeholders filled (and quoted) from ``arguments``; ``accept`` may ask
+        for another representation (e.g. metadata only)."""
         arguments = dict(arguments or {})
         path_params = {key: arguments.pop(key) for key in list(arguments) if "{" + key + "}" in path}
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept}
         if body is not None:
             headers["Content-Type"] = content_type
         timeout = arguments.get("_request_timeout")
