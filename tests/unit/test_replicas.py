@@ -18,7 +18,6 @@ from feast_lineage.cli import _leader_election, build_parser
 from feast_lineage.controller.health import Health
 from feast_lineage.controller.settings import LeaderElectionSettings
 from feast_lineage.devcluster.processes import free_port
-from feast_lineage.injection.targets import InjectionTargets
 
 
 def election(**overrides: Any) -> LeaderElectionSettings:
@@ -82,20 +81,6 @@ def test_a_container_restarted_in_its_pod_is_a_new_candidate_on_the_lease(monkey
     assert first.identity.startswith("operator-7d9f-abcde_") and restarted.identity.startswith("operator-7d9f-abcde_")
     with pytest.raises(ValueError, match="namespace and name"):
         leader_election_of("--leader-election-lease=name-only")
-
-
-def project(namespace: str, name: str) -> dict[str, Any]:
-    return {"metadata": {"namespace": namespace, "name": name}, "spec": {}}
-
-
-def test_a_relist_leaves_exactly_the_listed_projects_of_its_scope() -> None:
-    targets = InjectionTargets()
-    for body in (project("a", "kept"), project("a", "deleted-while-away"), project("b", "other")):
-        targets.upsert(body)
-    targets.resync("a", [project("a", "kept"), project("a", "new")])
-    assert sorted((t.namespace, t.name) for t in targets.all()) == [("a", "kept"), ("a", "new"), ("b", "other")]
-    targets.resync(None, [project("c", "only")])
-    assert [(t.namespace, t.name) for t in targets.all()] == [("c", "only")]
 
 
 @pytest.fixture

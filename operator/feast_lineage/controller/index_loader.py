@@ -20,6 +20,7 @@ from feast_lineage.api import FEATURE_STORE_PROJECT_PLURAL, GROUP, MATERIALIZATI
 from feast_lineage.controller import settled_runs
 from feast_lineage.controller.indexes import Indexes, Obj
 from feast_lineage.controller.kube import Kube, read
+from feast_lineage.controller.list_watch import scopes
 from feast_lineage.domain.labels import LABEL_SETTLED, RUN_FINALIZER
 from feast_lineage.domain.materialization_state import needs_settled_label
 
@@ -31,8 +32,7 @@ UNSETTLED = f"!{LABEL_SETTLED}"
 
 
 def _pages(kube: Kube, plural: str, namespaces: list[str], selector: str | None = None) -> Iterator[list[Obj]]:
-    scopes: list[str | None] = list(namespaces) if namespaces else [None]  # None: the whole cluster
-    for namespace in scopes:
+    for namespace in scopes(namespaces):  # None: the whole cluster
         token: str | None = None
         while True:
             paging = {"limit": PAGE, "continue": token, "label_selector": selector}

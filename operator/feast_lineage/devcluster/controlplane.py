@@ -37,6 +37,8 @@ class ControlPlane:
     kubeconfig: Path
     processes: list[ManagedProcess] = field(default_factory=list)
     start_seconds: float = 0.0
+    etcd_port: int = 0
+    """etcd's client port (plain HTTP on loopback): what tests compact to expire resourceVersions."""
 
     @property
     def server(self) -> str:
@@ -150,7 +152,9 @@ def start_control_plane(binaries: Binaries, directory: Path, timeout: float = 12
     pki = directory / "pki"
     _write_pki(pki)
     etcd_port, etcd_peer_port, api_port, kcm_port = (free_port() for _ in range(4))
-    plane = ControlPlane(directory=directory, apiserver_port=api_port, kubeconfig=directory / "kubeconfig")
+    plane = ControlPlane(
+        directory=directory, apiserver_port=api_port, kubeconfig=directory / "kubeconfig", etcd_port=etcd_port
+    )
     try:
         etcd = ManagedProcess(
             "etcd",

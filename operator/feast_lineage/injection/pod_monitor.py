@@ -32,11 +32,11 @@ from feast_lineage.controller import metrics
 from feast_lineage.controller.audit_redelivery import mlflow_credentials
 from feast_lineage.controller.events import emit
 from feast_lineage.controller.kube import Kube, StatusConflict
+from feast_lineage.controller.list_watch import ListCall, ListWatch, scopes
 from feast_lineage.domain import labels
 from feast_lineage.domain.injection import decide_injection
 from feast_lineage.domain.status_owners import PROJECT_INJECTION
-from feast_lineage.injection.list_watch import ListCall, ListWatch
-from feast_lineage.injection.targets import InjectionTargets, scopes
+from feast_lineage.injection.targets import InjectionTargets
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class PodMonitor:
         self._finished = _BoundedSet()
         self._written: dict[tuple[str, str], tuple[int, tuple[str, ...]]] = {}
         self._mlflow = ThreadPoolExecutor(max_workers=2, thread_name_prefix="run-finisher")
-        self._stopping = threading.Event()
+        self._watches: list[ListWatch] = []
 
     def start(self) -> None:
         for namespace in scopes(self.namespaces):
@@ -99,42 +99,33 @@ class PodMonitor:
                 call: ListCall = self.kube.core.list_pod_for_all_namespaces
             else:
                 call = functools.partial(self.kube.core.list_namespaced_pod, namespace)
-            ListWatch(
+            watch = ListWatch(
                 f"labelled pods in {namespace or 'all namespaces'}",
                 call,
-                functools.partial(self._resync, namespace),
                 self.observe,
-                self._stopping,
                 label_selector=labels.LABEL_INJECT,
-            ).start()
+                on_synced=functools.partial(self._correct_counts, namespace),
+            )
+            self._watches.append(watch)
+            watch.start()
 
     def stop(self) -> None:
-        self._stopping.set()
+        for watch in self._watches:
+            watch.stop()
         self._mlflow.shutdown(wait=False, cancel_futures=True)
 
     # -- watching -----------------------------------------------------------------------------
 
-    def _resync(self, namespace: str | None, items: list[dict[str, Any]]) -> None:
-        """After a (re)list: pods that vanished while the watch was down count as deleted."""
-        seen = {str(pod["metadata"]["uid"]) for pod in items}
-        with self._lock:
-            gone = [
-                uid
-                for uid, state in self._pods.items()
-                if (namespace is None or state.namespace == namespace) and uid not in seen
-            ]
-        for uid in gone:
-            self._forget(uid)
-        for pod in items:
-            self.observe("ADDED", pod)
-        # A count written before a restart, for pods that are gone or were injected since: correct it.
+    def _correct_counts(self, namespace: str | None) -> None:
+        """After a (re)list (pods that vanished meanwhile were reported deleted): a count written
+        before a restart, for pods that are gone or were injected since, is corrected."""
         for target in self.targets.all():
             if (namespace is None or target.namespace == namespace) and target.recorded_missed:
                 self._write_missed(target.namespace, target.name)
 
     # -- deciding -----------------------------------------------------------------------------
 
-    def observe(self, event_type: str, pod: dict[str, Any]) -> None:
+    def observe(self, event_type: str | None, pod: dict[str, Any]) -> None:
         pod = {"apiVersion": "v1", "kind": "Pod", **pod}  # list items come without them; Events need them
         meta = pod.get("metadata") or {}
         uid = str(meta.get("uid", ""))

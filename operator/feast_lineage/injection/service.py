@@ -7,23 +7,21 @@ leader only). The pod monitor writes status and Events and ends MLflow runs: the
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import threading
 from pathlib import Path
 from typing import Any
 
-from feast_lineage.api import FEATURE_STORE_PROJECT_PLURAL, GROUP, VERSION
+from feast_lineage.api import FEATURE_STORE_PROJECT_PLURAL
 from feast_lineage.controller.kube import Kube, read
+from feast_lineage.controller.list_watch import ListWatch, custom_objects, scopes
 from feast_lineage.controller.rest import AdmissionRegistrationV1, AuthorizationV1
 from feast_lineage.controller.settings import OperatorSettings, WebhookSettings
 from feast_lineage.domain.tenancy import AccessCheck
 from feast_lineage.injection.admission import NamespaceLevels, PodInjection
-from feast_lineage.injection.list_watch import ListCall, ListWatch
 from feast_lineage.injection.pod_monitor import PodMonitor
 from feast_lineage.injection.server import WebhookServer
-from feast_lineage.injection.targets import InjectionTargets, scopes
+from feast_lineage.injection.targets import InjectionTargets
 from feast_lineage.injection.tls import (
     CertificateSource,
     FileCertificates,
@@ -99,21 +97,10 @@ class InjectionService:
             on_material=publish_ca,
         )
         self.monitor = PodMonitor(kube, targets, settings.namespaces, settings.mlflow_tracking_uri)
-        self._stopping = threading.Event()
         self._watches = [self._project_watch(namespace) for namespace in scopes(settings.namespaces)]
 
     def _project_watch(self, namespace: str | None) -> ListWatch:
-        custom = self.kube.custom
-        if namespace is None:
-            call: ListCall = functools.partial(
-                custom.list_cluster_custom_object, GROUP, VERSION, FEATURE_STORE_PROJECT_PLURAL
-            )
-        else:
-            call = functools.partial(
-                custom.list_namespaced_custom_object, GROUP, VERSION, namespace, FEATURE_STORE_PROJECT_PLURAL
-            )
-
-        def observe(event_type: str, body: dict[str, Any]) -> None:
+        def observe(event_type: str | None, body: dict[str, Any]) -> None:
             if event_type == "DELETED":
                 meta = body.get("metadata") or {}
                 self.targets.remove(str(meta.get("namespace", "")), str(meta.get("name", "")))
@@ -122,10 +109,9 @@ class InjectionService:
 
         return ListWatch(
             f"projects in {namespace or 'all namespaces'}",
-            call,
-            functools.partial(self.targets.resync, namespace),
+            custom_objects(self.kube.custom, FEATURE_STORE_PROJECT_PLURAL, namespace),
             observe,
-            self._stopping,
+            timeouts=self.settings.api_timeouts,
         )
 
     def start(self) -> None:
@@ -141,6 +127,7 @@ class InjectionService:
         self.monitor.start()
 
     def stop(self) -> None:
-        self._stopping.set()
+        for project_watch in self._watches:
+            project_watch.stop()
         self.monitor.stop()
         self.server.stop()

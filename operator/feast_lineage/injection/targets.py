@@ -55,19 +55,6 @@ class InjectionTargets:
         with self._lock:
             self._by_namespace.setdefault(target.namespace, {})[target.name] = target
 
-    def resync(self, namespace: str | None, bodies: list[dict[str, Any]]) -> None:
-        """After a (re)list of ``namespace`` (every namespace when None): exactly the listed projects."""
-        fresh: dict[str, dict[str, InjectionTarget]] = {}
-        for body in bodies:
-            target = target_from_body(body)
-            fresh.setdefault(target.namespace, {})[target.name] = target
-        with self._lock:
-            if namespace is None:
-                self._by_namespace = fresh
-            else:
-                self._by_namespace.pop(namespace, None)
-                self._by_namespace.update(fresh)
-
     def remove(self, namespace: str, name: str) -> None:
         with self._lock:
             projects = self._by_namespace.get(namespace)
@@ -87,8 +74,3 @@ class InjectionTargets:
     def get(self, namespace: str, name: str) -> InjectionTarget | None:
         with self._lock:
             return (self._by_namespace.get(namespace) or {}).get(name)
-
-
-def scopes(namespaces: list[str]) -> list[str | None]:
-    """The namespaces to list or watch one by one; ``[None]`` (all of them) when none are named."""
-    return list(namespaces) if namespaces else [None]

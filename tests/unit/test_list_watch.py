@@ -1,0 +1,112 @@
+"""The list-watch's bookkeeping, without a server: what a relist reports (objects gone in the gap,
+one made again under the same name), a continue token that expired, and the watch's own events
+moving the version it resumes from. Against the real API server: tests/cluster/test_list_watch.py."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from feast_lineage.controller.list_watch import LISTED, Expired, ListWatch, WatchError, vanished
+
+
+def obj(name: str, uid: str | None = None, version: str = "1") -> dict[str, Any]:
+    return {"metadata": {"namespace": "ns", "name": name, "uid": uid or f"uid-{name}", "resourceVersion": version}}
+
+
+@dataclass
+class Answer:
+    data: bytes
+
+
+class Pages:
+    """A list call answering from a list of pages (each a list of objects), or raising an error."""
+
+    def __init__(self, *answers: list[dict[str, Any]] | ApiException, version: str = "10") -> None:
+        self.answers = list(answers)
+        self.version = version
+        self.asked: list[dict[str, Any]] = []
+
+    def __call__(self, **arguments: Any) -> Answer:
+        self.asked.append(arguments)
+        answer = self.answers.pop(0)
+        if isinstance(answer, ApiException):
+            raise answer
+        meta = {"resourceVersion": self.version, **({"continue": "more"} if self.answers else {})}
+        return Answer(json.dumps({"items": answer, "metadata": meta}).encode())
+
+
+def recorder() -> tuple[list[tuple[str | None, str]], Any]:
+    seen: list[tuple[str | None, str]] = []
+
+    def on_event(kind: str | None, body: dict[str, Any]) -> None:
+        seen.append((kind, body["metadata"]["name"]))
+
+    return seen, on_event
+
+
+def test_the_objects_a_relist_no_longer_holds_are_the_vanished_ones() -> None:
+    before = {("ns", "a"): "1", ("ns", "b"): "2", ("other", "a"): "3"}
+    assert vanished(before, {("ns", "a"): "1"}) == [(("ns", "b"), "2"), (("other", "a"), "3")]
+    assert vanished(before, before) == []
+
+
+def test_a_paged_relist_reports_each_object_and_those_deleted_in_the_gap() -> None:
+    seen, on_event = recorder()
+    synced: list[bool] = []
+    pages = Pages([obj("a"), obj("b")], [obj("c")])
+    watch = ListWatch("test", pages, on_event, label_selector="x=y", page=2, on_synced=lambda: synced.append(True))
+    assert watch.relist() == "10" and watch.version == "10" and watch.listed.is_set() and synced == [True]
+    assert seen == [(LISTED, "a"), (LISTED, "b"), (LISTED, "c")]
+    assert [a.get("continue") for a in pages.asked] == [None, "more"]
+    assert all(a["label_selector"] == "x=y" and a["limit"] == 2 for a in pages.asked)
+    # The watch missed that b was deleted and that c was deleted and made again.
+    seen.clear()
+    watch.call = Pages([obj("a"), obj("c", uid="new-c"), obj("d")])
+    watch.relist()
+    assert seen == [(LISTED, "a"), ("DELETED", "c"), (LISTED, "c"), (LISTED, "d"), ("DELETED", "b")]
+    assert watch.lists == 2
+
+
+def test_an_expired_continue_token_lists_again_from_the_start() -> None:
+    seen, on_event = recorder()
+    pages = Pages([obj("a")], ApiException(status=410, reason="Gone"), [obj("a")], [obj("b")])
+    watch = ListWatch("test", pages, on_event, page=1)
+    watch.relist()
+    assert [a.get("continue") for a in pages.asked] == [None, "more", None, "more"]
+    assert seen == [(LISTED, "a"), (LISTED, "a"), (LISTED, "b")] and watch.lists == 2
+    with pytest.raises(ApiException):  # a first page refused is an error, not an expiry
+        ListWatch("test", Pages(ApiException(status=410)), on_event).relist()
+
+
+def test_watch_events_move_the_version_bookmarks_included_and_410_expires() -> None:
+    seen, on_event = recorder()
+    watch = ListWatch("test", Pages([obj("a")]), on_event)
+    watch.relist()
+    watch._dispatch({"type": "ADDED", "object": obj("b", version="11")})
+    watch._dispatch({"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "15"}}})
+    assert watch.version == "15" and seen[-1] == ("ADDED", "b")
+    watch._dispatch({"type": "DELETED", "object": obj("a", version="16")})
+    seen.clear()
+    watch.call = Pages([obj("b")])
+    watch.relist()
+    assert seen == [(LISTED, "b")]  # a was reported by the watch already
+    with pytest.raises(Expired):
+        watch._dispatch({"type": "ERROR", "object": {"code": 410, "message": "too old resource version"}})
+    with pytest.raises(WatchError):
+        watch._dispatch({"type": "ERROR", "object": {"code": 500, "message": "internal"}})
+
+
+def test_an_event_that_fails_to_be_handed_on_is_watched_again() -> None:
+    def failing(kind: str | None, body: dict[str, Any]) -> None:
+        raise RuntimeError("handler failed")
+
+    watch = ListWatch("test", Pages([]), failing)
+    watch.relist()
+    with pytest.raises(RuntimeError):
+        watch._dispatch({"type": "ADDED", "object": obj("b", version="11")})
+    assert watch.version == "10"
