@@ -28,7 +28,7 @@ from feast_lineage.api import (
 )
 from feast_lineage.controller import (
     index_loader,
-    metadata_watch,
+    list_watch,
     pass_queue,
     project_passes,
     run_scheduler,
@@ -174,8 +174,9 @@ def build_registry(
         index_loader.confirm_in_background(kube, indexes, operator.active_poll_seconds, index_checks)
         # ConfigMaps likewise: listed before Kopf lists projects, so a change after the list comes by
         # as an event and one before it is seen by the project's resume pass.
-        listed_maps = sum([await asyncio.to_thread(watch.list_once) for watch in config_maps])
-        logging.getLogger(__name__).info("listed %d ConfigMap(s), metadata only", listed_maps)
+        for watch in config_maps:
+            await asyncio.to_thread(watch.relist)
+        config_maps_listed.set()
         # Async: it runs on Kopf's event loop, which the health check then watches.
         # Progress lives in annotations; status belongs to the operator's own fields only.
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
@@ -285,14 +286,16 @@ def build_registry(
     )
 
     # A ConfigMap a project references appears or changes: act now, not at the next resync. Every
-    # ConfigMap of the cluster comes by, as metadata only and not through Kopf (see metadata_watch):
-    # the look-up runs on the watch's thread, the pass in the queue. The start's list only fills the
-    # snapshot index: it is taken before Kopf lists projects, and every project's resume passes it.
+    # ConfigMap of the cluster comes by, as metadata only and not through Kopf (a change is all the
+    # operator needs of one; the pass reads the content): the look-up runs on the watch's thread, the
+    # pass in the queue. The start's list only fills the snapshot index: it is taken before Kopf
+    # lists projects, and every project's resume passes it. A relist (the watch expired) may hide a
+    # change in the gap, so each ConfigMap it lists counts as changed.
     # A ConfigMap the operator made for a project changed (or went): its next resync is a full pass.
     def config_map_changed(type: str | None, body: dict[str, Any]) -> None:
-        namespace, name = metadata_watch.key_of(body["metadata"])
+        namespace, name = list_watch.key_of(body)
         snapshots.observe(namespace, name, None if type == "DELETED" else body)
-        if type is None:
+        if type is list_watch.LISTED and not config_maps_listed.is_set():
             return
         for project in indexes.projects_using(namespace, name):
             project_queue.submit(namespace, project)
@@ -300,16 +303,15 @@ def build_registry(
         if owner is not None:
             projects.unsettle(namespace, owner)
 
+    config_maps_listed = threading.Event()  # set once the start's list is in
     config_maps = [
-        metadata_watch.MetadataWatch(
-            kube.rest,
-            f"/api/v1/namespaces/{namespace}/configmaps" if namespace else "/api/v1/configmaps",
+        list_watch.ListWatch(
+            f"configmaps-{scope}" if scope else "configmaps",
+            functools.partial(kube.core.list_config_map_metadata, scope),
             config_map_changed,
-            watch_seconds=operator.api_timeouts.watch_seconds,
-            retry_seconds=operator.active_poll_seconds,
-            name=f"configmaps-{namespace}" if namespace else "configmaps",
+            timeouts=operator.api_timeouts,
         )
-        for namespace in (operator.namespaces or [""])
+        for scope in list_watch.scopes(operator.namespaces)
     ]
 
     @kopf.on.event("batch", "v1", "jobs", labels={**MANAGED, labels.LABEL_OPERATION: "apply"}, registry=registry)
