@@ -50,26 +50,31 @@ def recorder() -> tuple[list[tuple[str | None, str]], Any]:
 
 
 def test_the_objects_a_relist_no_longer_holds_are_the_vanished_ones() -> None:
-    before = {("ns", "a"): "1", ("ns", "b"): "2", ("other", "a"): "3"}
-    assert vanished(before, {("ns", "a"): "1"}) == [(("ns", "b"), "2"), (("other", "a"), "3")]
+    before = {("ns", "a"): ("1", "5"), ("ns", "b"): ("2", "5"), ("other", "a"): ("3", "6")}
+    assert vanished(before, {("ns", "a"): ("1", "7")}) == [(("ns", "b"), "2"), (("other", "a"), "3")]
     assert vanished(before, before) == []
 
 
 def test_a_paged_relist_reports_each_object_and_those_deleted_in_the_gap() -> None:
     seen, on_event = recorder()
     synced: list[bool] = []
-    pages = Pages([obj("a"), obj("b")], [obj("c")])
+    pages = Pages([obj("a"), obj("b")], [obj("c"), obj("e")])
     watch = ListWatch("test", pages, on_event, label_selector="x=y", page=2, on_synced=lambda: synced.append(True))
     assert watch.relist() == "10" and watch.version == "10" and watch.listed.is_set() and synced == [True]
-    assert seen == [(LISTED, "a"), (LISTED, "b"), (LISTED, "c")]
+    assert seen == [(LISTED, "a"), (LISTED, "b"), (LISTED, "c"), (LISTED, "e")]
     assert [a.get("continue") for a in pages.asked] == [None, "more"]
     assert all(a["label_selector"] == "x=y" and a["limit"] == 2 for a in pages.asked)
-    # The watch missed that b was deleted and that c was deleted and made again.
+    # The watch missed that b was deleted, that c was deleted and made again, that d was made and
+    # that e changed; a did not change, and is not reported again.
     seen.clear()
-    watch.call = Pages([obj("a"), obj("c", uid="new-c"), obj("d")])
+    watch.call = Pages([obj("a"), obj("c", uid="new-c"), obj("d"), obj("e", version="12")])
     watch.relist()
-    assert seen == [(LISTED, "a"), ("DELETED", "c"), (LISTED, "c"), (LISTED, "d"), ("DELETED", "b")]
+    assert seen == [("DELETED", "c"), (LISTED, "c"), (LISTED, "d"), (LISTED, "e"), ("DELETED", "b")]
     assert watch.lists == 2
+    seen.clear()
+    watch.call = Pages([obj("a"), obj("c", uid="new-c"), obj("d"), obj("e", version="12")])
+    watch.relist()
+    assert seen == []
 
 
 def test_an_expired_continue_token_lists_again_from_the_start() -> None:
@@ -78,7 +83,8 @@ def test_an_expired_continue_token_lists_again_from_the_start() -> None:
     watch = ListWatch("test", pages, on_event, page=1)
     watch.relist()
     assert [a.get("continue") for a in pages.asked] == [None, "more", None, "more"]
-    assert seen == [(LISTED, "a"), (LISTED, "a"), (LISTED, "b")] and watch.lists == 2
+    # a was handed on by the first try: the second, unchanged, is not told again.
+    assert seen == [(LISTED, "a"), (LISTED, "b")] and watch.lists == 2
     with pytest.raises(ApiException):  # a first page refused is an error, not an expiry
         ListWatch("test", Pages(ApiException(status=410)), on_event).relist()
 
@@ -92,9 +98,9 @@ def test_watch_events_move_the_version_bookmarks_included_and_410_expires() -> N
     assert watch.version == "15" and seen[-1] == ("ADDED", "b")
     watch._dispatch({"type": "DELETED", "object": obj("a", version="16")})
     seen.clear()
-    watch.call = Pages([obj("b")])
+    watch.call = Pages([obj("b", version="11")])
     watch.relist()
-    assert seen == [(LISTED, "b")]  # a was reported by the watch already
+    assert seen == []  # a's deletion and b were reported by the watch already
     with pytest.raises(Expired):
         watch._dispatch({"type": "ERROR", "object": {"code": 410, "message": "too old resource version"}})
     with pytest.raises(WatchError):
@@ -110,3 +116,8 @@ def test_an_event_that_fails_to_be_handed_on_is_watched_again() -> None:
     with pytest.raises(RuntimeError):
         watch._dispatch({"type": "ADDED", "object": obj("b", version="11")})
     assert watch.version == "10"
+    # Nor does a relist (the watch expired meanwhile) take it for known.
+    seen, watch.on_event = recorder()
+    watch.call = Pages([obj("b", version="11")])
+    watch.relist()
+    assert seen == [(LISTED, "b")]

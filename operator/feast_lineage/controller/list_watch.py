@@ -9,9 +9,10 @@ all (the webhook's project map is every replica's, Kopf runs on the leader only)
 - A WATCH from the list's resourceVersion with bookmarks; when the server ends it (after
   ``ApiTimeouts.watch_seconds``) the next one resumes from the last resourceVersion seen, bookmarks
   included, without listing again.
-- A resourceVersion too old to resume from (410) lists again, and the objects known before that the
-  new list no longer holds are reported DELETED: a deletion in the gap is not missed. The keys seen
-  (and UIDs) are kept for that.
+- A resourceVersion too old to resume from (410) lists again. The objects known before that the
+  new list no longer holds are reported DELETED, so a deletion in the gap is not missed; of those it
+  holds, only the new and the changed are reported (``LISTED``), so a relist after an outage passes
+  what changed in the gap, not everything. Each key's UID and resourceVersion are kept for that.
 - Errors back off from 1 s to 30 s; every request is bounded by the client's ``ApiTimeouts``
   (:mod:`.bounded_client`): a watch stream silent past its server-side end is taken for dead.
 """
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 Key = tuple[str, str]
 """namespace ("" for a cluster-scoped object), name"""
+Identity = tuple[str, str]
+"""UID, resourceVersion"""
 ListCall = Callable[..., Any]
 """A list method for one scope (its positional arguments bound), e.g. ``list_namespaced_pod``."""
 LISTED = None
@@ -78,8 +81,10 @@ def key_of(body: Obj) -> Key:
     return str(meta.get("namespace") or ""), str(meta.get("name") or "")
 
 
-def uid_of(body: Obj) -> str:
-    return str((body.get("metadata") or {}).get("uid") or "")
+def identity_of(body: Obj) -> Identity:
+    """(UID, resourceVersion): what a relist compares an object by."""
+    meta = body.get("metadata") or {}
+    return str(meta.get("uid") or ""), str(meta.get("resourceVersion") or "")
 
 
 def stub(key: Key, uid: str) -> Obj:
@@ -87,9 +92,9 @@ def stub(key: Key, uid: str) -> Obj:
     return {"metadata": {"namespace": key[0], "name": key[1], "uid": uid}}
 
 
-def vanished(before: Mapping[Key, str], seen: Mapping[Key, str]) -> list[tuple[Key, str]]:
+def vanished(before: Mapping[Key, Identity], seen: Mapping[Key, Identity]) -> list[tuple[Key, str]]:
     """The objects (key, UID) known before a relist that it no longer holds: deleted in the gap."""
-    return [(key, uid) for key, uid in before.items() if key not in seen]
+    return [(key, identity[0]) for key, identity in before.items() if key not in seen]
 
 
 def is_expired(error: ApiException) -> bool:
@@ -124,7 +129,7 @@ class ListWatch:
         """The last resourceVersion seen (None: list first)."""
         self.listed = threading.Event()
         """Set once the first list was handed on."""
-        self._known: dict[Key, str] = {}
+        self._known: dict[Key, Identity] = {}
         self._stopping = threading.Event()
         self._response: Any = None
         self._thread: threading.Thread | None = None
@@ -173,7 +178,7 @@ class ListWatch:
         """List every object, page by page, and hand each on (``LISTED``); then report the objects
         known before that the list no longer holds as DELETED. Returns the list's resourceVersion."""
         self.lists += 1
-        seen: dict[Key, str] = {}
+        seen: dict[Key, Identity] = {}
         token: str | None = None
         while True:
             try:
@@ -186,12 +191,15 @@ class ListWatch:
                 seen, token = {}, None
                 continue
             for item in body.get("items") or []:
-                key, uid = key_of(item), uid_of(item)
+                key, identity = key_of(item), identity_of(item)
+                seen[key] = identity
                 previous = self._known.get(key)
-                if previous is not None and previous != uid:  # deleted and made again in the gap
-                    self.on_event("DELETED", stub(key, previous))
-                self._known[key] = seen[key] = uid
+                if previous == identity:  # unchanged since the watch last saw it: nothing to tell
+                    continue
+                if previous is not None and previous[0] != identity[0]:  # deleted and made again in the gap
+                    self.on_event("DELETED", stub(key, previous[0]))
                 self.on_event(LISTED, item)
+                self._known[key] = identity  # once handed on: one that failed is told again
             meta = body.get("metadata") or {}
             token = meta.get("continue") or None
             if token is None:
@@ -245,12 +253,13 @@ class ListWatch:
             raise WatchError(message)
         version = (obj.get("metadata") or {}).get("resourceVersion")
         if kind in ("ADDED", "MODIFIED", "DELETED"):
+            self.on_event(kind, obj)
+            # Known once handed on: one whose handling failed is told again by a relist too.
             key = key_of(obj)
             if kind == "DELETED":
                 self._known.pop(key, None)
             else:
-                self._known[key] = uid_of(obj)
-            self.on_event(kind, obj)
+                self._known[key] = identity_of(obj)
         # After the event was handed on: a failure to hand it on resumes from the version before it.
         if version:
             self.version = str(version)

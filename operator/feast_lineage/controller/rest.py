@@ -49,12 +49,14 @@ class Rest:
         arguments: dict[str, Any] | None = None,
         body: Any = None,
         content_type: str = "application/json",
+        accept: str = "application/json",
     ) -> Any:
         """The raw response of ``method path?arguments`` with ``body``; :class:`ApiException` unless 2xx.
-        ``path`` has ``{name}`` placeholders filled (and quoted) from ``arguments``."""
+        ``path`` has ``{name}`` placeholders filled (and quoted) from ``arguments``; ``accept`` may ask
+        for another representation (e.g. metadata only)."""
         arguments = dict(arguments or {})
         path_params = {key: arguments.pop(key) for key in list(arguments) if "{" + key + "}" in path}
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept}
         if body is not None:
             headers["Content-Type"] = content_type
         timeout = arguments.get("_request_timeout")
@@ -82,6 +84,9 @@ class Rest:
 
 CORE = "/api/v1"
 NAMESPACED = "/api/v1/namespaces/{namespace}"
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+"""A list's and a watch's objects as ``PartialObjectMetadata``: their metadata, no content."""
 
 
 class CoreV1:
@@ -100,6 +105,14 @@ class CoreV1:
 
     def list_namespaced_config_map(self, namespace: str, **kw: Any) -> Any:
         return self.rest.request("GET", f"{NAMESPACED}/configmaps", {"namespace": namespace, **kw})
+
+    def list_config_map_metadata(self, namespace: str | None = None, **kw: Any) -> Any:
+        """The metadata of one namespace's ConfigMaps (``None``: every namespace's), without their
+        content; with ``watch=True``, a watch of it."""
+        accept = METADATA if kw.get("watch") else METADATA_LIST
+        if namespace is None:
+            return self.rest.request("GET", f"{CORE}/configmaps", kw, accept=accept)
+        return self.rest.request("GET", f"{NAMESPACED}/configmaps", {"namespace": namespace, **kw}, accept=accept)
 
     def create_namespaced_config_map(self, namespace: str, body: Obj, **kw: Any) -> Any:
         return self.rest.request("POST", f"{NAMESPACED}/configmaps", {"namespace": namespace, **kw}, body)

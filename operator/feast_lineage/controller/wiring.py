@@ -4,6 +4,7 @@ decorators only, the work is elsewhere."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -21,7 +22,7 @@ from feast_lineage.api import (
     GROUP,
     VERSION,
 )
-from feast_lineage.controller import index_loader, pass_queue, project_passes, run_scheduler
+from feast_lineage.controller import index_loader, list_watch, pass_queue, project_passes, run_scheduler
 from feast_lineage.controller.audit_redelivery import AuditDeliveries
 from feast_lineage.controller.backoff import Backoff
 from feast_lineage.controller.health import Health
@@ -54,9 +55,9 @@ REQUEST_CONNECTIONS = 16
 
 
 def _watch_streams(operator: OperatorSettings) -> int:
-    """Kopf's long-lived watch requests: one per watched resource (projects, ConfigMaps, apply Jobs)
-    and namespace, and, watching the whole cluster, its scans of namespaces and CRDs."""
-    return 3 * len(operator.namespaces) if operator.namespaces else 3 + 2
+    """Kopf's long-lived watch requests: one per watched resource (projects, apply Jobs) and
+    namespace, and, watching the whole cluster, its scans of namespaces and CRDs."""
+    return 2 * len(operator.namespaces) if operator.namespaces else 2 + 2
 
 
 def _bounded_session(info: kopf.ConnectionInfo, streams: int) -> kopf.AiohttpSession:
@@ -124,6 +125,11 @@ def build_registry(
         listed = await asyncio.to_thread(index_loader.fill, kube, indexes, operator.namespaces)
         logging.getLogger(__name__).info("indexed %d project(s) and %d run(s); labelled %d settled run(s)", *listed)
         index_loader.confirm_in_background(kube, indexes, operator.active_poll_seconds, index_checks)
+        # ConfigMaps likewise: listed before Kopf lists projects, so a change after the list comes by
+        # as an event and one before it is seen by the project's resume pass.
+        for watch in config_maps:
+            await asyncio.to_thread(watch.relist)
+        config_maps_listed.set()
         # Async: it runs on Kopf's event loop, which the health check then watches.
         # Progress lives in annotations; status belongs to the operator's own fields only.
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
@@ -150,6 +156,8 @@ def build_registry(
         run_path.start()
         project_scheduler.start()
         project_queue.start()
+        for watch in config_maps:
+            watch.start()
 
     @kopf.on.cleanup(registry=registry)
     def shutdown(**_: Any) -> None:
@@ -157,6 +165,8 @@ def build_registry(
         run_path.stop()
         project_scheduler.stop()
         project_queue.stop()
+        for watch in config_maps:
+            watch.stop()
         audits.shutdown()
         projects.shutdown()
 
@@ -229,17 +239,33 @@ def build_registry(
     )
 
     # A ConfigMap a project references appears or changes: act now, not at the next resync. Every
-    # ConfigMap of the cluster comes by: the look-up runs on the event loop, the pass in the queue
-    # (a start lists each project's repo ConfigMap too: one pass with its resume, not a second).
+    # ConfigMap of the cluster comes by, as metadata only and not through Kopf (a change is all the
+    # operator needs of one; the pass reads the content): the look-up runs on the watch's thread, the
+    # pass in the queue. The start's list only fills the snapshot index: it is taken before Kopf
+    # lists projects, and every project's resume passes it. After that, what a relist (the watch
+    # expired) reports is new or changed in the gap: it counts as a change.
     # A ConfigMap the operator made for a project changed (or went): its next resync is a full pass.
-    @kopf.on.event("", "v1", "configmaps", registry=registry)
-    async def config_map_changed(type: str | None, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
-        snapshots.observe(namespace or "", name, None if type == "DELETED" else dict(body))
-        for project in indexes.projects_using(namespace or "", name):
-            project_queue.submit(namespace or "", project)
-        owner = _owner(body, FEATURE_STORE_PROJECT_KIND)
+    def config_map_changed(type: str | None, body: dict[str, Any]) -> None:
+        namespace, name = list_watch.key_of(body)
+        snapshots.observe(namespace, name, None if type == "DELETED" else body)
+        if type is list_watch.LISTED and not config_maps_listed.is_set():
+            return
+        for project in indexes.projects_using(namespace, name):
+            project_queue.submit(namespace, project)
+        owner = labels.controller_owner(body, FEATURE_STORE_PROJECT_KIND)
         if owner is not None:
-            projects.unsettle(namespace or "", owner)
+            projects.unsettle(namespace, owner)
+
+    config_maps_listed = threading.Event()  # set once the start's list is in
+    config_maps = [
+        list_watch.ListWatch(
+            f"configmaps-{scope}" if scope else "configmaps",
+            functools.partial(kube.core.list_config_map_metadata, scope),
+            config_map_changed,
+            timeouts=operator.api_timeouts,
+        )
+        for scope in list_watch.scopes(operator.namespaces)
+    ]
 
     @kopf.on.event("batch", "v1", "jobs", labels={**MANAGED, labels.LABEL_OPERATION: "apply"}, registry=registry)
     def apply_job_event(body: kopf.Body, namespace: str | None, **_: Any) -> None:
