@@ -367,7 +367,7 @@ class MaterializationReconciler:
                 audit_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{meta['uid']}/{job_name}"))
                 decision.status.audit_id = audit_id
                 assert project_status is not None
-                self._create_job(body, project, project_status, decision.status, job_name, audit_id, now)
+                self._create_job(body, spec, project, project_status, decision.status, job_name, audit_id, now)
         return observation, decision
 
     def _revision_problem(self, project: Obj, project_status: FeatureStoreProjectStatus) -> str | None:
@@ -510,6 +510,7 @@ class MaterializationReconciler:
     def _create_job(
         self,
         body: Obj,
+        spec: MaterializationJobSpec,
         project_body: Obj,
         project_status: FeatureStoreProjectStatus,
         status: MaterializationJobStatus,
@@ -519,9 +520,7 @@ class MaterializationReconciler:
     ) -> None:
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
-        run = MaterializationJob.model_validate({k: body[k] for k in ("apiVersion", "kind", "metadata", "spec")})
         project = self.models.project(project_body)
-        spec = run.spec
         # The revision of the last successful apply: the content the registry was built from, mounted
         # from its immutable snapshot (a ConfigMap edited since is the next apply's business).
         applied = applied_revision(project_status) or LastApply()
