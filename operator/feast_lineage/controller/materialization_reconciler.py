@@ -119,12 +119,14 @@ def file_registry(project: Obj | None) -> bool:
 
 def to_peers(summaries: list[Obj], status: FeatureStoreProjectStatus) -> list[Peer]:
     all_views = status.feature_views if status.materialized_feature_views is None else status.materialized_feature_views
+    # One set shared by every peer that names no views: a project lists hundreds, a burst has hundreds of peers.
+    every_view = frozenset(all_views)
     listed = lists_every_view(status)
     return [
         Peer(
             s["name"],
             s["created"],
-            frozenset(s["featureViews"] or all_views),
+            frozenset(s["featureViews"]) if s["featureViews"] else every_view,
             s["phase"],
             every=not s["featureViews"] and not listed,
         )
