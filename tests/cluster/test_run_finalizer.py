@@ -61,6 +61,32 @@ def test_a_run_carries_the_finalizer_from_its_creation_and_a_deletion_releases_i
     runs.delete_until_gone("held-from-birth")
 
 
+def test_a_run_server_side_applied_keeps_the_finalizer_through_the_appliers_next_apply(
+    api: client.ApiClient, namespace: str, operator: ChartOperator
+) -> None:
+    """The finalizer the webhook adds at creation is not the applier's field: a GitOps tool applying
+    the run again without it (here with a changed label) leaves it on."""
+    runs = Runs(api, namespace)
+    manifest = range_run_manifest("applied", "gone-project")
+
+    def apply(labels: dict[str, str]) -> dict[str, Any]:
+        body = {**manifest, "metadata": {**manifest["metadata"], "labels": labels}}
+        return dict(
+            runs.custom.patch_namespaced_custom_object(
+                *runs.args(),
+                "applied",
+                body,
+                field_manager="gitops",
+                force=True,
+                _content_type="application/apply-patch+yaml",
+            )
+        )
+
+    assert RUN_FINALIZER in (apply({"round": "1"})["metadata"].get("finalizers") or [])
+    assert RUN_FINALIZER in (apply({"round": "2"})["metadata"].get("finalizers") or [])
+    runs.delete_until_gone("applied")
+
+
 def test_runs_created_and_deleted_at_once_go_and_a_run_of_the_same_name_starts_afresh(
     api: client.ApiClient, namespace: str, operator: ChartOperator
 ) -> None:
