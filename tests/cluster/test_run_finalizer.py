@@ -71,16 +71,16 @@ def test_a_run_server_side_applied_keeps_the_finalizer_through_the_appliers_next
 
     def apply(labels: dict[str, str]) -> dict[str, Any]:
         body = {**manifest, "metadata": {**manifest["metadata"], "labels": labels}}
-        return dict(
-            runs.custom.patch_namespaced_custom_object(
-                *runs.args(),
-                "applied",
-                body,
-                field_manager="gitops",
-                force=True,
-                _content_type="application/apply-patch+yaml",
-            )
+        response = runs.custom.patch_namespaced_custom_object(
+            *runs.args(),
+            "applied",
+            body,
+            field_manager="gitops",
+            force=True,
+            _content_type="application/apply-patch+yaml",
+            _preload_content=False,  # the client decodes no answer to an apply patch
         )
+        return dict(json.loads(response.data))
 
     assert RUN_FINALIZER in (apply({"round": "1"})["metadata"].get("finalizers") or [])
     assert RUN_FINALIZER in (apply({"round": "2"})["metadata"].get("finalizers") or [])
