@@ -14,6 +14,10 @@ seconds and peak memory, and the API requests it made per run, next to the targe
 
     .venv/bin/python benchmarks/materialization_latency.py --sizes 1 50 200
     .venv/bin/python benchmarks/materialization_latency.py --isolated --sizes 1 50 200
+
+With --webhooks the operator also serves its admission webhooks (registered as an install registers
+them): every run's create then passes its validating and mutating webhooks, and every runner pod
+its injection webhook, in the operator's process, as in a real install.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ from tests.cluster_helpers import OperatorProcess, wait_until  # noqa: E402
 from benchmarks.operator_probe import cpu_seconds, load, p50_p99, proc_status_mib, request_counts  # noqa: E402
 from feast_lineage.devcluster.cluster import start_dev_cluster  # noqa: E402
 from feast_lineage.devcluster.mlflow_server import start_mlflow  # noqa: E402
+from feast_lineage.devcluster.processes import free_port  # noqa: E402
+from feast_lineage.devcluster.webhook import register_injection_webhook  # noqa: E402
 
 GROUP, VERSION = "featurelineage.io", "v1alpha1"
 NAMESPACE = "bench"
@@ -203,6 +209,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 50, 200])
     parser.add_argument("--max-running-pods", type=int, default=4)
     parser.add_argument("--isolated", action="store_true", help="stop the node after the apply: the operator alone")
+    parser.add_argument("--webhooks", action="store_true", help="the operator serves its admission webhooks too")
     args = parser.parse_args()
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
     # Runs of one batch use distinct views, so none waits for another; batches run one after another.
@@ -242,8 +249,11 @@ def main() -> None:
                 check=True,
                 capture_output=True,
             )
-            operator.start()
             api = cluster.api_client()
+            if args.webhooks:
+                operator.webhook_args = register_injection_webhook(api, free_port())
+                print("webhooks: the operator serves its validating, provenance and injection webhooks")
+            operator.start()
             core = client.CoreV1Api(api)
             core.create_namespace({"metadata": {"name": NAMESPACE}})
             wait_until(lambda: core.list_namespaced_service_account(NAMESPACE).items, 30, "default ServiceAccount")

@@ -1,5 +1,6 @@
 """The run finalizer as the operator keeps it itself (no Kopf on the run path), against the real API
-server and the session operator: a run created and deleted at once goes, leaving nothing stuck and
+server and the session operator: a run carries it from its creation (the operator's mutating
+webhook), a run created and deleted at once goes, leaving nothing stuck and
 nothing of it behind in the operator; runs an older version left with Kopf's finalizer and
 annotations - finished, or being deleted, one with a record whose project is gone - are settled,
 deleted and abandoned as the current version would.
@@ -47,6 +48,43 @@ def gone(runs: Runs, name: str) -> bool:
 
 def runs_listed(runs: Runs) -> list[dict[str, Any]]:
     return list(runs.custom.list_namespaced_custom_object(*runs.args())["items"])
+
+
+def test_a_run_carries_the_finalizer_from_its_creation_and_a_deletion_releases_it(
+    api: client.ApiClient, namespace: str, operator: ChartOperator
+) -> None:
+    """The mutating webhook puts it on as the run is created: the create's own answer has it, so the
+    operator's first pass needs no PATCH of its own (nor does a run deleted before that pass escape it)."""
+    runs = Runs(api, namespace)
+    created = runs.create(range_run_manifest("held-from-birth", "gone-project"))
+    assert RUN_FINALIZER in (created["metadata"].get("finalizers") or [])
+    runs.delete_until_gone("held-from-birth")
+
+
+def test_a_run_server_side_applied_keeps_the_finalizer_through_the_appliers_next_apply(
+    api: client.ApiClient, namespace: str, operator: ChartOperator
+) -> None:
+    """The finalizer the webhook adds at creation is not the applier's field: a GitOps tool applying
+    the run again without it (here with a changed label) leaves it on."""
+    runs = Runs(api, namespace)
+    manifest = range_run_manifest("applied", "gone-project")
+
+    def apply(labels: dict[str, str]) -> dict[str, Any]:
+        body = {**manifest, "metadata": {**manifest["metadata"], "labels": labels}}
+        response = runs.custom.patch_namespaced_custom_object(
+            *runs.args(),
+            "applied",
+            body,
+            field_manager="gitops",
+            force=True,
+            _content_type="application/apply-patch+yaml",
+            _preload_content=False,  # the client decodes no answer to an apply patch
+        )
+        return dict(json.loads(response.data))
+
+    assert RUN_FINALIZER in (apply({"round": "1"})["metadata"].get("finalizers") or [])
+    assert RUN_FINALIZER in (apply({"round": "2"})["metadata"].get("finalizers") or [])
+    runs.delete_until_gone("applied")
 
 
 def test_runs_created_and_deleted_at_once_go_and_a_run_of_the_same_name_starts_afresh(

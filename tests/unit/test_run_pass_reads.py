@@ -28,12 +28,12 @@ Obj = dict[str, Any]
 SNAPSHOT = "drivers-repo-abc"
 
 
-def project(ready: bool = True, views: tuple[str, ...] = ("fv_0",)) -> Obj:
+def project(ready: bool = True, views: tuple[str, ...] = ("fv_0",), version: str = "2") -> Obj:
     condition = {"type": "Ready", "status": "True" if ready else "False", "reason": "Applied", "message": "m"}
     return {
         "apiVersion": "featurelineage.io/v1alpha1",
         "kind": "FeatureStoreProject",
-        "metadata": {"name": "drivers", "namespace": "ns", "uid": "p-uid", "resourceVersion": "1", "generation": 1},
+        "metadata": {"name": "drivers", "namespace": "ns", "uid": "p-uid", "resourceVersion": version, "generation": 1},
         "spec": {
             "project": "driver_stats",
             "repo": {"configMap": {"name": "repo"}},
@@ -139,7 +139,8 @@ def test_a_copy_that_starts_the_run_is_all_the_pass_reads(
 
 @pytest.mark.parametrize(
     "stale",
-    [project(ready=False), project(views=())],
+    # The copy is a version older than what the API server has now.
+    [project(ready=False, version="1"), project(views=(), version="1")],
     ids=["not ready on the copy", "the view not yet on the copy"],
 )
 def test_a_copy_that_would_hold_up_or_fail_the_run_is_read_again(

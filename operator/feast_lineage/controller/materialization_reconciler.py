@@ -36,6 +36,7 @@ from feast_lineage.controller.outcome_audit import operations_logged, outcome_re
 from feast_lineage.controller.pass_log import DELETING, FINISHED, GONE, OK, STALLED, logged_pass
 from feast_lineage.controller.project_cache import ProjectCache, SnapshotIndex
 from feast_lineage.controller.project_inputs import learn_secrets
+from feast_lineage.controller.project_models import ProjectModels
 from feast_lineage.controller.project_reconciler import runner_config_map_name
 from feast_lineage.controller.settings import OperatorSettings
 from feast_lineage.domain import labels
@@ -116,15 +117,16 @@ def file_registry(project: Obj | None) -> bool:
     return bool(project) and registry.get("registryType", "file") == "file"
 
 
-def to_peers(summaries: list[Obj], project: Obj) -> list[Peer]:
-    status = FeatureStoreProjectStatus.from_k8s(project.get("status"))
+def to_peers(summaries: list[Obj], status: FeatureStoreProjectStatus) -> list[Peer]:
     all_views = status.feature_views if status.materialized_feature_views is None else status.materialized_feature_views
+    # One set shared by every peer that names no views: a project lists hundreds, a burst has hundreds of peers.
+    every_view = frozenset(all_views)
     listed = lists_every_view(status)
     return [
         Peer(
             s["name"],
             s["created"],
-            frozenset(s["featureViews"] or all_views),
+            frozenset(s["featureViews"]) if s["featureViews"] else every_view,
             s["phase"],
             every=not s["featureViews"] and not listed,
         )
@@ -157,6 +159,8 @@ class MaterializationReconciler:
         # The watch's copies of projects and their snapshots (see project_cache); without them, GETs.
         self.projects = projects
         self.snapshots = snapshots
+        # The projects' models, validated once per project version rather than several times a pass.
+        self.models = ProjectModels()
         # Waiting runs are looked at less and less often, and at once when a run of their project ends.
         self.waiting = Backoff(settings.active_poll_seconds, settings.resync_seconds / 4)
 
@@ -320,15 +324,16 @@ class MaterializationReconciler:
         namespace, name = meta["namespace"], meta["name"]
         job_name = materialize_job_name(name)
         status = MaterializationJobStatus.from_k8s(body.get("status"))
+        project_status = self.models.status(project) if project is not None else None
         peers: list[Peer] = []
         revision_problem = None
-        if job_observation is None and project is not None and spec is not None:
-            peers = to_peers(peer_summaries, project)
-            revision_problem = self._revision_problem(project)
+        if job_observation is None and project is not None and project_status is not None and spec is not None:
+            peers = to_peers(peer_summaries, project_status)
+            revision_problem = self._revision_problem(project, project_status)
         if status.job_name is None:
             status.job_name = job_name
         if status.provenance is None:
-            status.provenance = self._provenance(body, project)
+            status.provenance = self._provenance(body, project, project_status)
         exclusive = spec is not None and job_observation is None and file_registry(project)
         # With a file registry a run and an apply never overlap: deciding to start and starting happen
         # under the project's lock, under which the project reconciler checks for runs before it applies.
@@ -350,6 +355,7 @@ class MaterializationReconciler:
                 spec=spec,
                 invalid=invalid,
                 project=project,
+                project_status=project_status,
                 job=job_observation,
                 peers=peers,
                 one_at_a_time=file_registry(project),
@@ -362,12 +368,13 @@ class MaterializationReconciler:
                 assert spec is not None and project is not None
                 audit_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{meta['uid']}/{job_name}"))
                 decision.status.audit_id = audit_id
-                self._create_job(body, project, decision.status, job_name, audit_id, now)
+                assert project_status is not None
+                self._create_job(body, spec, project, project_status, decision.status, job_name, audit_id, now)
         return observation, decision
 
-    def _revision_problem(self, project: Obj) -> str | None:
+    def _revision_problem(self, project: Obj, project_status: FeatureStoreProjectStatus) -> str | None:
         """Why the revision a run would start on cannot be mounted: its snapshot is gone (deleted by hand)."""
-        applied = applied_revision(FeatureStoreProjectStatus.from_k8s(project.get("status")))
+        applied = applied_revision(project_status)
         if applied is None or not applied.snapshot:
             return None
         meta = project["metadata"]
@@ -436,7 +443,9 @@ class MaterializationReconciler:
                 return str(job["metadata"]["name"])
         return None
 
-    def _provenance(self, body: Obj, project: Obj | None) -> Provenance:
+    def _provenance(
+        self, body: Obj, project: Obj | None, project_status: FeatureStoreProjectStatus | None = None
+    ) -> Provenance:
         meta = body["metadata"]
         scheduled = (meta.get("annotations") or {}).get(labels.ANNOTATION_SCHEDULED_TIME)
         recorded = creator(meta)
@@ -456,7 +465,7 @@ class MaterializationReconciler:
         )
         if project is not None:
             git = (project.get("spec") or {}).get("repo", {}).get("git")
-            last_apply = FeatureStoreProjectStatus.from_k8s(project.get("status")).last_apply
+            last_apply = (project_status or self.models.status(project)).last_apply
             if git:
                 provenance.git_repository = redact(git["url"])
                 provenance.git_revision = (last_apply.commit if last_apply else None) or git.get("revision")
@@ -503,7 +512,9 @@ class MaterializationReconciler:
     def _create_job(
         self,
         body: Obj,
+        spec: MaterializationJobSpec,
         project_body: Obj,
+        project_status: FeatureStoreProjectStatus,
         status: MaterializationJobStatus,
         job_name: str,
         audit_id: str,
@@ -511,14 +522,10 @@ class MaterializationReconciler:
     ) -> None:
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
-        run = MaterializationJob.model_validate({k: body[k] for k in ("apiVersion", "kind", "metadata", "spec")})
-        project = FeatureStoreProject.model_validate(
-            {k: project_body[k] for k in ("apiVersion", "kind", "metadata", "spec")}
-        )
-        spec = run.spec
+        project = self.models.project(project_body)
         # The revision of the last successful apply: the content the registry was built from, mounted
         # from its immutable snapshot (a ConfigMap edited since is the next apply's business).
-        applied = applied_revision(FeatureStoreProjectStatus.from_k8s(project_body.get("status"))) or LastApply()
+        applied = applied_revision(project_status) or LastApply()
         repo_kind = "configMap" if project.spec.repo.config_map else "git" if project.spec.repo.git else "image"
         repo = RepoIdentity(repo_kind, applied.revision or "", applied.repo_digest or "", applied.commit)
         # The end of an open window is fixed once, here: a restarted operator reads it back from the Job.

@@ -55,7 +55,7 @@ DROPPED_FROM_APPLY = ("changes", "impact", "error")
 snapshot, commit, Job, audit id and MLflow run), and the largest parts of an apply's record."""
 
 
-def _kept_status(status: Obj) -> Obj:
+def kept_status(status: Obj) -> Obj:
     kept = {key: status[key] for key in KEPT_STATUS if key in status}
     for key in APPLY_RECORDS:
         if isinstance(kept.get(key), dict):
@@ -72,7 +72,7 @@ def stripped(body: Obj) -> Obj:
         "kind": body.get("kind"),
         "metadata": {key: meta[key] for key in KEPT_METADATA if key in meta},
         "spec": dict(body.get("spec") or {}),
-        "status": _kept_status(body.get("status") or {}),
+        "status": kept_status(body.get("status") or {}),
     }
 
 

@@ -11,7 +11,8 @@ and the run scheduler up to date, and asks the domain (pure) what the run needs:
 make one pass, which starts from the latest body. Watch threads never wait on a pass.
 
 The finalizer (``labels.RUN_FINALIZER``, the name Kopf used, so runs from before need nothing) is on
-from a run's first pass, before its Job exists, until its audit record is delivered; then it comes
+from a run's creation (the mutating webhook adds it: :func:`~feast_lineage.tenancy.admission.creation_patch`)
+or else from its first pass, before its Job exists, until its audit record is delivered; then it comes
 off in the same patch that labels the run settled, which takes it out of the watch (the history
 costs nothing, see :mod:`.settled_runs`). A run deleted while unsettled waits for its record's
 delivery or its bounded abandon (``AuditDeliveries.before_deletion``), looked at again by the run

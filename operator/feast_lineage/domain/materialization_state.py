@@ -60,6 +60,8 @@ class MaterializationObservation:
     spec: MaterializationJobSpec | None
     invalid: str | None = None
     project: dict[str, Any] | None = None
+    project_status: FeatureStoreProjectStatus | None = None
+    """``project``'s status as a model, when the caller has it already (else it is made from ``project``)."""
     job: JobObservation | None = None
     peers: list[Peer] = field(default_factory=list)
     one_at_a_time: bool = False
@@ -297,7 +299,7 @@ def decide_materialization(obs: MaterializationObservation) -> MaterializationDe
     elif obs.project is None:
         wait("ProjectNotFound", f"FeatureStoreProject {obs.spec.project_ref.name} not found")
     else:
-        project = project_status(obs.project)
+        project = obs.project_status or project_status(obs.project)
         ready, why = _project_ready(project)
         _ran_against(status, applied_revision(project))
         views = resolved_feature_views(obs.spec, project)

@@ -128,9 +128,10 @@ def validation_webhook_configuration(
 def provenance_webhook_configuration(
     client_config: dict[str, Any], *, name: str = PROVENANCE_CONFIGURATION, timeout_seconds: int = 5
 ) -> dict[str, Any]:
-    """The MutatingWebhookConfiguration that records who created each resource. It fails open: the
-    validating webhook (which fails closed) refuses a creator the request could have forged, and
-    the operator reports a creator it did not record as self-reported."""
+    """The MutatingWebhookConfiguration that records who created each resource, and puts the run
+    finalizer on each MaterializationJob as it is created. It fails open: the validating webhook
+    (which fails closed) refuses a creator the request could have forged, the operator reports a
+    creator it did not record as self-reported, and adds a finalizer that is missing itself."""
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",

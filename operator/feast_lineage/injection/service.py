@@ -29,7 +29,7 @@ from feast_lineage.injection.tls import (
     ServingMaterial,
     patch_ca_bundles,
 )
-from feast_lineage.tenancy.admission import ResourceValidation, record_creator, subject_access_review
+from feast_lineage.tenancy.admission import ResourceValidation, mutate_resource, subject_access_review
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class InjectionService:
             {
                 MUTATE_PODS_PATH: self.pods.review,
                 VALIDATE_RESOURCES_PATH: ResourceValidation(authorize, settings.tenancy).review,
-                MUTATE_RESOURCES_PATH: record_creator,
+                MUTATE_RESOURCES_PATH: mutate_resource,
             },
             on_material=publish_ca,
         )

@@ -118,19 +118,43 @@ def _forged_creator(request: dict[str, Any], new: dict[str, Any], old: dict[str,
     return []
 
 
-def record_creator(review: dict[str, Any]) -> dict[str, Any]:
-    """Mutating: the creator annotation set to the requesting user, whatever the request said."""
+def _pointer(key: str) -> str:
+    """``key`` as one JSON Pointer segment."""
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def creation_patch(request: dict[str, Any]) -> list[dict[str, Any]]:
+    """What a create gets at admission, as JSON Patch operations: the creator annotation set to the
+    requesting user, whatever the request said; and on a MaterializationJob the operator's run
+    finalizer, which its first pass would otherwise add with a PATCH of its own (a request, a watch
+    event and a step of the pass per run). Without this webhook (it fails open) that pass still does."""
+    if request.get("operation") != "CREATE":
+        return []
+    meta = (request.get("object") or {}).get("metadata") or {}
+    patch: list[dict[str, Any]] = []
+    username = (request.get("userInfo") or {}).get("username")
+    if username:
+        patch.append(
+            {"op": "add", "path": f"/metadata/annotations/{_pointer(ANNOTATION_CREATOR)}", "value": username}
+            if meta.get("annotations")
+            else {"op": "add", "path": "/metadata/annotations", "value": {ANNOTATION_CREATOR: username}}
+        )
+    finalizers = meta.get("finalizers") or []
+    if (request.get("kind") or {}).get("kind") == MATERIALIZATION_JOB_KIND and RUN_FINALIZER not in finalizers:
+        patch.append(
+            {"op": "add", "path": "/metadata/finalizers/-", "value": RUN_FINALIZER}
+            if finalizers
+            else {"op": "add", "path": "/metadata/finalizers", "value": [RUN_FINALIZER]}
+        )
+    return patch
+
+
+def mutate_resource(review: dict[str, Any]) -> dict[str, Any]:
+    """Mutating: a create's :func:`creation_patch`."""
     request = review.get("request") or {}
     response: dict[str, Any] = {"uid": request.get("uid", ""), "allowed": True}
-    username = (request.get("userInfo") or {}).get("username")
-    if request.get("operation") == "CREATE" and username:
-        annotations = ((request.get("object") or {}).get("metadata") or {}).get("annotations")
-        key = ANNOTATION_CREATOR.replace("~", "~0").replace("/", "~1")
-        patch = (
-            [{"op": "add", "path": f"/metadata/annotations/{key}", "value": username}]
-            if annotations
-            else [{"op": "add", "path": "/metadata/annotations", "value": {ANNOTATION_CREATOR: username}}]
-        )
+    patch = creation_patch(request)
+    if patch:
         response["patchType"] = "JSONPatch"
         response["patch"] = base64.b64encode(json.dumps(patch).encode()).decode()
     return {

@@ -1,0 +1,55 @@
+"""What the mutating webhook adds to a create: the creator, and on a run the operator's finalizer."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from feast_lineage.domain.labels import ANNOTATION_CREATOR, RUN_FINALIZER
+from feast_lineage.tenancy.admission import creation_patch, mutate_resource
+
+Obj = dict[str, Any]
+
+
+def request(kind: str, metadata: Obj, operation: str = "CREATE") -> Obj:
+    return {
+        "uid": "r-1",
+        "operation": operation,
+        "kind": {"group": "featurelineage.io", "version": "v1alpha1", "kind": kind},
+        "userInfo": {"username": "alice"},
+        "object": {"metadata": metadata},
+    }
+
+
+def test_a_new_run_gets_the_finalizer_with_its_creator() -> None:
+    assert creation_patch(request("MaterializationJob", {"name": "r"})) == [
+        {"op": "add", "path": "/metadata/annotations", "value": {ANNOTATION_CREATOR: "alice"}},
+        {"op": "add", "path": "/metadata/finalizers", "value": [RUN_FINALIZER]},
+    ]
+
+
+def test_a_run_with_finalizers_of_its_own_keeps_them_and_gets_the_operators_after_them() -> None:
+    patch = creation_patch(request("MaterializationJob", {"name": "r", "finalizers": ["example.com/keep"]}))
+    assert patch[-1] == {"op": "add", "path": "/metadata/finalizers/-", "value": RUN_FINALIZER}
+
+
+def test_a_run_that_names_the_finalizer_already_is_not_given_it_twice() -> None:
+    patch = creation_patch(request("MaterializationJob", {"name": "r", "finalizers": [RUN_FINALIZER]}))
+    assert [op["path"] for op in patch] == ["/metadata/annotations"]
+
+
+def test_a_project_gets_its_creator_only_and_an_update_nothing() -> None:
+    assert [op["path"] for op in creation_patch(request("FeatureStoreProject", {"name": "p"}))] == [
+        "/metadata/annotations"
+    ]
+    assert creation_patch(request("MaterializationJob", {"name": "r"}, operation="UPDATE")) == []
+
+
+def test_the_review_carries_the_patch_as_a_json_patch() -> None:
+    review = mutate_resource({"apiVersion": "admission.k8s.io/v1", "request": request("MaterializationJob", {})})
+    response = review["response"]
+    assert (response["uid"], response["allowed"], response["patchType"]) == ("r-1", True, "JSONPatch")
+    assert json.loads(base64.b64decode(response["patch"])) == creation_patch(request("MaterializationJob", {}))
+    untouched = mutate_resource({"request": request("MaterializationJob", {}, operation="UPDATE")})["response"]
+    assert "patch" not in untouched
