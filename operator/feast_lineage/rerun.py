@@ -18,6 +18,8 @@ from feast_lineage.controller.settings import ApiTimeouts
 from feast_lineage.domain.labels import ANNOTATION_RERUN_OF
 
 Obj = dict[str, Any]
+RERUN_AGENT = "feast-lineage-rerun"
+"""The field manager of the runs this command creates (a person's, not the operator's)."""
 
 
 def rerun_manifest(old: Obj, new_name: str) -> Obj:
@@ -51,7 +53,7 @@ def rerun(namespace: str, name: str, new_name: str | None = None, timeouts: ApiT
 
     configuration = client.Configuration()
     config.load_kube_config(client_configuration=configuration)
-    custom = client.CustomObjectsApi(BoundedApiClient(configuration, timeouts or ApiTimeouts()))
+    custom = client.CustomObjectsApi(BoundedApiClient(configuration, timeouts or ApiTimeouts(), agent=RERUN_AGENT))
     old = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, MATERIALIZATION_JOB_PLURAL, name)
     if new_name is None:
         existing = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, MATERIALIZATION_JOB_PLURAL)

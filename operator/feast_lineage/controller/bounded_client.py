@@ -21,7 +21,9 @@ from urllib3.connectionpool import ConnectionPool
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
+from feast_lineage import __version__
 from feast_lineage.controller.settings import ApiTimeouts
+from feast_lineage.domain.labels import OPERATOR_FIELD_MANAGER
 
 RETRIES = 3
 """urllib3's default: a pooled connection the server had closed is tried again on a new one."""
@@ -72,13 +74,17 @@ def request_timeout(timeouts: ApiTimeouts, url: str) -> tuple[float, float]:
 
 
 class BoundedApiClient(ApiClient):  # type: ignore[misc]  # the client is untyped
-    """An ``ApiClient`` whose requests all have a timeout (a caller's own ``_request_timeout`` wins)."""
+    """An ``ApiClient`` whose requests all have a timeout (a caller's own ``_request_timeout`` wins),
+    and a User-Agent that names who writes: ``managedFields`` and audit logs show ``agent``."""
 
-    def __init__(self, configuration: Configuration, timeouts: ApiTimeouts) -> None:
+    def __init__(
+        self, configuration: Configuration, timeouts: ApiTimeouts, agent: str = OPERATOR_FIELD_MANAGER
+    ) -> None:
         if configuration.retries is None:
             configuration.retries = _TimeoutsNotRetried(RETRIES)
         super().__init__(configuration)
         self.timeouts = timeouts
+        self.user_agent = f"{agent}/{__version__}"
 
     def call_api(
         self,

@@ -78,8 +78,13 @@ def materialize_job_name(name: str) -> str:
 
 def creating_manager(metadata: Obj) -> str | None:
     """The field manager that created the object (kubectl, argocd-controller, kustomize-controller, ...)."""
-    # A create is recorded as the earliest "Update" (or "Apply") of the main resource.
-    entries = [e for e in metadata.get("managedFields") or [] if not e.get("subresource") and e.get("manager")]
+    # A create is recorded as the earliest "Update" (or "Apply") of the main resource. The operator's
+    # own writes (the run finalizer, the settled label) are never the creator's, even in the same second.
+    entries = [
+        e
+        for e in metadata.get("managedFields") or []
+        if not e.get("subresource") and e.get("manager") and e.get("manager") != labels.OPERATOR_FIELD_MANAGER
+    ]
     entries.sort(key=lambda e: str(e.get("time", "")))
     return str(entries[0]["manager"]) if entries else None
 

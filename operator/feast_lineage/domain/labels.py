@@ -8,6 +8,9 @@ from typing import Any
 from feast_lineage.api import API_VERSION, GROUP
 
 MANAGED_BY = "feast-lineage-operator"
+OPERATOR_FIELD_MANAGER = MANAGED_BY
+"""The field manager of the operator's writes: the API server names it from the User-Agent, up to its
+first "/" (the Kubernetes client's default would be "OpenAPI-Generator")."""
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_NAME = "app.kubernetes.io/name"
 LABEL_INSTANCE = "app.kubernetes.io/instance"
