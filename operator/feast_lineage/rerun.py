@@ -45,7 +45,7 @@ def rerun_name(old_name: str, taken: set[str]) -> str:
     return f"{base}-rerun-{n}"
 
 
-def rerun(namespace: str, name: str, new_name: str | None = None, timeouts: ApiTimeouts | None = None) -> str:
+def rerun(namespace: str, name: str, new_name: str | None, timeouts: ApiTimeouts) -> str:
     """Create the re-run in the cluster of the current kubeconfig; returns its name. Each request is
     bounded as the operator's are (a stalled API server fails the command, naming the request,
     instead of holding the terminal)."""
@@ -53,7 +53,7 @@ def rerun(namespace: str, name: str, new_name: str | None = None, timeouts: ApiT
 
     configuration = client.Configuration()
     config.load_kube_config(client_configuration=configuration)
-    custom = client.CustomObjectsApi(BoundedApiClient(configuration, timeouts or ApiTimeouts(), agent=RERUN_AGENT))
+    custom = client.CustomObjectsApi(BoundedApiClient(configuration, timeouts, agent=RERUN_AGENT))
     old = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, MATERIALIZATION_JOB_PLURAL, name)
     if new_name is None:
         existing = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, MATERIALIZATION_JOB_PLURAL)

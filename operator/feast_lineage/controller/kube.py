@@ -62,21 +62,6 @@ def create(call: Callable[..., Any], *args: Any) -> bool:
     return True
 
 
-def send(api: client.ApiClient, method: str, path: str, body: Obj) -> Any:
-    """A request with a plain JSON body, past the generated client's typed methods: those validate a
-    dict body into the resource's model (a Job's has hundreds of fields) and dump it back, which costs
-    more than the request. Returns the response, its reply read (not decoded: a create whose answer
-    nobody reads, a Job's of some 5 KiB, costs no decode). A reply other than 2xx raises ApiException,
-    as they do."""
-    headers = {"Content-Type": "application/json", "Accept": "application/json"}
-    request = api.param_serialize(method, path, header_params=headers, body=body, auth_settings=["BearerToken"])
-    response = api.call_api(*request)
-    response.read()
-    if not 200 <= response.status <= 299:
-        raise ApiException.from_response(http_resp=response, body=None, data=None)
-    return response
-
-
 class OwnershipConflict(Exception):
     """An object the operator would use or change has the right name but is not its own."""
 
@@ -141,7 +126,8 @@ class Kube:
     def create_job(self, namespace: str, manifest: Obj) -> bool:
         """Create a Job; False when it already exists (a deterministic name made it earlier)."""
         try:
-            send(self.api, "POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", manifest)
+            # The answer is not decoded: nobody reads it (a Job's is some 5 KiB).
+            self.batch.create_namespaced_job(namespace, manifest)
         except ApiException as error:
             if error.status == 409:
                 return False
@@ -149,7 +135,7 @@ class Kube:
         return True
 
     def create_event(self, namespace: str, event: Obj) -> None:
-        send(self.api, "POST", f"/api/v1/namespaces/{namespace}/events", event)
+        self.core.create_namespaced_event(namespace, event)
 
     def get_custom(self, plural: str, namespace: str, name: str) -> Obj | None:
         return read(self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name)

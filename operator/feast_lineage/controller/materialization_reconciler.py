@@ -406,9 +406,7 @@ class MaterializationReconciler:
     ) -> None:
         """A failed run no runner logged gets its MLflow record, delivered like any pending one."""
         try:
-            project = FeatureStoreProject.model_validate(
-                {k: project_body[k] for k in ("apiVersion", "kind", "metadata", "spec")}
-            )
+            project = self.models.project(project_body)
         except ValidationError:
             return
         if not operations_logged(project, self.settings.mlflow_tracking_uri):

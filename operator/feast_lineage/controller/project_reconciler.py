@@ -42,7 +42,17 @@ from feast_lineage.controller.kube import (
 from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.logs import object_fields
 from feast_lineage.controller.outcome_audit import apply_outcome_record, operations_logged
-from feast_lineage.controller.pass_log import DELETING, GONE, OK, SETTLED, STALLED, WAITING, logged_pass, pass_done
+from feast_lineage.controller.pass_log import (
+    DELETING,
+    ERROR,
+    GONE,
+    OK,
+    SETTLED,
+    STALLED,
+    WAITING,
+    logged_pass,
+    pass_done,
+)
 from feast_lineage.controller.project_inputs import gather_inputs
 from feast_lineage.controller.settings import OperatorSettings
 from feast_lineage.domain import labels
@@ -133,9 +143,12 @@ class ProjectReconciler:
         settled_at = self._settled.get(key)
         full_every = FULL_RESYNC_EVERY * self.settings.resync_seconds
         if settled_at is not None and time.monotonic() - settled_at < full_every:
-            started = time.time()
-            self.git.refresh((namespace, name))
-            pass_done(FEATURE_STORE_PROJECT_KIND, namespace, name, SETTLED, started)
+            started, outcome = time.time(), ERROR
+            try:
+                self.git.refresh((namespace, name))
+                outcome = SETTLED
+            finally:  # as logged_pass does: a pass that raised is a pass too
+                pass_done(FEATURE_STORE_PROJECT_KIND, namespace, name, outcome, started)
             return
         self.reconcile(namespace, name)
 

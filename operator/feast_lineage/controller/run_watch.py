@@ -220,13 +220,15 @@ class RunWatch:
             if held is None:
                 return
             body = held
-        if asked.passes:
-            peers = self.indexes.peers(namespace, project_of(dict(body.get("spec") or {})))
-            self.runs.reconcile(namespace, name, peers, seen=body)
-        elif step == SETTLE:
+        # A settled run first: a pass asked for with it (a second "Job ended" event while the run's
+        # last pass ran) has nothing to decide for a finished run, and no later event would settle it.
+        if step == SETTLE:
             run_finalizer.settle(self.kube, body, FINALIZER, asked.when)
         elif step == LABEL:
             settled_runs.label_settled(self.kube, body, asked.when)
+        elif asked.passes:
+            peers = self.indexes.peers(namespace, project_of(dict(body.get("spec") or {})))
+            self.runs.reconcile(namespace, name, peers, seen=body)
 
     def _deleting(self, namespace: str, name: str, body: Obj) -> None:
         """A run being deleted: its pending record first (delivered, or abandoned after a bounded

@@ -33,6 +33,7 @@ from feast_lineage.controller.audit_redelivery import mlflow_credentials
 from feast_lineage.controller.events import emit
 from feast_lineage.controller.kube import Kube, StatusConflict
 from feast_lineage.controller.list_watch import ListCall, ListWatch, scopes
+from feast_lineage.controller.settings import ApiTimeouts
 from feast_lineage.domain import labels
 from feast_lineage.domain.injection import decide_injection
 from feast_lineage.domain.status_owners import PROJECT_INJECTION
@@ -79,12 +80,14 @@ class PodMonitor:
         namespaces: list[str],
         default_tracking_uri: str | None,
         run_finish_timeout: float = 10.0,
+        api_timeouts: ApiTimeouts | None = None,
     ) -> None:
         self.kube = kube
         self.targets = targets
         self.namespaces = namespaces
         self.default_tracking_uri = default_tracking_uri
         self.run_finish_timeout = run_finish_timeout
+        self.api_timeouts = api_timeouts
         self._pods: dict[str, _PodState] = {}
         self._lock = threading.Lock()
         self._reported = _BoundedSet()
@@ -105,6 +108,7 @@ class PodMonitor:
                 self.observe,
                 label_selector=labels.LABEL_INJECT,
                 on_synced=functools.partial(self._correct_counts, namespace),
+                timeouts=self.api_timeouts,
             )
             self._watches.append(watch)
             watch.start()

@@ -96,7 +96,9 @@ class InjectionService:
             },
             on_material=publish_ca,
         )
-        self.monitor = PodMonitor(kube, targets, settings.namespaces, settings.mlflow_tracking_uri)
+        self.monitor = PodMonitor(
+            kube, targets, settings.namespaces, settings.mlflow_tracking_uri, api_timeouts=settings.api_timeouts
+        )
         self._watches = [self._project_watch(namespace) for namespace in scopes(settings.namespaces)]
 
     def _project_watch(self, namespace: str | None) -> ListWatch:
