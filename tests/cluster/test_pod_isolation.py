@@ -83,6 +83,14 @@ def _ready(core: client.CoreV1Api, namespace: str, name: str) -> client.V1Pod | 
     return pod if conditions.get("Ready") == "True" else None
 
 
+def _ready_or_failed(core: client.CoreV1Api, namespace: str, name: str) -> client.V1Pod | None:
+    """The pod once Ready; a pod that ended first fails the wait at once, with its container's state."""
+    pod = core.read_namespaced_pod(name, namespace)
+    if pod.status.phase in ("Succeeded", "Failed"):
+        raise AssertionError(f"pod {name} ended before it was Ready: {pod.status.container_statuses}")
+    return _ready(core, namespace, name)
+
+
 def _condition(core: client.CoreV1Api, namespace: str, name: str, kind: str) -> str:
     pod = core.read_namespaced_pod(name, namespace)
     return next((c.status for c in pod.status.conditions or [] if c.type == kind), "")
@@ -267,21 +275,32 @@ def test_api_server_calls_a_webhook_served_by_a_pod_through_its_service(
             ],
         }
     )
+    # The pod first: under load its start alone can take a while, and a pod that failed must say so
+    # here rather than as a webhook that never answered.
+    wait_until(partial(_ready_or_failed, core, namespace, "hook-0"), 180, "hook-0 Ready")
     counter = iter(range(1000))
+    last_answer: list[str] = []
 
     def refusal() -> str | None:
         body = {"metadata": {"name": f"denied-{next(counter)}", "labels": {"deny": "yes"}}}
         try:
             core.create_namespaced_config_map(namespace, body)
         except ApiException as error:
-            # Until the pod is Ready, the API server finds no endpoint and fails closed.
+            # Until the endpoint controller has published the Ready pod, the API server finds no
+            # endpoint and fails closed.
+            last_answer[:] = [f"{error.status}: {error.body}"]
             return str(error.body) if "refused by hook-0" in str(error.body) else None
         # The API server loads a new webhook configuration from its own watch, a moment after it is
         # created: until then nothing calls the webhook. The refusal must still come within the wait.
+        last_answer[:] = ["admitted"]
         core.delete_namespaced_config_map(body["metadata"]["name"], namespace)
         return None
 
-    message = wait_until(refusal, 90, "the webhook pod's refusal")
+    try:
+        message = wait_until(refusal, 120, "the webhook pod's refusal")
+    except AssertionError as error:
+        pod = core.read_namespaced_pod("hook-0", namespace).status
+        raise AssertionError(f"{error}; last answer: {last_answer}; pod: {pod.phase} {pod.conditions}") from None
     assert "admission webhook" in message and "refused by hook-0" in message
     core.create_namespaced_config_map(namespace, {"metadata": {"name": "allowed"}})
 
