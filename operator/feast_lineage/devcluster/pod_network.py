@@ -21,6 +21,7 @@ left behind.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import os
@@ -67,7 +68,10 @@ class PodNetwork:
     def __init__(self, service_range: str) -> None:
         self.index = 0
         self.service_range = service_range
-        self._free = list(range(_SERVICE_HOST - 1, 1, -1))
+        # Handed out from the front, given back at the end: an address comes round again only after
+        # every other one (as host-local IPAM's round robin does), so the host's neighbour cache and
+        # the API server's connections never meet a new pod at an address a gone pod just had.
+        self._free = collections.deque(range(2, _SERVICE_HOST))
         self._by_uid: dict[str, PodAddress] = {}
         self._lock = threading.Lock()
 
@@ -108,7 +112,7 @@ class PodNetwork:
                 return self._by_uid[uid]
             if not self._free:
                 raise PodNetworkError(f"no free pod address on {self.bridge}")
-            host = self._free.pop()
+            host = self._free.popleft()
         address = PodAddress(f"{POD_NETWORK_PREFIX}.{self.index}.{host}", f"fl{self.index}-{host}")
         try:
             self._plug(address, host, route_services=True)
