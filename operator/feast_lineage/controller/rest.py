@@ -105,7 +105,11 @@ class Rest:
                 url,
                 body=data,
                 headers=headers,
-                timeout=urllib3.Timeout(*timeout) if isinstance(timeout, tuple) else urllib3.Timeout(total=timeout),
+                timeout=(
+                    urllib3.Timeout(connect=timeout[0], read=timeout[1])
+                    if isinstance(timeout, tuple)
+                    else urllib3.Timeout(total=timeout)
+                ),
                 preload_content=not watching,
                 redirect=False,
             )
