@@ -33,7 +33,8 @@ def test_client_options_and_unset_arguments_are_not_sent() -> None:
 
 class Answer:
     def __init__(self, status: int = 200, data: bytes = b"{}") -> None:
-        self.status, self.reason, self.data, self.headers = status, "reason", data, {}
+        self.status, self.reason, self.data = status, "reason", data
+        self.headers: dict[str, str] = {}
 
     def read(self) -> bytes:
         return self.data
