@@ -49,8 +49,8 @@ class Rest:
     The request goes straight to the client's connection pool (its TLS, credentials, retries and
     proxy settings) as JSON bytes, with a handful of headers: the client's own path (``param_serialize``
     walking the body to sanitize it, ``call_api``, ``RESTClientObject.request`` and urllib3's
-    request-encoding layer) added a fifth to each request's CPU (``benchmarks/request_cpu.py``, see
-    the README's Capacity). Every request is bounded by the client's :class:`ApiTimeouts` (the defaults for a
+    request-encoding layer) added about a tenth to each request's CPU (``benchmarks/request_cpu.py``,
+    see the README's Capacity). Every request is bounded by the client's :class:`ApiTimeouts` (the defaults for a
     client that has none), a caller's ``_request_timeout`` winning, as :class:`.BoundedApiClient`
     bounds the client's own calls; a timeout is :class:`ApiRequestTimeout`."""
 
