@@ -1,7 +1,7 @@
 """The operator's list-watch against the real API server: events arrive, filtered by the label
 selector; a watch the server ends is resumed from the last resourceVersion without listing again;
 and a resourceVersion the server no longer holds (410 Gone) lists again and reports a deletion that
-happened while nothing watched."""
+happened while nothing watched. A watch of Jobs does not decode the events that cannot end one."""
 
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ from kubernetes import client
 
 from feast_lineage.controller.bounded_client import BoundedApiClient
 from feast_lineage.controller.kube import Kube
-from feast_lineage.controller.list_watch import LISTED, ListWatch
+from feast_lineage.controller.list_watch import LISTED, ListWatch, glance
 from feast_lineage.controller.settings import ApiTimeouts
 from feast_lineage.devcluster.cluster import DevCluster
+from feast_lineage.domain.runner_outcome import job_ended, may_have_ended
 from tests.cluster_helpers import wait_until
 
 pytestmark = pytest.mark.cluster
@@ -136,3 +137,62 @@ def test_an_expired_resource_version_lists_again_and_reports_what_changed_in_the
     # And it watches on from the new list.
     core.delete_namespaced_config_map("kept", namespace)
     wait_until(lambda: seen.of("kept") == [LISTED, "DELETED"], 30, "kept's deletion")
+
+
+def job(name: str, exit_code: int) -> dict[str, Any]:
+    """A labelled Job whose one pod exits with ``exit_code`` at once (the local node runs it)."""
+    container = {"name": "main", "image": "python:3.11-slim", "command": ["python", "-c", f"exit({exit_code})"]}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "labels": {"list-watch-test": "yes"}},
+        "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [container]}}},
+    }
+
+
+def test_a_job_watch_decodes_only_the_events_that_may_end_a_job_and_misses_no_end(
+    api: client.ApiClient, namespace: str
+) -> None:
+    """The run watch's Job watch: the Job controller's progress is not decoded, its last word is."""
+    timeouts = ApiTimeouts(watch_seconds=WATCH_SECONDS)
+    kube = Kube(BoundedApiClient(copy.deepcopy(api.configuration), timeouts))
+    handed: list[tuple[str | None, str, bool]] = []
+    ignored: list[str] = []
+
+    def ignorable(text: str) -> bool:
+        if may_have_ended(text):
+            return False
+        ignored.append(text)
+        return True
+
+    watch = ListWatch(
+        "test Jobs",
+        functools.partial(kube.batch.list_namespaced_job, namespace),
+        lambda kind, body: handed.append((kind, body["metadata"]["name"], job_ended(body))),
+        label_selector=SELECTOR,
+        timeouts=timeouts,
+        ignorable=ignorable,
+    )
+    watch.start()
+    try:
+        assert watch.listed.wait(30)
+        batch = client.BatchV1Api(api)
+        batch.create_namespaced_job(namespace, job("completes", 0))
+        batch.create_namespaced_job(namespace, job("fails", 1))
+        wait_until(
+            lambda: {name for _, name, ended in handed if ended} == {"completes", "fails"}, 120, "both Jobs to end"
+        )
+    finally:
+        watch.stop()
+        watch.join(10)
+    # Each Job's creation and the Job controller's progress came without being decoded, and each
+    # such line was read right: its head says what decoding it says, and it did not end a Job.
+    assert len(ignored) >= 2 and watch.ignored == len(ignored)
+    for text in ignored:
+        event = json.loads(text)
+        meta = event["object"]["metadata"]
+        head = (event["type"], (meta["namespace"], meta["name"]), (meta["uid"], meta["resourceVersion"]))
+        assert glance(text) == head and not job_ended(event["object"])
+    # What was decoded and handed on is what ended a Job: no line of the API server's was unreadable.
+    assert all(ended for kind, _, ended in handed if kind in ("ADDED", "MODIFIED")), handed
+    print(f"{len(ignored)} Job events not decoded, {len(handed)} handed on")

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 import yaml
 
 from feast_lineage.api import Condition, FeatureStoreProject, FeatureStoreProjectStatus, LastApply
@@ -25,7 +26,7 @@ from feast_lineage.domain.conditions import DesiredCondition, kstatus, merge_con
 from feast_lineage.domain.project_state import InputProblem, ProjectObservation, decide_project
 from feast_lineage.domain.provenance import gitops_owner, provenance_tags, triggered_by
 from feast_lineage.domain.runner_job import RunnerJobRequest, render_runner_job
-from feast_lineage.domain.runner_outcome import JobObservation, job_ended, observe_job
+from feast_lineage.domain.runner_outcome import JobObservation, job_ended, may_have_ended, observe_job
 from feast_lineage.domain.store_config import feature_store_config, render_feature_store_yaml
 
 SECRET_VALUE = "hunter2-do-not-leak"
@@ -246,6 +247,16 @@ def _job_obj(condition: str | None = None, reason: str = "", message: str = "") 
 def test_a_job_has_ended_only_with_its_final_condition() -> None:
     assert job_ended(_job_obj("Complete")) and job_ended(_job_obj("Failed"))
     assert not job_ended(_job_obj()) and not job_ended(_job_obj("Suspended"))
+
+
+@pytest.mark.parametrize("condition", ["Complete", "Failed"])
+@pytest.mark.parametrize("indent", [None, 2])
+def test_the_text_of_an_ended_job_may_have_ended(condition: str, indent: int | None) -> None:
+    ended = _job_obj(condition)
+    assert may_have_ended(json.dumps(ended, indent=indent)) and may_have_ended(json.dumps(ended, separators=(",", ":")))
+    # Without a final condition: not, unless the words are there (then it is decoded and asked).
+    assert not may_have_ended(json.dumps(_job_obj("Suspended"))) and not may_have_ended(json.dumps(_job_obj()))
+    assert may_have_ended(json.dumps(_job_obj("Suspended", reason="Failed")))
 
 
 def test_observe_succeeded_job_reads_the_runner_result() -> None:

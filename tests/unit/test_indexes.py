@@ -9,6 +9,7 @@ from typing import Any
 
 from feast_lineage.controller.indexes import Indexes
 from feast_lineage.domain import labels
+from feast_lineage.domain.materialization_state import Peer
 
 
 def run(
@@ -43,6 +44,7 @@ def test_an_active_run_is_a_peer_of_its_project_with_its_summary() -> None:
             "scheduledTime": None,
             "featureViews": ["driver_stats"],
             "phase": "Running",
+            "peer": Peer("r1", "2026-01-01T00:00:00Z", frozenset({"driver_stats"}), "Running"),
         }
     ]
     assert indexes.project_of_run("ns", "r1") == "p"

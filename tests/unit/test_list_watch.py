@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from feast_lineage.controller.list_watch import LISTED, Expired, ListWatch, WatchError, vanished
+from feast_lineage.controller.list_watch import LISTED, Expired, ListWatch, WatchError, glance, vanished
+from feast_lineage.domain.runner_outcome import may_have_ended
 
 
 def obj(name: str, uid: str | None = None, version: str = "1") -> dict[str, Any]:
@@ -121,3 +122,59 @@ def test_an_event_that_fails_to_be_handed_on_is_watched_again() -> None:
     watch.call = Pages([obj("b", version="11")])
     watch.relist()
     assert seen == [(LISTED, "b")]
+
+
+def line(kind: str, name: str, version: str, condition: str | None = None, **meta: str) -> str:
+    """A watch event's line as the API server writes it: compact, fields in its structs' order."""
+    metadata = {"name": name, **meta, "namespace": "ns", "uid": f"uid-{name}", "resourceVersion": version}
+    status = {"conditions": [{"type": condition, "status": "True"}]} if condition else {"active": 1}
+    job = {"kind": "Job", "apiVersion": "batch/v1", "metadata": metadata, "spec": {}, "status": status}
+    return json.dumps({"type": kind, "object": job}, separators=(",", ":"))
+
+
+class Stream:
+    """A watch's answer: the lines, as the API server streams them."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+
+    def stream(self, amt: Any = None, decode_content: bool = False) -> Any:
+        return iter([(text + "\n").encode() for text in self.lines])
+
+    def release_conn(self) -> None:
+        pass
+
+
+def test_glance_reads_type_key_and_identity_from_the_head_of_an_event_line() -> None:
+    assert glance(line("ADDED", "a", "7")) == ("ADDED", ("ns", "a"), ("uid-a", "7"))
+    assert glance(line("MODIFIED", "b", "8", generateName="b-")) == ("MODIFIED", ("ns", "b"), ("uid-b", "8"))
+    # Anything else is decoded: other event types, other layouts, strings with escapes.
+    assert glance(line("DELETED", "a", "9")) is None
+    assert glance(json.dumps({"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "9"}}})) is None
+    assert glance(json.dumps(json.loads(line("ADDED", "a", "7")))) is None  # spaces after separators
+    assert glance(line("ADDED", "a", "7").replace('"kind":"Job",', "")) is None
+    assert glance(line("ADDED", 'a\\"b', "7")) is None
+
+
+def test_an_ignorable_event_is_not_handed_on_but_keeps_the_watch_in_place() -> None:
+    seen, on_event = recorder()
+    ignorable = lambda text: not may_have_ended(text)  # noqa: E731  # as the run watch's Job watch
+    watch = ListWatch("test", Pages([]), on_event, ignorable=ignorable)
+    watch.relist()
+    lines = [
+        line("ADDED", "a", "11"),  # not decoded
+        line("MODIFIED", "b", "12", condition="Suspended"),  # not decoded
+        line("MODIFIED", "a", "13", condition="Complete"),
+        line("ADDED", "c", "14").replace('"kind":"Job",', ""),  # an unexpected layout: decoded
+        line("MODIFIED", "b", "15", condition="Failed"),
+        line("MODIFIED", "d", "16"),  # not decoded
+    ]
+    watch.call = lambda **arguments: Stream(lines)
+    assert watch.watch() == 6
+    assert seen == [("MODIFIED", "a"), ("ADDED", "c"), ("MODIFIED", "b")]
+    assert watch.ignored == 3 and watch.version == "16"
+    # The events not decoded are known as the watch left them: a relist finds nothing new in them.
+    seen.clear()
+    watch.call = Pages([obj("a", version="13"), obj("b", version="15"), obj("c", version="14"), obj("d", version="16")])
+    watch.relist()
+    assert seen == []

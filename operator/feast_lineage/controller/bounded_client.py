@@ -2,8 +2,9 @@
 
 The Kubernetes client waits for an answer as long as the socket lets it - forever, unless each call
 passes ``_request_timeout``. Here the client gives every request a default (connect, read) bound from
-:class:`~feast_lineage.controller.settings.ApiTimeouts`, whoever makes it: the operator's calls by
-path (:mod:`.rest`), the client's generated classes (the Lease), the client's watch helper. A watch
+:class:`~feast_lineage.controller.settings.ApiTimeouts`, whoever makes it: the client's generated
+classes (the Lease), the client's watch helper. The operator's calls by path (:mod:`.rest`) go to the
+same connection pool without the client's request machinery, bounded by the same timeouts. A watch
 gets a read bound a little longer than its server-side ``timeoutSeconds``: the server ends a live
 stream before, so a stream silent longer is dead. A timeout surfaces as :class:`ApiRequestTimeout`,
 which names the request.

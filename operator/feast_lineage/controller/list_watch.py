@@ -13,6 +13,10 @@ all (the webhook's project map is every replica's, Kopf runs on the leader only)
   new list no longer holds are reported DELETED, so a deletion in the gap is not missed; of those it
   holds, only the new and the changed are reported (``LISTED``), so a relist after an outage passes
   what changed in the gap, not everything. Each key's UID and resourceVersion are kept for that.
+- An ``ignorable`` test may tell from an event's text that the handler would drop it (a Job event
+  that did not end the Job): such an ADDED or MODIFIED event is not decoded. Its key, identity and
+  resourceVersion are read from the head of the line (:func:`glance`), as the API server writes it,
+  so the watch's bookkeeping stays exact; a line that does not start that way is decoded.
 - Errors back off from 1 s to 30 s; every request is bounded by the client's ``ApiTimeouts``
   (:mod:`.bounded_client`): a watch stream silent past its server-side end is taken for dead.
 """
@@ -23,6 +27,7 @@ import contextlib
 import functools
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -48,6 +53,9 @@ LISTED = None
 """The event type of an object found by a (re)list rather than reported by the watch."""
 OnEvent = Callable[[str | None, Obj], None]
 """Called with ``LISTED``, ``"ADDED"``, ``"MODIFIED"`` or ``"DELETED"`` and the object."""
+
+Ignorable = Callable[[str], bool]
+"""Whether an event's raw text shows that the handler would drop it; True only when that is sure."""
 
 PAGE = 500
 """Objects per list request: a page's bodies are held only while they are handed on."""
@@ -97,6 +105,25 @@ def vanished(before: Mapping[Key, Identity], seen: Mapping[Key, Identity]) -> li
     return [(key, identity[0]) for key, identity in before.items() if key not in seen]
 
 
+_HEAD = re.compile(
+    # An event as the API server writes it: the type, then the object's TypeMeta and the head of its
+    # ObjectMeta, in the order of their Go structs. Strings with escapes do not match (then: decode).
+    r'\{"type":"(ADDED|MODIFIED)","object":\{"kind":"[^"\\]*","apiVersion":"[^"\\]*",'
+    r'"metadata":\{"name":"([^"\\]+)",(?:"generateName":"[^"\\]*",)?"namespace":"([^"\\]+)",'
+    r'(?:"selfLink":"[^"\\]*",)?"uid":"([^"\\]+)","resourceVersion":"([^"\\]+)"'
+)
+
+
+def glance(line: str) -> tuple[str, Key, Identity] | None:
+    """The type, key and identity of a namespaced object's ADDED or MODIFIED event, read from the
+    head of its line without decoding it; None for any other line (decode it)."""
+    match = _HEAD.match(line)
+    if match is None:
+        return None
+    kind, name, namespace, uid, version = match.groups()
+    return kind, (namespace, name), (uid, version)
+
+
 def is_expired(error: ApiException) -> bool:
     return bool(error.status == 410)
 
@@ -115,10 +142,14 @@ class ListWatch:
         on_synced: Callable[[], None] | None = None,
         timeouts: ApiTimeouts | None = None,
         page: int = PAGE,
+        ignorable: Ignorable | None = None,
     ) -> None:
         self.what = what
         self.call = call
         self.on_event = on_event
+        self.ignorable = ignorable
+        self.ignored = 0
+        """Events not decoded: the handler would have dropped them."""
         self.on_synced = on_synced
         self.label_selector = label_selector
         self.timeouts = timeouts or ApiTimeouts()
@@ -238,6 +269,12 @@ class ListWatch:
                 if not line:
                     continue
                 events += 1
+                if self.ignorable is not None and (head := glance(line)) is not None and self.ignorable(line):
+                    self.ignored += 1
+                    kind, key, identity = head
+                    self._seen(kind, key, identity)
+                    self.version = identity[1]
+                    continue
                 self._dispatch(json.loads(line))
         finally:
             self._response = None
@@ -255,11 +292,13 @@ class ListWatch:
         if kind in ("ADDED", "MODIFIED", "DELETED"):
             self.on_event(kind, obj)
             # Known once handed on: one whose handling failed is told again by a relist too.
-            key = key_of(obj)
-            if kind == "DELETED":
-                self._known.pop(key, None)
-            else:
-                self._known[key] = identity_of(obj)
+            self._seen(kind, key_of(obj), identity_of(obj))
         # After the event was handed on: a failure to hand it on resumes from the version before it.
         if version:
             self.version = str(version)
+
+    def _seen(self, kind: str, key: Key, identity: Identity) -> None:
+        if kind == "DELETED":
+            self._known.pop(key, None)
+        else:
+            self._known[key] = identity

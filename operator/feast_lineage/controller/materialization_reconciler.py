@@ -99,14 +99,21 @@ def creator(metadata: Obj) -> dict[str, str]:
 
 
 def peer_summary(name: str, meta: Obj, spec: Obj, status: Obj) -> Obj:
-    """What the index keeps of each run: enough to tell which runs share feature views."""
-    return {
+    """What the index keeps of each run: enough to tell which runs share feature views. A run that
+    names its views is also kept as the :class:`Peer` every pass of its project's other runs reads
+    (``peer``): made once per run event, not once per peer and pass (a burst of N runs made N²)."""
+    views = list(status.get("featureViews") or spec.get("featureViews") or [])
+    created, phase = meta.get("creationTimestamp", ""), str(status.get("phase") or "")
+    summary = {
         "name": name,
-        "created": meta.get("creationTimestamp", ""),
+        "created": created,
         "scheduledTime": (meta.get("annotations") or {}).get(labels.ANNOTATION_SCHEDULED_TIME),
-        "featureViews": list(status.get("featureViews") or spec.get("featureViews") or []),
-        "phase": str(status.get("phase") or ""),
+        "featureViews": views,
+        "phase": phase,
     }
+    if views:
+        summary["peer"] = Peer(name, created, frozenset(views), phase)
+    return summary
 
 
 def kept_in_index(meta: Obj, status: Obj) -> bool:
@@ -128,7 +135,8 @@ def to_peers(summaries: list[Obj], status: FeatureStoreProjectStatus) -> list[Pe
     every_view = frozenset(all_views)
     listed = lists_every_view(status)
     return [
-        Peer(
+        s.get("peer")
+        or Peer(
             s["name"],
             s["created"],
             frozenset(s["featureViews"]) if s["featureViews"] else every_view,

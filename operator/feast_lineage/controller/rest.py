@@ -11,10 +11,17 @@ the raw response (its ``.data`` is the JSON body), as the generated methods do w
 
 from __future__ import annotations
 
+import json
 from typing import Any
+from urllib.parse import quote, urlencode
 
+import urllib3
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
+from kubernetes.client.rest import RESTResponse
+
+from feast_lineage.controller.bounded_client import ApiRequestTimeout, BoundedApiClient
+from feast_lineage.controller.settings import ApiTimeouts
 
 Obj = dict[str, Any]
 JSON_PATCH = "application/json-patch+json"
@@ -37,10 +44,35 @@ def query_of(arguments: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 class Rest:
-    """One request by method and path; what the typed facades below are made of."""
+    """One request by method and path; what the typed facades below are made of.
+
+    The request goes straight to the client's connection pool (its TLS, credentials, retries and
+    proxy settings) as JSON bytes, with a handful of headers: the client's own path (``param_serialize``
+    walking the body to sanitize it, ``call_api``, ``RESTClientObject.request`` and urllib3's
+    request-encoding layer) added about a tenth to each request's CPU (``benchmarks/request_cpu.py``,
+    see the README's Capacity). Every request is bounded by the client's :class:`ApiTimeouts` (the defaults for a
+    client that has none), a caller's ``_request_timeout`` winning, as :class:`.BoundedApiClient`
+    bounds the client's own calls; a timeout is :class:`ApiRequestTimeout`."""
 
     def __init__(self, api: ApiClient) -> None:
         self.api = api
+        configuration = api.configuration
+        self.timeouts: ApiTimeouts = api.timeouts if isinstance(api, BoundedApiClient) else ApiTimeouts()
+        self._host = configuration.host
+        self._safe = configuration.safe_chars_for_path_param
+        self._pool = api.rest_client.pool_manager
+
+    def _headers(self, accept: str, content_type: str | None) -> dict[str, str]:
+        headers = {**self.api.default_headers, "Accept": accept}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        if self.api.cookie:
+            headers["Cookie"] = self.api.cookie
+        # Asked each time: a token file or an exec plugin's token is refreshed by the configuration's hook.
+        token = self.api.configuration.auth_settings().get("BearerToken")
+        if token and token.get("value"):
+            headers[token["key"]] = token["value"]
+        return headers
 
     def request(
         self,
@@ -53,33 +85,45 @@ class Rest:
     ) -> Any:
         """The raw response of ``method path?arguments`` with ``body``; :class:`ApiException` unless 2xx.
         ``path`` has ``{name}`` placeholders filled (and quoted) from ``arguments``; ``accept`` may ask
-        for another representation (e.g. metadata only)."""
+        for another representation (e.g. metadata only). A watch's answer is the open stream; any other
+        answer is read whole (``.data``), which returns the connection to the pool."""
         arguments = dict(arguments or {})
-        path_params = {key: arguments.pop(key) for key in list(arguments) if "{" + key + "}" in path}
-        headers = {"Accept": accept}
-        if body is not None:
-            headers["Content-Type"] = content_type
-        timeout = arguments.get("_request_timeout")
-        serialized = self.api.param_serialize(
-            method,
-            path,
-            path_params=path_params,
-            query_params=query_of(arguments),
-            header_params=headers,
-            body=body,
-            auth_settings=["BearerToken"],
+        for key in [key for key in arguments if "{" + key + "}" in path]:
+            path = path.replace("{" + key + "}", quote(str(arguments.pop(key)), safe=self._safe))
+        query = query_of(arguments)
+        url = self._host + path + ("?" + urlencode(query, quote_via=quote) if query else "")
+        watching = bool(arguments.get("watch"))
+        timeout = arguments.get("_request_timeout") or (
+            self.timeouts.watch(arguments.get("timeout_seconds")) if watching else self.timeouts.request()
         )
-        verb, url, header_params, data, post_params = serialized
-        response = self.api.call_api(
-            verb, url, header_params=header_params, body=data, post_params=post_params, _request_timeout=timeout
-        )
-        if arguments.get("watch") and 200 <= response.status <= 299:
-            return response.response  # a stream, read by the caller as it comes
-        # Read now, also when the caller ignores the answer: that returns the connection to the pool.
-        response.read()
+        # Plain JSON; anything JSON cannot encode (a datetime, a model) as the client would have sent it.
+        data = None if body is None else json.dumps(body, default=self.api.sanitize_for_serialization).encode()
+        headers = self._headers(accept, None if body is None else content_type)
+        try:
+            response = self._pool.urlopen(
+                method,
+                url,
+                body=data,
+                headers=headers,
+                timeout=(
+                    urllib3.Timeout(connect=timeout[0], read=timeout[1])
+                    if isinstance(timeout, tuple)
+                    else urllib3.Timeout(total=timeout)
+                ),
+                preload_content=not watching,
+                redirect=False,
+            )
+            if watching and not 200 <= response.status <= 299:
+                response.read()
+        except urllib3.exceptions.TimeoutError as error:
+            raise ApiRequestTimeout(method, url, timeout) from error
+        except urllib3.exceptions.SSLError as error:  # as the client reports it
+            raise ApiException(status=0, reason=f"{type(error).__name__}\n{error}") from error
         if not 200 <= response.status <= 299:
-            raise ApiException.from_response(http_resp=response, body=None, data=None)
-        return response.response
+            answer = RESTResponse(response)
+            answer.read()  # the error's body (the API server's Status), as the client's exceptions carry it
+            raise ApiException.from_response(http_resp=answer, body=None, data=None)
+        return response
 
 
 CORE = "/api/v1"

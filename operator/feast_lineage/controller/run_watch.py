@@ -41,7 +41,7 @@ from feast_lineage.controller.pass_queue import PassQueue
 from feast_lineage.controller.settings import OperatorSettings
 from feast_lineage.domain import labels
 from feast_lineage.domain.materialization_state import HOLD, LABEL, RELEASE, SETTLE, finalizer_step, pass_on_event
-from feast_lineage.domain.runner_outcome import job_ended
+from feast_lineage.domain.runner_outcome import job_ended, may_have_ended
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,8 @@ class RunWatch:
                     self.job_event,
                     label_selector=MATERIALIZE_JOBS,
                     timeouts=settings.api_timeouts,
+                    # Most Job events are the Job controller's progress: not decoded (see job_event).
+                    ignorable=lambda line: not may_have_ended(line),
                 )
             )
 
@@ -154,7 +156,8 @@ class RunWatch:
     def job_event(self, kind: str | None, body: Obj) -> None:
         """A materialize Job's event: its run needs a pass when it ended or went. Its creation and the
         Job controller's progress updates tell the run nothing it does not know (pods that cannot
-        start are the resync's)."""
+        start are the resync's): the watch does not even decode those whose text cannot hold a
+        final condition (``may_have_ended``)."""
         owner = labels.controller_owner(body, MATERIALIZATION_JOB_KIND)
         if owner is None or (kind != "DELETED" and not job_ended(body)):
             return

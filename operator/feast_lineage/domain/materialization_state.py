@@ -143,9 +143,13 @@ def _refused(spec: MaterializationJobSpec, project: FeatureStoreProjectStatus) -
 
 def _blocking_peer(name: str, created: str, views: set[str], peers: list[Peer], every: bool) -> Peer | None:
     """An unfinished run that conflicts (shares a feature view, or ``every``) and goes first: running, or older."""
-    for peer in sorted(peers, key=lambda p: (p.created, p.name)):
-        if peer.name == name or peer.finished or not (every or peer.every or peer.feature_views & views):
-            continue
+    # Only the conflicting ones are ordered: a burst of runs on views of their own has hundreds of peers.
+    conflicting = [
+        peer
+        for peer in peers
+        if peer.name != name and not peer.finished and (every or peer.every or peer.feature_views & views)
+    ]
+    for peer in sorted(conflicting, key=lambda p: (p.created, p.name)):
         if peer.phase == "Running" or (peer.created, peer.name) < (created, name):
             return peer
     return None

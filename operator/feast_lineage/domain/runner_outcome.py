@@ -94,6 +94,14 @@ def job_ended(job: dict[str, Any]) -> bool:
     return _condition(job, "Complete") is not None or _condition(job, "Failed") is not None
 
 
+def may_have_ended(job_json: str) -> bool:
+    """Whether a Job's JSON text may hold its final condition: False only when :func:`job_ended` of
+    the decoded Job is surely False. A condition's type is the JSON string ``"Complete"`` or
+    ``"Failed"``, which no encoder escapes, so text without either cannot hold one; text with one
+    (in a condition or anywhere else, a name or a label) is decoded and asked properly."""
+    return '"Complete"' in job_json or '"Failed"' in job_json
+
+
 def observe_job(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobObservation:
     name = job["metadata"]["name"]
     annotations = job["metadata"].get("annotations") or {}

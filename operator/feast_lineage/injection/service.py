@@ -95,6 +95,8 @@ class InjectionService:
                 MUTATE_RESOURCES_PATH: mutate_resource,
             },
             on_material=publish_ca,
+            # Every create of either kind passes it: pure, and quicker than a thread's round trip.
+            inline=frozenset({MUTATE_RESOURCES_PATH}),
         )
         self.monitor = PodMonitor(
             kube, targets, settings.namespaces, settings.mlflow_tracking_uri, api_timeouts=settings.api_timeouts
