@@ -301,7 +301,10 @@ def main() -> None:
             first = converge(operator, args.projects, args.active, "first start to converge", custom)
             pid = operator.process.pid  # type: ignore[union-attr]
             wait_until(lambda: jobs_of(batch, "featurelineage.io/operation=materialize") >= args.active, 600, "Jobs")
-            print(f"first start (history never seen before) {first}; RSS {proc_status_mib(pid, 'VmRSS'):.0f} MiB")
+            print(
+                f"first start (history never seen before) {first}; RSS {proc_status_mib(pid, 'VmRSS'):.0f} MiB, "
+                f"peak {proc_status_mib(pid, 'VmHWM'):.0f} MiB"
+            )
             print(f"  finished runs labelled settled (out of the watch): {settled_runs(operator.metrics_port)}")
 
             # The passes of a first start change what the next resync sees (the ConfigMaps they made):

@@ -43,6 +43,7 @@ def test_a_paged_list_fills_every_index_and_vanished_runs_are_dropped(
     api: client.ApiClient, namespace: str, quiet: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(index_loader, "PAGE", 3)  # several pages of each kind
+    monkeypatch.setattr(index_loader, "PROJECT_PAGE", 3)
     custom = client.CustomObjectsApi(api)
     for index in range(4):
         custom.create_namespaced_custom_object(
