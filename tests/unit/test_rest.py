@@ -3,10 +3,12 @@ hands the connection pool (URL, credentials, bounds); an error status as the cli
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
 import pytest
+import urllib3
 from kubernetes.client import Configuration
 from kubernetes.client.exceptions import ApiException
 
@@ -88,3 +90,14 @@ def test_an_error_status_is_the_clients_exception_with_the_servers_answer() -> N
     with pytest.raises(ApiException) as raised:
         rest.request("GET", "/api/v1/namespaces/{name}", {"name": "gone"})
     assert raised.value.status == 404 and "NotFound" in str(raised.value.body)
+
+
+def test_a_refused_watch_keeps_the_servers_answer() -> None:
+    # A watch's answer is not read ahead (a stream): the refusal's body must still reach the exception.
+    refusal = b'{"kind":"Status","reason":"Forbidden","message":"pods is forbidden"}'
+    stream = urllib3.HTTPResponse(body=io.BytesIO(refusal), status=403, preload_content=False)
+    rest, _ = rest_with(Answer(), ApiTimeouts())
+    rest._pool.answer = stream
+    with pytest.raises(ApiException) as raised:
+        rest.request("GET", "/api/v1/pods", {"watch": True, "timeout_seconds": 60})
+    assert raised.value.status == 403 and "pods is forbidden" in str(raised.value.body)

@@ -11,9 +11,9 @@ History written before that label existed is listed once more: its settled runs 
 here, page by page, so that no later list holds the history.
 
 What a page costs is what a start's memory peaks at, and the interpreter keeps that peak: one page
-is alive at a time (the next is read only once the last is dropped), and projects, ten times the
-size of a run decoded (their status lists feature views, Kopf's annotations copy the spec), come in
-smaller pages than runs.
+is alive at a time (the next is read only once the last is dropped), and projects, about twice
+the size of a run decoded (their status lists feature views, Kopf's annotations copy the spec),
+come in smaller pages than runs.
 """
 
 from __future__ import annotations

@@ -114,7 +114,7 @@ class Rest:
                 redirect=False,
             )
             if watching and not 200 <= response.status <= 299:
-                response.read()
+                response.read(cache_content=True)  # kept: the exception below carries the server's Status
         except urllib3.exceptions.TimeoutError as error:
             raise ApiRequestTimeout(method, url, timeout) from error
         except urllib3.exceptions.SSLError as error:  # as the client reports it
