@@ -20,11 +20,12 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from feast_lineage.api import FEATURE_STORE_PROJECT_KIND
+from feast_lineage.api import FEATURE_STORE_PROJECT_KIND, MATERIALIZATION_JOB_PLURAL
 from feast_lineage.devcluster.cluster import DevCluster
 from feast_lineage.devcluster.mlflow_server import MlflowServer
+from feast_lineage.domain.labels import ANNOTATION_CREATOR
 from tests.cluster.operator_checks import GROUP, VERSION, assert_nothing_refused, exercise
-from tests.cluster.projects import Projects, project_manifest
+from tests.cluster.projects import Projects, project_manifest, range_run_manifest
 from tests.cluster_helpers import operators_paused, passes, wait_for_project_resyncs, wait_until
 from tests.operator_pod import ChartOperator
 
@@ -119,6 +120,16 @@ def test_namespaced_operator_acts_in_its_namespaces_only_and_is_refused_elsewher
             assert not passes(namespaced.log(), FEATURE_STORE_PROJECT_KIND, other_namespace, "elsewhere", since=0)
             elsewhere = Projects(api, other_namespace).get("elsewhere")
             assert "status" not in elsewhere and not elsewhere["metadata"].get("finalizers")
+            # Its admission webhook sees every namespace's creates: a run where it does not watch gets
+            # its creator recorded but no finalizer (nothing would take it off), and deletes at once.
+            custom = client.CustomObjectsApi(api)
+            stray = custom.create_namespaced_custom_object(
+                GROUP, VERSION, other_namespace, MATERIALIZATION_JOB_PLURAL, range_run_manifest("stray", "elsewhere")
+            )
+            assert ANNOTATION_CREATOR in (stray["metadata"].get("annotations") or {})
+            assert not stray["metadata"].get("finalizers"), stray["metadata"]
+            custom.delete_namespaced_custom_object(GROUP, VERSION, other_namespace, MATERIALIZATION_JOB_PLURAL, "stray")
+            wait_until(lambda: _gone(custom, other_namespace, "stray"), 30, "the stray run gone")
             namespaced.stop()
             assert_nothing_refused(namespaced.log())
 
@@ -141,6 +152,16 @@ def test_namespaced_operator_acts_in_its_namespaces_only_and_is_refused_elsewher
             assert client.CoreV1Api(own).read_namespace(namespace).metadata.name == namespace
         finally:
             namespaced.uninstall()
+
+
+def _gone(custom: client.CustomObjectsApi, namespace: str, name: str) -> bool:
+    try:
+        custom.get_namespaced_custom_object(GROUP, VERSION, namespace, MATERIALIZATION_JOB_PLURAL, name)
+    except ApiException as error:
+        if error.status == 404:
+            return True
+        raise
+    return False
 
 
 def _job() -> dict[str, Any]:

@@ -53,3 +53,13 @@ def test_the_review_carries_the_patch_as_a_json_patch() -> None:
     assert json.loads(base64.b64decode(response["patch"])) == creation_patch(request("MaterializationJob", {}))
     untouched = mutate_resource({"request": request("MaterializationJob", {}, operation="UPDATE")})["response"]
     assert "patch" not in untouched
+
+
+def test_a_run_in_a_namespace_the_operator_does_not_watch_gets_no_finalizer() -> None:
+    # Nothing there would take it off again: the run could never be deleted.
+    elsewhere = {**request("MaterializationJob", {"name": "r"}), "namespace": "elsewhere"}
+    assert [op["path"] for op in creation_patch(elsewhere, watched={"team-a"})] == ["/metadata/annotations"]
+    watched = {**elsewhere, "namespace": "team-a"}
+    assert creation_patch(watched, watched={"team-a"})[-1]["path"] == "/metadata/finalizers"
+    # An operator of the whole cluster (no namespace named) passes every run.
+    assert creation_patch(elsewhere)[-1]["path"] == "/metadata/finalizers"

@@ -7,6 +7,7 @@ leader only). The pod monitor writes status and Events and ends MLflow runs: the
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from pathlib import Path
@@ -92,7 +93,7 @@ class InjectionService:
             {
                 MUTATE_PODS_PATH: self.pods.review,
                 VALIDATE_RESOURCES_PATH: ResourceValidation(authorize, settings.tenancy).review,
-                MUTATE_RESOURCES_PATH: mutate_resource,
+                MUTATE_RESOURCES_PATH: functools.partial(mutate_resource, watched=frozenset(settings.namespaces)),
             },
             on_material=publish_ca,
             # Every create of either kind passes it: pure, and quicker than a thread's round trip.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -123,11 +123,15 @@ def _pointer(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
 
 
-def creation_patch(request: dict[str, Any]) -> list[dict[str, Any]]:
+def creation_patch(request: dict[str, Any], watched: Collection[str] = ()) -> list[dict[str, Any]]:
     """What a create gets at admission, as JSON Patch operations: the creator annotation set to the
     requesting user, whatever the request said; and on a MaterializationJob the operator's run
     finalizer, which its first pass would otherwise add with a PATCH of its own (a request, a watch
-    event and a step of the pass per run). Without this webhook (it fails open) that pass still does."""
+    event and a step of the pass per run). Without this webhook (it fails open) that pass still does.
+
+    ``watched``: the namespaces this operator watches (none named: all). The webhook sees every
+    namespace's creates; a finalizer on a run no operator of these namespaces passes would never
+    come off, and the run could not be deleted."""
     if request.get("operation") != "CREATE":
         return []
     meta = (request.get("object") or {}).get("metadata") or {}
@@ -140,7 +144,12 @@ def creation_patch(request: dict[str, Any]) -> list[dict[str, Any]]:
             else {"op": "add", "path": "/metadata/annotations", "value": {ANNOTATION_CREATOR: username}}
         )
     finalizers = meta.get("finalizers") or []
-    if (request.get("kind") or {}).get("kind") == MATERIALIZATION_JOB_KIND and RUN_FINALIZER not in finalizers:
+    passed_here = not watched or str(request.get("namespace") or "") in watched
+    if (
+        (request.get("kind") or {}).get("kind") == MATERIALIZATION_JOB_KIND
+        and RUN_FINALIZER not in finalizers
+        and passed_here
+    ):
         patch.append(
             {"op": "add", "path": "/metadata/finalizers/-", "value": RUN_FINALIZER}
             if finalizers
@@ -149,11 +158,11 @@ def creation_patch(request: dict[str, Any]) -> list[dict[str, Any]]:
     return patch
 
 
-def mutate_resource(review: dict[str, Any]) -> dict[str, Any]:
+def mutate_resource(review: dict[str, Any], watched: Collection[str] = ()) -> dict[str, Any]:
     """Mutating: a create's :func:`creation_patch`."""
     request = review.get("request") or {}
     response: dict[str, Any] = {"uid": request.get("uid", ""), "allowed": True}
-    patch = creation_patch(request)
+    patch = creation_patch(request, watched)
     if patch:
         response["patchType"] = "JSONPatch"
         response["patch"] = base64.b64encode(json.dumps(patch).encode()).decode()
