@@ -29,10 +29,10 @@ from benchmarks.operator_probe import load  # noqa: E402
 from feast_lineage.certificates import issue, make_ca  # noqa: E402
 from feast_lineage.devcluster.processes import free_port  # noqa: E402
 from feast_lineage.injection.server import WebhookServer  # noqa: E402
+from feast_lineage.injection.service import MUTATE_RESOURCES_PATH as PATH  # noqa: E402
 from feast_lineage.injection.tls import ServingMaterial  # noqa: E402
 from feast_lineage.tenancy.admission import mutate_resource  # noqa: E402
 
-PATH = "/mutate-resources"
 WARM_UP = 200
 
 

@@ -51,6 +51,15 @@ def not_yet(error: BaseException) -> bool:
     return isinstance(error, ConnectionError | TimeoutError | urllib.error.URLError | urllib3.exceptions.HTTPError)
 
 
+def gone(read: Callable[..., object], *args: str) -> bool:
+    """Whether ``read(*args)`` answers 404: the object is gone (any other answer: not yet)."""
+    try:
+        read(*args)
+    except ApiException as error:
+        return bool(error.status == 404)
+    return False
+
+
 def wait_until(probe: Callable[[], T | None], timeout: float, what: str, interval: float = 0.25) -> T:
     """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds.
 

@@ -5,13 +5,11 @@ no other namespace and does not grow the operator's memory."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from feast_lineage.devcluster.mlflow_server import MlflowServer
 from tests.cluster.projects import (
@@ -22,7 +20,7 @@ from tests.cluster.projects import (
     range_run_manifest,
     repo_configmap,
 )
-from tests.cluster_helpers import wait_until
+from tests.cluster_helpers import gone, wait_until
 from tests.hostile_servers import Gate, serving, stream_gibibyte, trickle_body
 from tests.operator_pod import ChartOperator
 
@@ -44,14 +42,6 @@ def create_example(projects: Projects, name: str, tmp_path: Path, tracking_uri: 
     manifest = project_manifest(name, tmp_path / "data", {"configMap": {"name": "repo"}})
     manifest["spec"]["mlflow"].update(trackingUri=tracking_uri, requestTimeoutSeconds=30, maxRetries=1)
     projects.create(manifest)
-
-
-def gone(read: Callable[..., object], *args: str) -> bool:
-    try:
-        read(*args)
-    except ApiException as error:
-        return bool(error.status == 404)
-    return False
 
 
 def test_a_retried_apply_is_one_run_and_status_and_mlflow_agree_on_its_outcome(

@@ -26,7 +26,7 @@ from feast_lineage.devcluster.mlflow_server import MlflowServer
 from feast_lineage.domain.labels import ANNOTATION_CREATOR
 from tests.cluster.operator_checks import GROUP, VERSION, assert_nothing_refused, exercise
 from tests.cluster.projects import Projects, project_manifest, range_run_manifest
-from tests.cluster_helpers import operators_paused, passes, wait_for_project_resyncs, wait_until
+from tests.cluster_helpers import gone, operators_paused, passes, wait_for_project_resyncs, wait_until
 from tests.operator_pod import ChartOperator
 
 pytestmark = pytest.mark.cluster
@@ -129,7 +129,12 @@ def test_namespaced_operator_acts_in_its_namespaces_only_and_is_refused_elsewher
             assert ANNOTATION_CREATOR in (stray["metadata"].get("annotations") or {})
             assert not stray["metadata"].get("finalizers"), stray["metadata"]
             custom.delete_namespaced_custom_object(GROUP, VERSION, other_namespace, MATERIALIZATION_JOB_PLURAL, "stray")
-            wait_until(lambda: _gone(custom, other_namespace, "stray"), 30, "the stray run gone")
+            read_run = custom.get_namespaced_custom_object
+            wait_until(
+                lambda: gone(read_run, GROUP, VERSION, other_namespace, MATERIALIZATION_JOB_PLURAL, "stray"),
+                30,
+                "the stray run gone",
+            )
             namespaced.stop()
             assert_nothing_refused(namespaced.log())
 
@@ -152,16 +157,6 @@ def test_namespaced_operator_acts_in_its_namespaces_only_and_is_refused_elsewher
             assert client.CoreV1Api(own).read_namespace(namespace).metadata.name == namespace
         finally:
             namespaced.uninstall()
-
-
-def _gone(custom: client.CustomObjectsApi, namespace: str, name: str) -> bool:
-    try:
-        custom.get_namespaced_custom_object(GROUP, VERSION, namespace, MATERIALIZATION_JOB_PLURAL, name)
-    except ApiException as error:
-        if error.status == 404:
-            return True
-        raise
-    return False
 
 
 def _job() -> dict[str, Any]:

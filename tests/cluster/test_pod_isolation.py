@@ -22,7 +22,7 @@ from kubernetes.client.exceptions import ApiException
 from feast_lineage import certificates
 from feast_lineage.install.manifest import helm_template
 from tests.chart_helpers import CHART, helm
-from tests.cluster_helpers import wait_until
+from tests.cluster_helpers import gone, wait_until
 from tests.conftest import Kubectl
 
 pytestmark = pytest.mark.cluster
@@ -141,17 +141,7 @@ def test_a_gone_pods_address_is_not_the_next_pods(api: client.ApiClient, namespa
     core.create_namespaced_pod(namespace, _pod("first", ECHO_SERVER, annotations=ISOLATED, **READY_ON_8080))
     first = wait_until(partial(_ready, core, namespace, "first"), 60, "first Ready").status.pod_ip
     core.delete_namespaced_pod("first", namespace, grace_period_seconds=0)
-
-    def gone() -> bool:
-        try:
-            core.read_namespaced_pod("first", namespace)
-        except ApiException as error:
-            if error.status == 404:
-                return True
-            raise
-        return False
-
-    wait_until(gone, 60, "pod first gone")
+    wait_until(lambda: gone(core.read_namespaced_pod, "first", namespace), 60, "pod first gone")
 
     # The node gives the address back (deletes the pod's network namespace) once the pod's process
     # has ended, a moment after the object is gone.

@@ -70,8 +70,7 @@ def watch_of(url: str) -> tuple[bool, float | None]:
 
 def request_timeout(timeouts: ApiTimeouts, url: str) -> tuple[float, float]:
     """The (connect, read) bound of a request to ``url`` whose caller gave none."""
-    watching, server_seconds = watch_of(url)
-    return timeouts.watch(server_seconds) if watching else timeouts.request()
+    return timeouts.default(*watch_of(url))
 
 
 class BoundedApiClient(ApiClient):  # type: ignore[misc]  # the client is untyped

@@ -93,9 +93,7 @@ class Rest:
         query = query_of(arguments)
         url = self._host + path + ("?" + urlencode(query, quote_via=quote) if query else "")
         watching = bool(arguments.get("watch"))
-        timeout = arguments.get("_request_timeout") or (
-            self.timeouts.watch(arguments.get("timeout_seconds")) if watching else self.timeouts.request()
-        )
+        timeout = arguments.get("_request_timeout") or self.timeouts.default(watching, arguments.get("timeout_seconds"))
         # Plain JSON; anything JSON cannot encode (a datetime, a model) as the client would have sent it.
         data = None if body is None else json.dumps(body, default=self.api.sanitize_for_serialization).encode()
         headers = self._headers(accept, None if body is None else content_type)

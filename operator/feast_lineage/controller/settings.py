@@ -92,6 +92,10 @@ class ApiTimeouts:
         a stream with no bytes for a little longer than that is dead, whatever the server promised."""
         return (self.connect_seconds, (server_seconds or self.watch_seconds) + self.watch_grace_seconds)
 
+    def default(self, watching: bool, server_seconds: float | None) -> tuple[float, float]:
+        """(connect, read) of a request whose caller gave none: a watch's or any other's."""
+        return self.watch(server_seconds) if watching else self.request()
+
     def capped(self, seconds: float) -> ApiTimeouts:
         """Connect and read no longer than ``seconds``: for requests whose answers are of no use later."""
         return dataclasses.replace(
