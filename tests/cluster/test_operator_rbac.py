@@ -72,6 +72,7 @@ def test_cluster_wide_operator_needs_only_the_chart_rbac(
 ) -> None:
     """The session's operator is the chart installed cluster-wide: its pod runs as the chart's
     ServiceAccount, and everything it does needs nothing more."""
+    started = time.time()
     pod = operator.pod()
     assert pod is not None and pod.spec.service_account_name == operator.deployment
     assert whoami(dev_cluster, operator.kubeconfig) == (
@@ -79,7 +80,7 @@ def test_cluster_wide_operator_needs_only_the_chart_rbac(
     )
     exercise(api, namespace, tmp_path)
     assert_certificate_and_ca_bundle(api, operator.args())
-    assert_nothing_refused(operator.log(), (namespace,))
+    assert_nothing_refused(operator.log(), (namespace,), since=started)
 
 
 def test_namespaced_operator_acts_in_its_namespaces_only_and_is_refused_elsewhere(
