@@ -10,7 +10,7 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from feast_lineage.api import GitRepo
-from feast_lineage.controller.errors import stalled_by
+from feast_lineage.controller.errors import brief, stalled_by
 
 
 def _api_error(status: int, message: str) -> ApiException:
@@ -54,3 +54,17 @@ def test_any_other_error_stalls_with_its_type_and_one_line() -> None:
 def test_a_git_url_no_parser_reads_is_an_invalid_spec(url: str) -> None:
     with pytest.raises(ValidationError, match="not a valid URL"):
         GitRepo(url=url)
+
+
+def test_a_logged_api_error_is_one_line_with_the_servers_message_and_no_headers() -> None:
+    error = ApiException(status=403, reason="Forbidden")
+    error.headers = {"Audit-Id": "82e6e00d", "Date": "Fri, 27 Nov 2026 22:34:32 GMT"}
+    error.body = json.dumps({"kind": "Status", "message": 'projects is forbidden: User "u"\ncannot list'})
+    assert str(error).count("\n") > 2 and "Audit-Id" in str(error)  # what the client's own text is
+    assert brief(error) == '403 Forbidden: projects is forbidden: User "u" cannot list'
+
+
+def test_a_logged_error_without_a_body_is_its_status_and_reason_or_its_text() -> None:
+    assert brief(ApiException(status=0, reason="ProtocolError\nconnection reset")) == "0 ProtocolError connection reset"
+    assert brief(TimeoutError()) == "TimeoutError"
+    assert brief(OSError("no\nroute")) == "no route"

@@ -32,6 +32,7 @@ from feast_lineage.api import (
 from feast_lineage.audit import AuditRecord, Credentials, DeliveryError, deliver
 from feast_lineage.audit.errors import PermanentDeliveryError
 from feast_lineage.controller import metrics
+from feast_lineage.controller.errors import brief
 from feast_lineage.controller.events import emit
 from feast_lineage.controller.kube import Kube, Obj, read
 from feast_lineage.controller.locks import ObjectLocks
@@ -160,7 +161,7 @@ class AuditDeliveries:
         try:
             self._pass(kind, namespace, name)
         except Exception as error:  # a pass that fails is tried again by the next timer
-            log.warning("audit delivery pass failed: %s", error, extra=object_fields(namespace, name))
+            log.warning("audit delivery pass failed: %s", brief(error), extra=object_fields(namespace, name))
         finally:
             with self._guard:
                 self._queued.discard(key)

@@ -22,6 +22,16 @@ def _api_message(error: ApiException) -> str:
     return str(message or error.reason or "").strip()
 
 
+def brief(error: Exception) -> str:
+    """One line for a log: an API error as its status, reason and the server's message (the client's
+    own text spans lines and carries every response header); anything else as its text on one line."""
+    if isinstance(error, ApiException):
+        text = f"{error.status} {error.reason or ''}" + (f": {_api_message(error)}" if error.body else "")
+    else:
+        text = str(error) or type(error).__name__
+    return " ".join(text.split())
+
+
 def stalled_by(error: Exception) -> InputProblem | None:
     """The Stalled reason and message for ``error``; None for a transient error worth retrying as is."""
     if isinstance(error, ApiException):

@@ -37,6 +37,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
 from feast_lineage.api import GROUP, VERSION
+from feast_lineage.controller.errors import brief
 from feast_lineage.controller.rest import CustomObjects
 from feast_lineage.controller.settings import ApiTimeouts
 
@@ -198,7 +199,7 @@ class ListWatch:
             except Exception as error:
                 if self._stopping.is_set():
                     return
-                log.warning("watch of %s failed: %s; retrying in %.0fs", self.what, error, backoff)
+                log.warning("watch of %s failed: %s; retrying in %.0fs", self.what, brief(error), backoff)
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
 
