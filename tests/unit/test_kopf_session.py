@@ -26,5 +26,5 @@ def test_connections_are_bounded_to_the_watch_streams_and_a_few_requests() -> No
 
 
 def test_each_watched_namespace_has_a_stream_per_resource() -> None:
-    assert _watch_streams(OperatorSettings(namespaces=["a", "b"])) == 4  # projects, apply Jobs (the rest: not Kopf)
-    assert _watch_streams(OperatorSettings()) == 4  # the whole cluster, and Kopf's scans
+    assert _watch_streams(OperatorSettings(namespaces=["a", "b"])) == 2  # apply Jobs (the rest: not Kopf)
+    assert _watch_streams(OperatorSettings()) == 3  # the whole cluster, and Kopf's scans

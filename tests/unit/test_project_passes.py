@@ -15,6 +15,7 @@ from feast_lineage.controller.project_passes import (
     SCHEDULE,
     SECRET_RETRY,
     SOURCE_RETRY,
+    Approvals,
     LastSeen,
     ProjectIntervals,
     approval,
@@ -110,6 +111,16 @@ def test_a_change_of_the_plan_approval_is_passed_its_removal_included() -> None:
     assert not pass_on_event("MODIFIED", approved("plan-a"), "plan-a")
     assert pass_on_event("MODIFIED", project(2, 2), "plan-a")
     assert approval(approved("plan-a")) == "plan-a" and approval(project()) is None
+
+
+def test_the_last_approval_is_kept_for_annotated_projects_only() -> None:
+    approvals = Approvals()
+    assert approvals.swap("ns", "p", approved("plan-a")) is None
+    assert approvals.swap("ns", "p", approved("plan-b")) == "plan-a"
+    assert approvals.swap("ns", "p", project()) == "plan-b"
+    assert len(approvals) == 0  # removed: nothing kept of a project without one
+    approvals.swap("ns", "p", approved("plan-c"))
+    assert approvals.swap("ns", "p", None) == "plan-c" and len(approvals) == 0
 
 
 def test_a_deletion_is_the_finalizers_not_a_pass() -> None:

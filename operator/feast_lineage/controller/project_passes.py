@@ -114,6 +114,29 @@ def pass_on_event(event_type: str | None, body: Obj, approval_before: str | None
     return observed is None or meta.get("generation") != observed or approval(body) != approval_before
 
 
+class Approvals:
+    """The last plan approval seen of each project that has one (what :func:`pass_on_event`
+    compares a modified project's with): Kopf kept it in each project's diff base annotation."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[tuple[str, str], str] = {}
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._values)
+
+    def swap(self, namespace: str, name: str, body: Obj | None) -> str | None:
+        """Record the approval of the project as ``body`` has it (None: it was deleted); returns the
+        value seen before."""
+        current = None if body is None else approval(body)
+        with self._lock:
+            before = self._values.pop((namespace, name), None)
+            if current is not None:
+                self._values[(namespace, name)] = current
+        return before
+
+
 HOLD, RELEASE = "hold", "release"
 """What the operator does with a project's finalizer (see :func:`finalizer_step`)."""
 

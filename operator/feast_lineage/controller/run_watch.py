@@ -215,7 +215,7 @@ class RunWatch:
             return
         step = finalizer_step(body, FINALIZER)
         if step == RELEASE:
-            self._deleting(namespace, name, body)
+            self._deleting(body)
             return
         if step == HOLD:
             # On before the pass may create the Job. Changed meanwhile: its next event decides again.
@@ -233,15 +233,10 @@ class RunWatch:
             peers = self.indexes.peers(namespace, project_of(dict(body.get("spec") or {})))
             self.runs.reconcile(namespace, name, peers, seen=body)
 
-    def _deleting(self, namespace: str, name: str, body: Obj) -> None:
+    def _deleting(self, body: Obj) -> None:
         """A run being deleted: its pending record first (delivered, or abandoned after a bounded
         wait), then the finalizer comes off. While it waits, the scheduler's deleting pass and the
         status write of a delivery bring it back here."""
-        if (body.get("status") or {}).get("pendingAudit"):
-            if self.audits.before_deletion(MATERIALIZATION_JOB_KIND, namespace, name) is not None:
-                return
-            fresh = self.kube.get_custom(MATERIALIZATION_JOB_PLURAL, namespace, name)
-            if fresh is None:
-                return
-            body = fresh
-        run_finalizer.release(self.kube, body, FINALIZER)
+        releasable = self.audits.releasable(MATERIALIZATION_JOB_KIND, body)
+        if releasable is not None:
+            run_finalizer.release(self.kube, releasable, FINALIZER)
