@@ -1,13 +1,15 @@
 """The project finalizer as the operator keeps it itself (no Kopf on the project path), against the real
 API server and the session operator: a project carries it from its creation (the operator's mutating
 webhook), or, created while no operator answered, from its first pass; a project created and deleted
-at once goes, and the operator keeps nothing of it.
+at once goes, and the operator keeps nothing of it; projects an older version (on Kopf) left with
+Kopf's annotations lose them, and one it left being deleted goes.
 
 Deleting a project whose audit records are pending waits for their delivery:
 tests/cluster/test_audit_trail_delivery.py (MLflow held unreachable)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +111,48 @@ def test_a_project_created_while_no_operator_answered_gets_the_finalizer_from_it
     assert held["metadata"]["finalizers"] == ["example.com/keep", RUN_FINALIZER]
     projects.patch("unheld", {"metadata": {"finalizers": [RUN_FINALIZER]}})
     projects.delete_until_gone("unheld")
+
+
+def kopf_left(spec: dict[str, Any]) -> dict[str, Any]:
+    """What Kopf (with the operator's prefix) left on a project: the finalizer, its diff base (a copy of
+    the spec), the progress of its handlers (a deletion handler's it had retried included, under a
+    hashed key) and its touch annotation; beside an annotation of someone else's."""
+    progress = json.dumps({"started": "2026-11-27T00:00:00.000000+00:00", "success": True, "purpose": "create"})
+    retried = json.dumps({"started": "2026-11-27T00:00:00.000000+00:00", "retries": 1, "purpose": "delete"})
+    return {
+        "metadata": {
+            "finalizers": [RUN_FINALIZER],
+            "annotations": {
+                f"{GROUP}/last-handled-configuration": json.dumps({"spec": spec}),
+                f"{GROUP}/project_changed": progress,
+                f"{GROUP}/project_approval_changed.metadata.annotations.featurel-Zk3a9Q": progress,
+                f"{GROUP}/project_deleted": retried,
+                f"{GROUP}/touch-dummy": "2026-11-27T00:00:05.000000+00:00",
+                "example.com/keep": "yes",
+            },
+        }
+    }
+
+
+def test_projects_an_older_version_left_with_kopfs_annotations_are_stripped_or_deleted(
+    api: client.ApiClient, namespace: str, operator: ChartOperator, tmp_path: Path
+) -> None:
+    projects = Projects(api, namespace, tmp_path)
+    with operators_paused(api):
+        for name in ("old-kept", "old-deleting"):
+            created = projects.create(name)
+            projects.patch(name, kopf_left(created["spec"]))
+        # Being deleted, held by the finalizer nobody served since.
+        projects.custom.delete_namespaced_custom_object(*projects.args(), "old-deleting")
+        assert projects.get("old-deleting")["metadata"].get("deletionTimestamp")
+    # The operator is back: the deletion in progress finishes.
+    wait_until(lambda: gone(projects.get, "old-deleting"), 120, "the deletion the older version left to finish")
+
+    def stripped() -> dict[str, Any] | None:
+        body = projects.passed_and_held("old-kept")
+        return body if body and not kopf_leftovers(body["metadata"].get("annotations")) else None
+
+    kept = wait_until(stripped, 120, "Kopf's annotations to come off the project the older version left")
+    assert kept["metadata"]["annotations"]["example.com/keep"] == "yes"
+    assert kept["metadata"]["finalizers"] == [RUN_FINALIZER]
+    projects.delete_until_gone("old-kept")

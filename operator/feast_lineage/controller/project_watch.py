@@ -22,6 +22,10 @@ apply. A project deleted while audit records of it wait for MLflow keeps it unti
 delivered or abandoned after a bounded wait (``AuditDeliveries.before_deletion``), looked at again
 by the scheduler every few seconds and at once when a delivery writes its status; then its metric
 series go and the finalizer comes off.
+
+Projects from versions on Kopf carry its annotations: a copy of the spec (its diff base, which
+roughly doubled every event and list page of a project) and its handlers' progress. The first
+pass after an upgrade takes them off, in the same conditional patch as the finalizer's if that is due.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from feast_lineage.controller.index_loader import PROJECT_PAGE
 from feast_lineage.controller.indexes import Indexes
 from feast_lineage.controller.kube import Kube, Obj
 from feast_lineage.controller.list_watch import ListWatch, custom_objects, key_of, scopes
+from feast_lineage.controller.logs import object_fields
 from feast_lineage.controller.pass_queue import PassQueue
 from feast_lineage.controller.project_cache import ProjectCache
 from feast_lineage.controller.project_passes import HOLD, RELEASE, finalizer_step
@@ -65,12 +70,15 @@ class _Asked:
     passes: bool = False
     finalizer: bool = False
     """A step of the finalizer may be due (held, or released on a deletion): read the project first."""
+    strip: bool = False
+    """Kopf's leftover annotations are on it: take them off (once, after an upgrade)."""
     gone: bool = False
     """The project was deleted: forget what the operator kept of it."""
 
     def join(self, other: _Asked) -> None:
         self.passes = self.passes or other.passes
         self.finalizer = self.finalizer or other.finalizer
+        self.strip = self.strip or other.strip
         self.gone = self.gone or other.gone
 
 
@@ -160,8 +168,10 @@ class ProjectWatch:
         self.scheduler.observe_purposes(namespace, name, wanted)
         before = self._approvals.swap(namespace, name, body)
         passes = project_passes.pass_on_event(kind, body, before)
-        if passes or step is not None:
-            self._ask(key, _Asked(passes=passes, finalizer=step is not None))
+        annotations = (body.get("metadata") or {}).get("annotations")
+        strip = step != RELEASE and bool(project_passes.kopf_leftovers(annotations))
+        if passes or strip or step is not None:
+            self._ask(key, _Asked(passes=passes, finalizer=step is not None, strip=strip))
 
     def submit(self, namespace: str, name: str) -> None:
         """Ask for a pass (a ConfigMap or an apply Job of the project changed, a Git answer came)."""
@@ -207,20 +217,33 @@ class ProjectWatch:
     def _pass(self, namespace: str, name: str, asked: _Asked) -> None:
         if asked.gone:
             self.projects.deleted(namespace, name)
-        if asked.finalizer:
+        if asked.finalizer or asked.strip:
             body = self.kube.get_custom(PLURAL, namespace, name)
             if body is None:
                 return
-            step = finalizer_step(body, FINALIZER)
-            if step == RELEASE:
+            if finalizer_step(body, FINALIZER) == RELEASE:
                 self._deleting(namespace, name, body)
                 return
-            if step == HOLD and run_finalizer.hold(self.kube, body, FINALIZER, PLURAL) is None:
+            if not self._metadata(body):
                 # Changed (or gone) since the read: decide again on a fresh one, the pass still asked for.
-                self._ask((namespace, name), _Asked(passes=asked.passes, finalizer=True))
+                self._ask((namespace, name), _Asked(passes=asked.passes, finalizer=True, strip=True))
                 return
         if asked.passes:
             self.projects.reconcile(namespace, name)
+
+    def _metadata(self, body: Obj) -> bool:
+        """Hold the project with the finalizer if it is not, and take Kopf's leftover annotations off
+        (see :func:`~.project_passes.kopf_leftovers`), in one patch conditional on the version read;
+        False if the project changed or went meanwhile."""
+        meta = body.get("metadata") or {}
+        patch: dict[str, object] = {}
+        if finalizer_step(body, FINALIZER) == HOLD:
+            patch["finalizers"] = [*(meta.get("finalizers") or []), FINALIZER]
+        leftovers = project_passes.kopf_leftovers(meta.get("annotations"))
+        if leftovers:
+            patch["annotations"] = dict.fromkeys(leftovers)  # null: a merge patch removes the key
+            log.info("removing %d annotation(s) left by Kopf", len(leftovers), extra=object_fields(*key_of(body)))
+        return not patch or run_finalizer.patch_metadata(self.kube, body, patch, PLURAL) is not None
 
     def _deleting(self, namespace: str, name: str, body: Obj) -> None:
         """A project being deleted: its pending audit records first (delivered, or abandoned after a
