@@ -11,9 +11,9 @@ for a pass thread is a key and a few flags (:class:`_Asked`), and the pass reads
 What asks for a pass (:func:`~.project_passes.pass_on_event`): a project seen for the first time
 (created, or listed at a start: Kopf's resume), a spec change (``metadata.generation`` ahead of
 ``status.observedGeneration``, which every written pass sets), a change of its plan approval (the
-last value seen is kept here, for annotated projects only), and, from outside, ConfigMap and apply
-Job events and Git answers (:meth:`ProjectWatch.submit`). The queue (:class:`.pass_queue.PassQueue`)
-coalesces them and retries a failed pass with backoff.
+last value seen is kept here, for annotated projects only), every event of one of its apply Jobs
+(a second list-watch here), and ConfigMap events (:meth:`ProjectWatch.submit`). The queue
+(:class:`.pass_queue.PassQueue`) coalesces them and retries a failed pass with backoff.
 
 The finalizer (``labels.RUN_FINALIZER``, the name Kopf used, so projects from before need nothing)
 is on from a project's creation (the mutating webhook adds it:
@@ -41,7 +41,7 @@ from feast_lineage.controller.backoff import Backoff
 from feast_lineage.controller.index_loader import PROJECT_PAGE
 from feast_lineage.controller.indexes import Indexes
 from feast_lineage.controller.kube import Kube, Obj
-from feast_lineage.controller.list_watch import ListWatch, custom_objects, key_of, scopes
+from feast_lineage.controller.list_watch import ListWatch, custom_objects, jobs, key_of, scopes
 from feast_lineage.controller.logs import object_fields
 from feast_lineage.controller.pass_queue import PassQueue
 from feast_lineage.controller.project_cache import ProjectCache
@@ -58,6 +58,8 @@ WORKERS = 4
 """Threads of the projects' pass queue: passes asked for by project events, a start's included."""
 FINALIZER = labels.RUN_FINALIZER
 PLURAL = FEATURE_STORE_PROJECT_PLURAL
+APPLY_JOBS = f"{labels.LABEL_MANAGED_BY}={labels.MANAGED_BY},{labels.LABEL_OPERATION}=apply"
+"""The label selector of the watch of Jobs: the operator's apply Jobs only."""
 
 Key = tuple[str, str]
 
@@ -119,16 +121,27 @@ class ProjectWatch:
             self._scheduled,
             name="project-scheduler",
         )
-        self._watches = [
-            ListWatch(
-                f"projects in {namespace or 'all namespaces'}",
-                custom_objects(kube.custom, PLURAL, namespace),
-                self.project_event,
-                timeouts=settings.api_timeouts,
-                page=PROJECT_PAGE,  # a project is about 23 KiB decoded
+        self._watches: list[ListWatch] = []
+        for namespace in scopes(settings.namespaces):
+            where = namespace or "all namespaces"
+            self._watches.append(
+                ListWatch(
+                    f"projects in {where}",
+                    custom_objects(kube.custom, PLURAL, namespace),
+                    self.project_event,
+                    timeouts=settings.api_timeouts,
+                    page=PROJECT_PAGE,  # a project is about 23 KiB decoded
+                )
             )
-            for namespace in scopes(settings.namespaces)
-        ]
+            self._watches.append(
+                ListWatch(
+                    f"apply Jobs in {where}",
+                    jobs(kube.batch, namespace),
+                    self.job_event,
+                    label_selector=APPLY_JOBS,
+                    timeouts=settings.api_timeouts,
+                )
+            )
 
     def start(self) -> None:
         self._queue.start()
@@ -172,6 +185,13 @@ class ProjectWatch:
         strip = step != RELEASE and bool(project_passes.kopf_leftovers(annotations))
         if passes or strip or step is not None:
             self._ask(key, _Asked(passes=passes, finalizer=step is not None, strip=strip))
+
+    def job_event(self, kind: str | None, body: Obj) -> None:
+        """An apply Job's event: its project's pass decides what the Job's state means (pending,
+        superseded, applied, failed); the queue coalesces a burst of them into one."""
+        owner = labels.controller_owner(body, FEATURE_STORE_PROJECT_KIND)
+        if owner is not None:
+            self.submit(key_of(body)[0], owner)
 
     def submit(self, namespace: str, name: str) -> None:
         """Ask for a pass (a ConfigMap or an apply Job of the project changed, a Git answer came)."""

@@ -23,7 +23,6 @@ Periodic passes come from one scheduler (:mod:`.run_scheduler`), not a timer per
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from feast_lineage.controller.backoff import Backoff
 from feast_lineage.controller.index_loader import UNSETTLED
 from feast_lineage.controller.indexes import Indexes, project_of
 from feast_lineage.controller.kube import Kube, Obj
-from feast_lineage.controller.list_watch import LISTED, ListCall, ListWatch, custom_objects, key_of, scopes
+from feast_lineage.controller.list_watch import LISTED, ListWatch, custom_objects, jobs, key_of, scopes
 from feast_lineage.controller.materialization_reconciler import MaterializationReconciler
 from feast_lineage.controller.pass_queue import PassQueue
 from feast_lineage.controller.settings import OperatorSettings
@@ -108,15 +107,10 @@ class RunWatch:
                     timeouts=settings.api_timeouts,
                 )
             )
-            jobs: ListCall = (
-                kube.batch.list_job_for_all_namespaces
-                if namespace is None
-                else functools.partial(kube.batch.list_namespaced_job, namespace)
-            )
             self._watches.append(
                 ListWatch(
                     f"materialize Jobs in {where}",
-                    jobs,
+                    jobs(kube.batch, namespace),
                     self.job_event,
                     label_selector=MATERIALIZE_JOBS,
                     timeouts=settings.api_timeouts,

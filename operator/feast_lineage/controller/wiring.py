@@ -1,5 +1,6 @@
-"""Kopf wiring: which events call which handler, and Kopf's start. The only module that imports Kopf;
-decorators only, the work is elsewhere."""
+"""Kopf wiring: the leader's start and cleanup, and Kopf's run. The only module that imports Kopf;
+decorators only, the work is elsewhere. Kopf watches no resource: projects, runs, ConfigMaps and
+Jobs come from the operator's own list-watches (:mod:`.project_watch`, :mod:`.run_watch`)."""
 
 from __future__ import annotations
 
@@ -32,33 +33,18 @@ from feast_lineage.controller.settings import ApiTimeouts, OperatorSettings
 from feast_lineage.domain import labels
 from feast_lineage.injection.service import InjectionService
 
-MANAGED = {labels.LABEL_MANAGED_BY: labels.MANAGED_BY}
-
-
-def _owner(body: kopf.Body, kind: str) -> str | None:
-    return labels.controller_owner({"metadata": dict(body.get("metadata") or {})}, kind)
-
-
-KOPF_PAGE = 100
-"""Objects per page of Kopf's list of apply Jobs."""
-
 REQUEST_CONNECTIONS = 16
-"""Connections Kopf may hold for its requests (patches, lists) beside its watch streams."""
+"""Connections Kopf may hold. It watches no resource (projects, runs, ConfigMaps and Jobs are the
+operator's own list-watches), so it holds no watch stream either."""
 
 
-def _watch_streams(operator: OperatorSettings) -> int:
-    """Kopf's long-lived watch requests: one per watched resource (apply Jobs) and namespace, and,
-    watching the whole cluster, its scans of namespaces and CRDs."""
-    return len(operator.namespaces) if operator.namespaces else 1 + 2
-
-
-def _bounded_session(info: kopf.ConnectionInfo, streams: int) -> kopf.AiohttpSession:
-    """Kopf's own session, but with at most ``streams + REQUEST_CONNECTIONS`` connections. Kopf's
-    has no bound: a start patches every project it finds at once, on a connection each, and every
-    TLS connection holds a 256 KiB read buffer (29 MiB of them at 100 projects, by tracemalloc).
-    Requests beyond the bound wait for a free connection."""
+def _bounded_session(info: kopf.ConnectionInfo) -> kopf.AiohttpSession:
+    """Kopf's own session, but with at most ``REQUEST_CONNECTIONS`` connections. Kopf's has no
+    bound (when it handled projects, a start patched every project it found at once, on a connection
+    each, and every TLS connection holds a 256 KiB read buffer). Requests beyond the bound wait for
+    a free connection."""
     session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=streams + REQUEST_CONNECTIONS, ssl=info.as_ssl_context()),
+        connector=aiohttp.TCPConnector(limit=REQUEST_CONNECTIONS, ssl=info.as_ssl_context()),
         headers=info.as_http_headers(),
         trust_env=info.trust_env,
     )
@@ -85,8 +71,8 @@ def _bound_requests(settings: kopf.OperatorSettings, timeouts: ApiTimeouts) -> N
 def build_registry(
     operator: OperatorSettings, kube: Kube, injection: InjectionService | None, health: Health
 ) -> kopf.OperatorRegistry:
-    """The leader's handlers. The webhook (``injection``, already serving) and its project map are
-    every replica's and live outside Kopf; the leader adds the pod monitor."""
+    """The leader's start and cleanup. The webhook (``injection``, already serving) and its project
+    map are every replica's and live outside Kopf; the leader adds the pod monitor."""
     registry = kopf.OperatorRegistry()
     locks = ObjectLocks()
     projects = ProjectReconciler(kube, operator, locks)
@@ -109,7 +95,7 @@ def build_registry(
     @kopf.on.login(registry=registry)
     async def login(**kwargs: Any) -> kopf.AiohttpSession | None:
         info = kopf.login_via_client(**kwargs)
-        return None if info is None else _bounded_session(info, _watch_streams(operator))
+        return None if info is None else _bounded_session(info)
 
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -128,19 +114,9 @@ def build_registry(
         settings.posting.enabled = False  # Events are written on transitions by the handlers themselves.
         _bound_requests(settings, operator.api_timeouts)
         settings.execution.max_workers = 8
-        # Paged lists: a page is handed on before the next is asked for, and Kopf stops the operator
-        # if a continue token expires (410 Gone) between two pages: pages come minutes apart only if
-        # handlers hold the event loop, and the apply Job handler returns at once (the pass waits in
-        # the project path's queue).
-        settings.watching.chunk_size = KOPF_PAGE
-        # Watching only listed namespaces, Kopf needs neither to list namespaces nor to watch CRDs: its
-        # namespaced RBAC has neither (Kopf would retry and log refusals for a minute before falling back).
-        settings.scanning.disabled = bool(operator.namespaces)
-        # A server-side selector: Kopf lists and watches the operator's apply Jobs only (the
-        # materialize Jobs are the run path's).
-        settings.watching.label_selectors["batch", "jobs"] = (
-            f"{labels.LABEL_MANAGED_BY}={labels.MANAGED_BY},{labels.LABEL_OPERATION}=apply"
-        )
+        # Kopf watches nothing: no namespaces or CRDs to scan either (a namespaced install's RBAC has
+        # neither, and Kopf would retry and log refusals for a minute before falling back).
+        settings.scanning.disabled = True
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
         health.watch_loop(asyncio.get_running_loop())
         if injection is not None:
@@ -188,13 +164,6 @@ def build_registry(
         )
         for scope in list_watch.scopes(operator.namespaces)
     ]
-
-    # An apply Job's event: its project's pass, in the project path's queue (coalesced there).
-    @kopf.on.event("batch", "v1", "jobs", labels={**MANAGED, labels.LABEL_OPERATION: "apply"}, registry=registry)
-    async def apply_job_event(body: kopf.Body, namespace: str | None, **_: Any) -> None:
-        owner = _owner(body, FEATURE_STORE_PROJECT_KIND)
-        if owner is not None:
-            project_path.submit(namespace or "", owner)
 
     return registry
 
