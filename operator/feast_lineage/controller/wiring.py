@@ -99,9 +99,9 @@ def build_registry(
 
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-        # Before any handler runs (Kopf starts its watches after the startup handlers, and the run
-        # path below its own): a run may start only next to the active runs it knows of. First, so
-        # that a retried start repeats nothing else; filling again changes nothing.
+        # Before any pass runs (the project and run paths start their watches at the end of this
+        # handler): a run may start only next to the active runs it knows of. First, so that a
+        # retried start repeats nothing else; filling again changes nothing.
         listed = await asyncio.to_thread(index_loader.fill, kube, indexes, operator.namespaces)
         logging.getLogger(__name__).info("indexed %d project(s) and %d run(s); labelled %d settled run(s)", *listed)
         index_loader.confirm_in_background(kube, indexes, operator.active_poll_seconds, index_checks)
