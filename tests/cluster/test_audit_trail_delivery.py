@@ -86,7 +86,7 @@ def test_deleting_a_project_first_delivers_its_pending_audit_record(
         projects.custom.delete_namespaced_custom_object(
             "featurelineage.io", "v1alpha1", namespace, "featurestoreprojects", "leaving"
         )
-        # Held by its finalizer while MLflow refuses: the deletion handler is trying to deliver.
+        # Held by its finalizer while MLflow refuses: the operator tries to deliver before it lets go.
         wait_until(lambda: gate.refused >= 2, 60, "delivery attempts during the deletion")
         assert projects.get("leaving")["metadata"].get("deletionTimestamp")
         gate.opened.set()

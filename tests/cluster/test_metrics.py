@@ -88,7 +88,7 @@ def test_project_series_are_labelled_and_removed_with_the_project(
     assert "feast_lineage_reconcile_total{" in exposition
     assert not [line for line in exposition.splitlines() if "_created" in line.split("{", 1)[0]]
 
-    # Kopf holds the project with its finalizer (for its timers), so the operator sees the deletion.
+    # The operator holds the project with its finalizer, so it sees the deletion and frees the series.
     assert "featurelineage.io/finalizer" in projects.get("drivers")["metadata"]["finalizers"]
     applies, deleted = projects.apply_jobs("drivers"), time.time()
     assert applies

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from feast_lineage.controller import wiring
+from feast_lineage.controller import project_watch, run_watch
 from feast_lineage.install.cleanup import FINALIZER, finalizer_patch
 
 
@@ -23,6 +21,5 @@ def test_nothing_to_do_without_it(metadata: dict[str, object]) -> None:
     assert finalizer_patch({"metadata": metadata}) is None
 
 
-def test_it_is_the_finalizer_the_operator_configures() -> None:
-    assert "settings.persistence.finalizer = FINALIZER" in Path(wiring.__file__).read_text()
-    assert wiring.FINALIZER == FINALIZER == "featurelineage.io/finalizer"
+def test_it_is_the_finalizer_the_operator_keeps() -> None:
+    assert project_watch.FINALIZER == run_watch.FINALIZER == FINALIZER == "featurelineage.io/finalizer"

@@ -1,10 +1,12 @@
-"""What the mutating webhook adds to a create: the creator, and on a run the operator's finalizer."""
+"""What the mutating webhook adds to a create: the creator, and on a run or a project the operator's finalizer."""
 
 from __future__ import annotations
 
 import base64
 import json
 from typing import Any
+
+import pytest
 
 from feast_lineage.domain.labels import ANNOTATION_CREATOR, RUN_FINALIZER
 from feast_lineage.tenancy.admission import creation_patch, mutate_resource
@@ -39,11 +41,13 @@ def test_a_run_that_names_the_finalizer_already_is_not_given_it_twice() -> None:
     assert [op["path"] for op in patch] == ["/metadata/annotations"]
 
 
-def test_a_project_gets_its_creator_only_and_an_update_nothing() -> None:
-    assert [op["path"] for op in creation_patch(request("FeatureStoreProject", {"name": "p"}))] == [
-        "/metadata/annotations"
+def test_a_project_gets_the_finalizer_with_its_creator_and_an_update_nothing() -> None:
+    assert creation_patch(request("FeatureStoreProject", {"name": "p"})) == [
+        {"op": "add", "path": "/metadata/annotations", "value": {ANNOTATION_CREATOR: "alice"}},
+        {"op": "add", "path": "/metadata/finalizers", "value": [RUN_FINALIZER]},
     ]
     assert creation_patch(request("MaterializationJob", {"name": "r"}, operation="UPDATE")) == []
+    assert creation_patch(request("FeatureStoreProject", {"name": "p"}, operation="UPDATE")) == []
 
 
 def test_the_review_carries_the_patch_as_a_json_patch() -> None:
@@ -55,9 +59,10 @@ def test_the_review_carries_the_patch_as_a_json_patch() -> None:
     assert "patch" not in untouched
 
 
-def test_a_run_in_a_namespace_the_operator_does_not_watch_gets_no_finalizer() -> None:
-    # Nothing there would take it off again: the run could never be deleted.
-    elsewhere = {**request("MaterializationJob", {"name": "r"}), "namespace": "elsewhere"}
+@pytest.mark.parametrize("kind", ["MaterializationJob", "FeatureStoreProject"])
+def test_an_object_in_a_namespace_the_operator_does_not_watch_gets_no_finalizer(kind: str) -> None:
+    # Nothing there would take it off again: the object could never be deleted.
+    elsewhere = {**request(kind, {"name": "r"}), "namespace": "elsewhere"}
     assert [op["path"] for op in creation_patch(elsewhere, watched={"team-a"})] == ["/metadata/annotations"]
     watched = {**elsewhere, "namespace": "team-a"}
     assert creation_patch(watched, watched={"team-a"})[-1]["path"] == "/metadata/finalizers"

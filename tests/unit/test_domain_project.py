@@ -376,6 +376,23 @@ def test_missing_input_stalls_with_its_reason() -> None:
     assert [t.reason for t in decision.transitions if t.type == "Stalled"] == ["RepoNotFound"]
 
 
+@pytest.mark.parametrize(
+    "observation",
+    [
+        _observe(generation=7),
+        _observe(generation=7, job=JobObservation("job-h1", "running")),
+        _observe(generation=7, job=JobObservation("job-h1", "failed", "boom")),
+        _observe(generation=7, job=JobObservation("job-h1", "succeeded", "", None, "2026-11-26T12:01:00Z", {})),
+        ProjectObservation(7, FeatureStoreProjectStatus(observed_generation=6), InputProblem("RepoNotFound", "gone")),
+    ],
+    ids=["new", "applying", "failed", "applied", "stalled"],
+)
+def test_every_decision_records_the_generation_it_observed(observation: ProjectObservation) -> None:
+    """The project watch passes a modified project only while its generation is ahead of
+    observedGeneration: a decision that left it behind would have every later event pass again."""
+    assert decide_project(observation, NOW).status.observed_generation == 7
+
+
 # -- every optional nested field: set, then cleared ------------------------------------------------
 
 

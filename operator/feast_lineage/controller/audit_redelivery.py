@@ -229,6 +229,19 @@ class AuditDeliveries:
         project = self.kube.get_custom(FEATURE_STORE_PROJECT_PLURAL, run["metadata"]["namespace"], project_name)
         return metrics.ProjectLabels.of(project) if project is not None else None
 
+    def releasable(self, kind: str, body: Obj) -> Obj | None:
+        """The object being deleted (``body``), as it may let go of its finalizer now: nothing was
+        pending, or its records were delivered or abandoned (then read afresh, for the release's
+        conditional patch); None while they wait (its deletion is looked at again), or if it went."""
+        if not (body.get("status") or {}).get("pendingAudit"):
+            return body
+        meta = body.get("metadata") or {}
+        namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+        if self.before_deletion(kind, namespace, name) is not None:
+            return None
+        plural = FEATURE_STORE_PROJECT_PLURAL if kind == FEATURE_STORE_PROJECT_KIND else MATERIALIZATION_JOB_PLURAL
+        return self.kube.get_custom(plural, namespace, name)
+
     def before_deletion(self, kind: str, namespace: str, name: str) -> float | None:
         """Seconds to wait before the object may go (its records are being delivered), or None:
         nothing pending, or the bounded wait is over and what is left is abandoned."""

@@ -38,7 +38,7 @@ from kubernetes.watch.watch import iter_resp_lines
 
 from feast_lineage.api import GROUP, VERSION
 from feast_lineage.controller.errors import brief
-from feast_lineage.controller.rest import CustomObjects
+from feast_lineage.controller.rest import BatchV1, CustomObjects
 from feast_lineage.controller.settings import ApiTimeouts
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,13 @@ def custom_objects(custom: CustomObjects, plural: str, namespace: str | None) ->
     if namespace is None:
         return functools.partial(custom.list_cluster_custom_object, GROUP, VERSION, plural)
     return functools.partial(custom.list_namespaced_custom_object, GROUP, VERSION, namespace, plural)
+
+
+def jobs(batch: BatchV1, namespace: str | None) -> ListCall:
+    """The list call of Jobs in one scope (None: the cluster)."""
+    if namespace is None:
+        return batch.list_job_for_all_namespaces
+    return functools.partial(batch.list_namespaced_job, namespace)
 
 
 def key_of(body: Obj) -> Key:

@@ -1,6 +1,6 @@
 """What a run's pass reads of its project and of the project's repo snapshots, fed by the watch.
 
-Kopf delivers every project event and every ConfigMap event to the operator anyway; keeping what a
+The operator's watches deliver every project event and every ConfigMap event anyway; keeping what a
 run's pass needs of them saves the pass a GET of the project and one of the snapshot ConfigMap.
 
 Each entry is a copy a few milliseconds old at most, and the pass trusts it only where a copy that
@@ -11,7 +11,7 @@ other verdict (the project missing, not ready, or refusing the run) is made agai
 before it is written, and so is a snapshot the index does not know: a cold or lagging cache costs a
 GET, never a wrong verdict.
 
-Every method is thread-safe: the watch handlers run on Kopf's event loop, the readers on worker
+Every method is thread-safe: the watch handlers run on the watches' threads, the readers on pass
 and scheduler threads.
 """
 

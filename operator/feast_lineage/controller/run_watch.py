@@ -23,7 +23,6 @@ Periodic passes come from one scheduler (:mod:`.run_scheduler`), not a timer per
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from feast_lineage.controller.backoff import Backoff
 from feast_lineage.controller.index_loader import UNSETTLED
 from feast_lineage.controller.indexes import Indexes, project_of
 from feast_lineage.controller.kube import Kube, Obj
-from feast_lineage.controller.list_watch import LISTED, ListCall, ListWatch, custom_objects, key_of, scopes
+from feast_lineage.controller.list_watch import LISTED, ListWatch, custom_objects, jobs, key_of, scopes
 from feast_lineage.controller.materialization_reconciler import MaterializationReconciler
 from feast_lineage.controller.pass_queue import PassQueue
 from feast_lineage.controller.settings import OperatorSettings
@@ -108,15 +107,10 @@ class RunWatch:
                     timeouts=settings.api_timeouts,
                 )
             )
-            jobs: ListCall = (
-                kube.batch.list_job_for_all_namespaces
-                if namespace is None
-                else functools.partial(kube.batch.list_namespaced_job, namespace)
-            )
             self._watches.append(
                 ListWatch(
                     f"materialize Jobs in {where}",
-                    jobs,
+                    jobs(kube.batch, namespace),
                     self.job_event,
                     label_selector=MATERIALIZE_JOBS,
                     timeouts=settings.api_timeouts,
@@ -215,7 +209,7 @@ class RunWatch:
             return
         step = finalizer_step(body, FINALIZER)
         if step == RELEASE:
-            self._deleting(namespace, name, body)
+            self._deleting(body)
             return
         if step == HOLD:
             # On before the pass may create the Job. Changed meanwhile: its next event decides again.
@@ -233,15 +227,10 @@ class RunWatch:
             peers = self.indexes.peers(namespace, project_of(dict(body.get("spec") or {})))
             self.runs.reconcile(namespace, name, peers, seen=body)
 
-    def _deleting(self, namespace: str, name: str, body: Obj) -> None:
+    def _deleting(self, body: Obj) -> None:
         """A run being deleted: its pending record first (delivered, or abandoned after a bounded
         wait), then the finalizer comes off. While it waits, the scheduler's deleting pass and the
         status write of a delivery bring it back here."""
-        if (body.get("status") or {}).get("pendingAudit"):
-            if self.audits.before_deletion(MATERIALIZATION_JOB_KIND, namespace, name) is not None:
-                return
-            fresh = self.kube.get_custom(MATERIALIZATION_JOB_PLURAL, namespace, name)
-            if fresh is None:
-                return
-            body = fresh
-        run_finalizer.release(self.kube, body, FINALIZER)
+        releasable = self.audits.releasable(MATERIALIZATION_JOB_KIND, body)
+        if releasable is not None:
+            run_finalizer.release(self.kube, releasable, FINALIZER)

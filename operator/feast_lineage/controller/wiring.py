@@ -1,5 +1,6 @@
-"""Kopf wiring: which events call which handler, and Kopf's start. The only module that imports Kopf;
-decorators only, the work is elsewhere."""
+"""Kopf wiring: the leader's start and cleanup, and Kopf's run. The only module that imports Kopf;
+decorators only, the work is elsewhere. Kopf watches no resource: projects, runs, ConfigMaps and
+Jobs come from the operator's own list-watches (:mod:`.project_watch`, :mod:`.run_watch`)."""
 
 from __future__ import annotations
 
@@ -15,16 +16,9 @@ import aiohttp
 import kopf
 from kopf._core.engines.peering import Identity  # not re-exported by kopf; the type of run(identity=)
 
-from feast_lineage.api import (
-    APPROVE_PLAN_ANNOTATION,
-    FEATURE_STORE_PROJECT_KIND,
-    FEATURE_STORE_PROJECT_PLURAL,
-    GROUP,
-    VERSION,
-)
-from feast_lineage.controller import index_loader, list_watch, pass_queue, project_passes, run_scheduler
+from feast_lineage.api import FEATURE_STORE_PROJECT_KIND
+from feast_lineage.controller import index_loader, list_watch
 from feast_lineage.controller.audit_redelivery import AuditDeliveries
-from feast_lineage.controller.backoff import Backoff
 from feast_lineage.controller.health import Health
 from feast_lineage.controller.indexes import Indexes
 from feast_lineage.controller.kube import Kube
@@ -32,44 +26,25 @@ from feast_lineage.controller.locks import ObjectLocks
 from feast_lineage.controller.materialization_reconciler import MaterializationReconciler
 from feast_lineage.controller.project_cache import ProjectCache, SnapshotIndex
 from feast_lineage.controller.project_reconciler import ProjectReconciler
+from feast_lineage.controller.project_watch import ProjectWatch
 from feast_lineage.controller.run_watch import RunWatch
 from feast_lineage.controller.schedule_reconciler import ScheduleReconciler
 from feast_lineage.controller.settings import ApiTimeouts, OperatorSettings
 from feast_lineage.domain import labels
 from feast_lineage.injection.service import InjectionService
 
-PROJECTS = (GROUP, VERSION, FEATURE_STORE_PROJECT_PLURAL)
-MANAGED = {labels.LABEL_MANAGED_BY: labels.MANAGED_BY}
-FINALIZER = labels.RUN_FINALIZER
-
-
-def _owner(body: kopf.Body, kind: str) -> str | None:
-    return labels.controller_owner({"metadata": dict(body.get("metadata") or {})}, kind)
-
-
-PASS_WORKERS = 4
-"""Threads of the projects' pass queue: passes asked for by project events, a start's included."""
-
-KOPF_PAGE = 100
-"""Objects per page of Kopf's lists (projects, apply Jobs): a project is about 23 KiB decoded."""
-
 REQUEST_CONNECTIONS = 16
-"""Connections Kopf may hold for its requests (patches, lists) beside its watch streams."""
+"""Connections Kopf may hold. It watches no resource (projects, runs, ConfigMaps and Jobs are the
+operator's own list-watches), so it holds no watch stream either."""
 
 
-def _watch_streams(operator: OperatorSettings) -> int:
-    """Kopf's long-lived watch requests: one per watched resource (projects, apply Jobs) and
-    namespace, and, watching the whole cluster, its scans of namespaces and CRDs."""
-    return 2 * len(operator.namespaces) if operator.namespaces else 2 + 2
-
-
-def _bounded_session(info: kopf.ConnectionInfo, streams: int) -> kopf.AiohttpSession:
-    """Kopf's own session, but with at most ``streams + REQUEST_CONNECTIONS`` connections. Kopf's
-    has no bound: a start patches every project it finds at once, on a connection each, and every
-    TLS connection holds a 256 KiB read buffer (29 MiB of them at 100 projects, by tracemalloc).
-    Requests beyond the bound wait for a free connection."""
+def _bounded_session(info: kopf.ConnectionInfo) -> kopf.AiohttpSession:
+    """Kopf's own session, but with at most ``REQUEST_CONNECTIONS`` connections. Kopf's has no
+    bound (when it handled projects, a start patched every project it found at once, on a connection
+    each, and every TLS connection holds a 256 KiB read buffer). Requests beyond the bound wait for
+    a free connection."""
     session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=streams + REQUEST_CONNECTIONS, ssl=info.as_ssl_context()),
+        connector=aiohttp.TCPConnector(limit=REQUEST_CONNECTIONS, ssl=info.as_ssl_context()),
         headers=info.as_http_headers(),
         trust_env=info.trust_env,
     )
@@ -96,8 +71,8 @@ def _bound_requests(settings: kopf.OperatorSettings, timeouts: ApiTimeouts) -> N
 def build_registry(
     operator: OperatorSettings, kube: Kube, injection: InjectionService | None, health: Health
 ) -> kopf.OperatorRegistry:
-    """The leader's handlers. The webhook (``injection``, already serving) and its project map are
-    every replica's and live outside Kopf; the leader adds the pod monitor."""
+    """The leader's start and cleanup. The webhook (``injection``, already serving) and its project
+    map are every replica's and live outside Kopf; the leader adds the pod monitor."""
     registry = kopf.OperatorRegistry()
     locks = ObjectLocks()
     projects = ProjectReconciler(kube, operator, locks)
@@ -110,7 +85,9 @@ def build_registry(
     # object is indexed, at a cost quadratic in the objects listed (benchmarks/kopf_index_gate.py).
     indexes = Indexes()
     index_checks = threading.Event()
-    # Runs and their Jobs on the operator's own list-watches and pass threads, not Kopf's (see run_watch).
+    # Projects, runs and their Jobs on the operator's own list-watches and pass threads, not Kopf's
+    # (see project_watch, run_watch).
+    project_path = ProjectWatch(kube, operator, indexes, project_copies, projects, schedules, audits)
     run_path = RunWatch(kube, operator, indexes, runs, audits)
 
     # A registry of our own does not inherit Kopf's default login; use the kubernetes client's
@@ -118,50 +95,34 @@ def build_registry(
     @kopf.on.login(registry=registry)
     async def login(**kwargs: Any) -> kopf.AiohttpSession | None:
         info = kopf.login_via_client(**kwargs)
-        return None if info is None else _bounded_session(info, _watch_streams(operator))
+        return None if info is None else _bounded_session(info)
 
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-        # Before any handler runs (Kopf starts its watches after the startup handlers, and the run
-        # path below its own): a run may start only next to the active runs it knows of. First, so
-        # that a retried start repeats nothing else; filling again changes nothing.
+        # Before any pass runs (the project and run paths start their watches at the end of this
+        # handler): a run may start only next to the active runs it knows of. First, so that a
+        # retried start repeats nothing else; filling again changes nothing.
         listed = await asyncio.to_thread(index_loader.fill, kube, indexes, operator.namespaces)
         logging.getLogger(__name__).info("indexed %d project(s) and %d run(s); labelled %d settled run(s)", *listed)
         index_loader.confirm_in_background(kube, indexes, operator.active_poll_seconds, index_checks)
-        # ConfigMaps likewise: listed before Kopf lists projects, so a change after the list comes by
-        # as an event and one before it is seen by the project's resume pass.
+        # ConfigMaps likewise: listed before the project watch lists projects, so a change after the
+        # list comes by as an event and one before it is seen by the project's first pass.
         for watch in config_maps:
             await asyncio.to_thread(watch.relist)
         config_maps_listed.set()
         # Async: it runs on Kopf's event loop, which the health check then watches.
-        # Progress lives in annotations; status belongs to the operator's own fields only.
-        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
-        settings.persistence.finalizer = FINALIZER  # the projects'; the runs' is the run path's
         settings.posting.enabled = False  # Events are written on transitions by the handlers themselves.
         _bound_requests(settings, operator.api_timeouts)
         settings.execution.max_workers = 8
-        # Paged lists: Kopf's list of every project decoded at once was a restart's memory peak (48 MiB
-        # of 1,000 projects, by memray). A page is handed on before the next is asked for, and Kopf
-        # stops the operator if a continue token expires (410 Gone) between two pages: pages come
-        # minutes apart only if handlers hold the event loop, and these return at once (the passes
-        # wait in the operator's own queues; runs and ConfigMaps are not Kopf's at all).
-        settings.watching.chunk_size = KOPF_PAGE
-        # Watching only listed namespaces, Kopf needs neither to list namespaces nor to watch CRDs: its
-        # namespaced RBAC has neither (Kopf would retry and log refusals for a minute before falling back).
-        settings.scanning.disabled = bool(operator.namespaces)
-        # A server-side selector: Kopf lists and watches the operator's apply Jobs only (the
-        # materialize Jobs are the run path's).
-        settings.watching.label_selectors["batch", "jobs"] = (
-            f"{labels.LABEL_MANAGED_BY}={labels.MANAGED_BY},{labels.LABEL_OPERATION}=apply"
-        )
+        # Kopf watches nothing: no namespaces or CRDs to scan either (a namespaced install's RBAC has
+        # neither, and Kopf would retry and log refusals for a minute before falling back).
+        settings.scanning.disabled = True
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
         health.watch_loop(asyncio.get_running_loop())
         if injection is not None:
             injection.start_monitor()
+        project_path.start()
         run_path.start()
-        project_scheduler.start()
-        project_queue.start()
         for watch in config_maps:
             watch.start()
 
@@ -169,86 +130,17 @@ def build_registry(
     def shutdown(**_: Any) -> None:
         index_checks.set()
         run_path.stop()
-        project_scheduler.stop()
-        project_queue.stop()
+        project_path.stop()
         for watch in config_maps:
             watch.stop()
         audits.shutdown()
         projects.shutdown()
 
-    # -- FeatureStoreProject --------------------------------------------------------------------
-
-    # The pass is handed to the operator's own queue and the handler returns at once: Kopf releases
-    # the project's body and task, and a start over every project holds keys, not bodies (see
-    # pass_queue). A pass that fails is retried by the queue, since Kopf counts the change handled.
-    @kopf.on.resume(*PROJECTS, registry=registry)
-    @kopf.on.create(*PROJECTS, registry=registry)
-    @kopf.on.update(*PROJECTS, field="spec", registry=registry)
-    async def project_changed(namespace: str | None, name: str, **_: Any) -> None:
-        project_queue.submit(namespace or "", name)
-
-    @kopf.on.update(*PROJECTS, field=("metadata", "annotations", APPROVE_PLAN_ANNOTATION), registry=registry)
-    async def project_approval_changed(namespace: str | None, name: str, **_: Any) -> None:
-        project_queue.submit(namespace or "", name)
-
-    # Kopf holds every project with its finalizer, so its deletion passes by here: its pending audit
-    # records are delivered first (or abandoned after a bounded wait), then its metric series go.
-    @kopf.on.delete(*PROJECTS, registry=registry)
-    def project_deleted(namespace: str | None, name: str, **_: Any) -> None:
-        wait = audits.before_deletion(FEATURE_STORE_PROJECT_KIND, namespace or "", name)
-        if wait is not None:
-            raise kopf.TemporaryError("delivering pending audit records to MLflow first", delay=wait)
-        projects.deleted(namespace or "", name)
-
-    # Periodic passes of projects come from one scheduler fed by the watch, not Kopf timers (see
-    # project_passes); the schedule tick starts from the project as last seen.
-    @kopf.on.event(*PROJECTS, registry=registry)
-    async def project_seen(type: str | None, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
-        ns = namespace or ""
-        indexes.observe_project(ns, name, None if type == "DELETED" else dict(body.get("spec") or {}))
-        project_copies.observe(ns, name, None if type == "DELETED" else dict(body))
-        if type == "DELETED":
-            project_scheduler.observe_purposes(ns, name, set())
-            last_seen.observe(ns, name, None)
-            return
-        spec, status = dict(body.get("spec") or {}), dict(body.get("status") or {})
-        wanted = project_passes.project_purposes(spec, status)
-        last_seen.observe(ns, name, dict(body) if project_passes.SCHEDULE in wanted else None)
-        project_scheduler.observe_purposes(ns, name, wanted)
-
-    def project_pass(namespace: str, name: str, purpose: str) -> None:
-        if purpose == project_passes.AUDIT:
-            audits.submit(FEATURE_STORE_PROJECT_KIND, namespace, name)
-        elif purpose == project_passes.SOURCE_RETRY:
-            projects.retry_source(namespace, name)
-        elif purpose == project_passes.SCHEDULE:
-            schedules.tick(namespace, name, indexes.peers(namespace, name), seen=last_seen.get(namespace, name))
-        elif purpose == project_passes.RESYNC:
-            projects.resync(namespace, name)
-        else:
-            projects.reconcile(namespace, name)
-
-    project_queue = pass_queue.PassQueue(
-        projects.reconcile, Backoff(operator.active_poll_seconds, operator.resync_seconds), workers=PASS_WORKERS
-    )
-    last_seen = project_passes.LastSeen()
-    project_scheduler = run_scheduler.RunScheduler(
-        project_passes.ProjectIntervals(
-            resync=operator.resync_seconds,
-            active_poll=operator.active_poll_seconds,
-            input_retry=operator.input_retry_seconds,
-            audit_retry=operator.audit_retry_seconds,
-            schedule_tick=operator.schedule_tick_seconds,
-        ),
-        project_pass,
-        name="project-scheduler",
-    )
-
     # A ConfigMap a project references appears or changes: act now, not at the next resync. Every
-    # ConfigMap of the cluster comes by, as metadata only and not through Kopf (a change is all the
-    # operator needs of one; the pass reads the content): the look-up runs on the watch's thread, the
-    # pass in the queue. The start's list only fills the snapshot index: it is taken before Kopf
-    # lists projects, and every project's resume passes it. After that, what a relist (the watch
+    # ConfigMap of the cluster comes by, as metadata only (a change is all the operator needs of one;
+    # the pass reads the content): the look-up runs on the watch's thread, the pass in the project
+    # path's queue. The start's list only fills the snapshot index: it is taken before the project
+    # watch lists projects, and every listed project passes it. After that, what a relist (the watch
     # expired) reports is new or changed in the gap: it counts as a change.
     # A ConfigMap the operator made for a project changed (or went): its next resync is a full pass.
     def config_map_changed(type: str | None, body: dict[str, Any]) -> None:
@@ -257,7 +149,7 @@ def build_registry(
         if type is list_watch.LISTED and not config_maps_listed.is_set():
             return
         for project in indexes.projects_using(namespace, name):
-            project_queue.submit(namespace, project)
+            project_path.submit(namespace, project)
         owner = labels.controller_owner(body, FEATURE_STORE_PROJECT_KIND)
         if owner is not None:
             projects.unsettle(namespace, owner)
@@ -272,12 +164,6 @@ def build_registry(
         )
         for scope in list_watch.scopes(operator.namespaces)
     ]
-
-    @kopf.on.event("batch", "v1", "jobs", labels={**MANAGED, labels.LABEL_OPERATION: "apply"}, registry=registry)
-    def apply_job_event(body: kopf.Body, namespace: str | None, **_: Any) -> None:
-        owner = _owner(body, FEATURE_STORE_PROJECT_KIND)
-        if owner is not None:
-            projects.reconcile(namespace or "", owner)
 
     return registry
 

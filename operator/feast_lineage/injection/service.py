@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from feast_lineage.api import FEATURE_STORE_PROJECT_PLURAL
+from feast_lineage.controller.index_loader import PROJECT_PAGE
 from feast_lineage.controller.kube import Kube, read
 from feast_lineage.controller.list_watch import ListWatch, custom_objects, scopes
 from feast_lineage.controller.rest import AdmissionRegistrationV1, AuthorizationV1
@@ -117,6 +118,7 @@ class InjectionService:
             custom_objects(self.kube.custom, FEATURE_STORE_PROJECT_PLURAL, namespace),
             observe,
             timeouts=self.settings.api_timeouts,
+            page=PROJECT_PAGE,  # a project is about 23 KiB decoded: 500 a page would be 11.5 MiB
         )
 
     def start(self) -> None:

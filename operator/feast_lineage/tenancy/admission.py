@@ -125,13 +125,14 @@ def _pointer(key: str) -> str:
 
 def creation_patch(request: dict[str, Any], watched: Collection[str] = ()) -> list[dict[str, Any]]:
     """What a create gets at admission, as JSON Patch operations: the creator annotation set to the
-    requesting user, whatever the request said; and on a MaterializationJob the operator's run
-    finalizer, which its first pass would otherwise add with a PATCH of its own (a request, a watch
-    event and a step of the pass per run). Without this webhook (it fails open) that pass still does.
+    requesting user, whatever the request said; and the operator's finalizer (on MaterializationJobs
+    and FeatureStoreProjects alike), which its first pass would otherwise add with a PATCH of its own
+    (a request, a watch event and a step of the pass per object). Without this webhook (it fails
+    open) that pass still does.
 
     ``watched``: the namespaces this operator watches (none named: all). The webhook sees every
-    namespace's creates; a finalizer on a run no operator of these namespaces passes would never
-    come off, and the run could not be deleted."""
+    namespace's creates; a finalizer on an object no operator of these namespaces passes would never
+    come off, and the object could not be deleted."""
     if request.get("operation") != "CREATE":
         return []
     meta = (request.get("object") or {}).get("metadata") or {}
@@ -146,7 +147,7 @@ def creation_patch(request: dict[str, Any], watched: Collection[str] = ()) -> li
     finalizers = meta.get("finalizers") or []
     passed_here = not watched or str(request.get("namespace") or "") in watched
     if (
-        (request.get("kind") or {}).get("kind") == MATERIALIZATION_JOB_KIND
+        (request.get("kind") or {}).get("kind") in (MATERIALIZATION_JOB_KIND, FEATURE_STORE_PROJECT_KIND)
         and RUN_FINALIZER not in finalizers
         and passed_here
     ):
