@@ -24,7 +24,6 @@ RULES_TEMPLATE = "templates/_rules.tpl"
 HELM_CONDITIONS = {
     Feature.WEBHOOK: ".Values.webhook.enabled",
     Feature.OPERATOR_CERTIFICATES: "and .Values.webhook.enabled (not .Values.webhook.certManager.enabled)",
-    Feature.CLUSTER_WIDE: "not .Values.watchNamespaces",
     Feature.LEADER_ELECTION: ".Values.leaderElection.enabled",
 }
 HELM_NAMES = {

@@ -42,8 +42,6 @@ class Feature(enum.Enum):
     """The injection webhook is served."""
     OPERATOR_CERTIFICATES = "operatorCertificates"
     """The webhook is served with a certificate the operator makes itself (not cert-manager's)."""
-    CLUSTER_WIDE = "clusterWide"
-    """The operator watches every namespace."""
     LEADER_ELECTION = "leaderElection"
     """Replicas elect a leader with a Lease."""
 
@@ -60,8 +58,8 @@ class Rule:
 
 WATCHED_RULES = (
     Rule(
-        "The operator lists and watches both kinds and patches them with its finalizer (and Kopf, projects "
-        "with its progress annotations); the reconcilers read them.",
+        "The operator lists and watches both kinds and patches them with its finalizer (and, once after an "
+        "upgrade, takes off the annotations older versions left on projects); the reconcilers read them.",
         (GROUP,),
         (PROJECTS, RUNS),
         ("get", "list", "watch", "patch"),
@@ -123,14 +121,6 @@ WATCHED_RULES = (
 )
 
 CLUSTER_RULES = (
-    Rule(
-        "Watching every namespace, Kopf notices when its CRDs are installed or upgraded after it started "
-        "(in namespaced mode it does not look: restart it after installing them).",
-        ("apiextensions.k8s.io",),
-        ("customresourcedefinitions",),
-        ("list", "watch"),
-        when=Feature.CLUSTER_WIDE,
-    ),
     Rule(
         "With a certificate of its own, the operator sets the caBundle of its webhook configuration, and of no other.",
         ("admissionregistration.k8s.io",),
@@ -283,8 +273,6 @@ def _enabled(feature: Feature | None, params: RbacParams) -> bool:
         return True
     if feature is Feature.WEBHOOK:
         return params.webhook
-    if feature is Feature.CLUSTER_WIDE:
-        return not params.watch_namespaces
     if feature is Feature.LEADER_ELECTION:
         return params.leader_election
     return params.webhook and params.operator_certificates
