@@ -15,7 +15,7 @@ from feast_lineage.controller.run_scheduler import (
 )
 from tests.cluster_helpers import wait_until
 
-INTERVALS = Intervals(waiting=2, active=60, audit=30)
+INTERVALS = Intervals(waiting=2, active=60, audit=30, deleting=5)
 
 
 def test_a_run_needs_passes_by_phase_and_finished_history_needs_none() -> None:
@@ -58,7 +58,7 @@ def test_the_scheduler_runs_due_passes_on_its_threads_and_survives_a_failing_one
             raise RuntimeError("a bug")
         done.set()
 
-    scheduler = RunScheduler(Intervals(waiting=0.05, active=60, audit=60), act, tick=0.01)
+    scheduler = RunScheduler(Intervals(waiting=0.05, active=60, audit=60, deleting=5), act, tick=0.01)
     scheduler.observe("ns", "bad", "Pending", pending_audit=False, deleted=False)
     scheduler.observe("ns", "good", "Pending", pending_audit=False, deleted=False)
     scheduler.start()

@@ -40,7 +40,7 @@ class ProjectIntervals:
     input_retry: float
     audit_retry: float
     schedule_tick: float
-    deleting: float = 5.0
+    deleting: float
 
     def of(self, purpose: str) -> float:
         return {

@@ -105,7 +105,7 @@ class ProjectWatch:
         self._lock = threading.Lock()
         self._asked: dict[Key, _Asked] = {}
         self._approvals = project_passes.Approvals()
-        self.last_seen = project_passes.LastSeen()
+        self._last_seen = project_passes.LastSeen()
         self._queue = PassQueue(
             self._act, Backoff(settings.active_poll_seconds, settings.resync_seconds), workers=workers
         )
@@ -155,10 +155,6 @@ class ProjectWatch:
         self.scheduler.stop()
         self._queue.stop()
 
-    def __len__(self) -> int:
-        """Projects waiting for a pass or its retry."""
-        return len(self._queue)
-
     # -- on the watch threads: decode, decide, hand on ------------------------------------------
 
     def project_event(self, kind: str | None, body: Obj) -> None:
@@ -168,7 +164,7 @@ class ProjectWatch:
             self.indexes.observe_project(namespace, name, None)
             self.copies.observe(namespace, name, None)
             self.scheduler.observe_purposes(namespace, name, set())
-            self.last_seen.observe(namespace, name, None)
+            self._last_seen.observe(namespace, name, None)
             self._approvals.swap(namespace, name, None)
             self._ask(key, _Asked(gone=True))
             return
@@ -177,7 +173,7 @@ class ProjectWatch:
         self.copies.observe(namespace, name, body)
         step = finalizer_step(body, FINALIZER)
         wanted = project_passes.project_purposes(spec, status, deleting=step == RELEASE)
-        self.last_seen.observe(namespace, name, body if project_passes.SCHEDULE in wanted else None)
+        self._last_seen.observe(namespace, name, body if project_passes.SCHEDULE in wanted else None)
         self.scheduler.observe_purposes(namespace, name, wanted)
         before = self._approvals.swap(namespace, name, body)
         passes = project_passes.pass_on_event(kind, body, before)
@@ -211,7 +207,7 @@ class ProjectWatch:
         elif purpose == project_passes.SOURCE_RETRY:
             self.projects.retry_source(namespace, name)
         elif purpose == project_passes.SCHEDULE:
-            seen = self.last_seen.get(namespace, name)
+            seen = self._last_seen.get(namespace, name)
             self.schedules.tick(namespace, name, self.indexes.peers(namespace, name), seen=seen)
         elif purpose == project_passes.RESYNC:
             self.projects.resync(namespace, name)

@@ -40,7 +40,7 @@ class Intervals:
     waiting: float
     active: float
     audit: float
-    deleting: float = 5.0
+    deleting: float
 
     def of(self, purpose: str) -> float:
         return {WAITING: self.waiting, ACTIVE: self.active, AUDIT: self.audit, DELETING: self.deleting}[purpose]
