@@ -16,7 +16,10 @@ from feast_lineage.api import GROUP, VERSION
 from tests.cluster.projects import range_run_manifest
 
 PAUSE_SECONDS = 0.05
-"""Between two admissions: about 15 a second on the local cluster, each reaching one replica."""
+"""Between two admissions of one worker."""
+WORKERS = 4
+"""Admissions at once: the API server then keeps several connections to the replicas open, and at
+almost any moment one of them carries a review."""
 
 
 @dataclass
@@ -30,19 +33,23 @@ class AdmissionLoad:
     admitted: int = 0
     refused: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __enter__(self) -> AdmissionLoad:
-        self._thread = threading.Thread(target=self._run, name="admission-load", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"admission-load-{n}", daemon=True) for n in range(WORKERS)
+        ]
+        for thread in self._threads:
+            thread.start()
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self._stop.set()
-        assert self._thread is not None
-        self._thread.join(30)
+        for thread in self._threads:
+            thread.join(30)
 
     def _run(self) -> None:
         custom = client.CustomObjectsApi(self.api)
@@ -52,7 +59,9 @@ class AdmissionLoad:
                 custom.create_namespaced_custom_object(
                     GROUP, VERSION, self.namespace, "materializationjobs", manifest, dry_run="All"
                 )
-                self.admitted += 1
+                with self._lock:
+                    self.admitted += 1
             except ApiException as error:
-                self.refused.append(f"{error.status}: {error.body}")
+                with self._lock:
+                    self.refused.append(f"{error.status}: {error.body}")
             self._stop.wait(PAUSE_SECONDS)
