@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import socket
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 from feast_lineage import __version__
 
 if TYPE_CHECKING:
-    from feast_lineage.controller.settings import ApiTimeouts, LeaderElectionSettings
+    from feast_lineage.controller.settings import ApiTimeouts, LeaderElectionSettings, WebhookSettings
 
 LOG_LEVELS = ("debug", "info", "warning")
 """Of the operator's own lines; debug adds one as each pass over an object ends (controller/pass_log.py)."""
@@ -114,24 +115,11 @@ def _dev_cluster(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from feast_lineage.controller.main import run_operator
-    from feast_lineage.controller.settings import OperatorSettings, WebhookSettings
+    from feast_lineage.controller.settings import OperatorSettings
     from feast_lineage.domain.tenancy import DEFAULT_GIT_PROTOCOLS, DEFAULT_VOLUME_TYPES, TenancyPolicy
 
     defaults = OperatorSettings.from_env()
-    webhook = None
-    if args.webhook_port:
-        webhook = WebhookSettings(
-            port=args.webhook_port,
-            host=args.webhook_host,
-            cert_dir=args.webhook_cert_dir,
-            cert_secret=args.webhook_cert_secret,
-            dns_names=tuple(args.webhook_dns_name or ()),
-            ip_addresses=tuple(args.webhook_ip or ()),
-            mutating_configurations=tuple(args.webhook_configuration or WebhookSettings.mutating_configurations),
-            validating_configurations=tuple(
-                args.validating_webhook_configuration or WebhookSettings.validating_configurations
-            ),
-        )
+    webhook = _webhook_settings(args)
     tenancy = TenancyPolicy(
         runner_volume_types=frozenset(args.runner_volume_type or DEFAULT_VOLUME_TYPES),
         runner_service_accounts=frozenset(args.runner_service_account or ()),
@@ -176,6 +164,29 @@ def _leader_election(args: argparse.Namespace) -> LeaderElectionSettings | None:
         renew_deadline_seconds=args.leader_election_renew_seconds,
         retry_seconds=args.leader_election_retry_seconds,
     )
+
+
+def _webhook_settings(args: argparse.Namespace) -> WebhookSettings | None:
+    """The webhook's settings when a port is given; the defaults for those not given."""
+    from feast_lineage.controller.settings import WebhookSettings
+
+    if not args.webhook_port:
+        return None
+    webhook = WebhookSettings(
+        port=args.webhook_port,
+        host=args.webhook_host,
+        cert_dir=args.webhook_cert_dir,
+        cert_secret=args.webhook_cert_secret,
+        dns_names=tuple(args.webhook_dns_name or ()),
+        ip_addresses=tuple(args.webhook_ip or ()),
+        mutating_configurations=tuple(args.webhook_configuration or WebhookSettings.mutating_configurations),
+        validating_configurations=tuple(
+            args.validating_webhook_configuration or WebhookSettings.validating_configurations
+        ),
+    )
+    if args.webhook_drain_seconds is None:
+        return webhook
+    return dataclasses.replace(webhook, drain_seconds=args.webhook_drain_seconds)
 
 
 def _api_timeouts(args: argparse.Namespace) -> ApiTimeouts:
@@ -275,6 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--webhook-dns-name", action="append", help="DNS name of the operator's webhook cert")
     run.add_argument("--webhook-ip", action="append", help="IP address of the operator's webhook cert")
+    run.add_argument(
+        "--webhook-drain-seconds",
+        type=float,
+        help="on SIGTERM, answer admission this long before stopping (default 5): the API server calls a deleted "
+        "pod until its endpoint is removed",
+    )
     policy = run.add_argument_group("what project authors may use (an administrator's choice)")
     policy.add_argument(
         "--runner-volume-type",

@@ -22,12 +22,14 @@ from kubernetes import client
 
 from feast_lineage.devcluster.cluster import DevCluster
 from tests.chart_helpers import CHART
+from tests.cluster.admission_load import AdmissionLoad
 from tests.cluster.chart_pods import (
     LIVENESS_PORT,
     get,
     installed_as_pods,
     leader_sample,
     lease_holder,
+    pod_exists,
     ready_pods,
 )
 from tests.cluster.operator_checks import assert_nothing_refused, exercise, materialize
@@ -73,21 +75,26 @@ def test_helm_install_isolated_two_replicas_webhooks_through_the_service_leader_
         output = "".join(path.read_text() for path in outputs)
         assert "metrics: ok" in output and "webhook: ok" in output, output
 
-        # The leader's pod deleted (SIGTERM: it hands the Lease back): the other leads.
+        # The leader's pod deleted (SIGTERM: it hands the Lease back): the other leads. Admission
+        # goes on throughout: the deleted replica answers until the API server stops routing to it.
         leader = next(p for p in pods if p.metadata.name == holder)
         other = next(p for p in pods if p.metadata.name != holder)
-        started = time.monotonic()
-        core.delete_namespaced_pod(holder, release_namespace)
-        wait_until(
-            lambda: lease_holder(api, release_namespace, deployment) == other.metadata.name,
-            120,
-            "the other replica to take the Lease over",
-        )
-        takeover = time.monotonic() - started
-        wait_until(lambda: leader_sample(other) == 1, 60, "the other replica to lead")
-        print(f"leader pod deleted: the other replica held the Lease after {takeover:.1f}s")
-        done = materialize(api, namespace, "after-takeover")
-        assert done["phase"] == "Succeeded", done
+        with AdmissionLoad(api, namespace, "drivers") as load:
+            started = time.monotonic()
+            core.delete_namespaced_pod(holder, release_namespace)
+            wait_until(
+                lambda: lease_holder(api, release_namespace, deployment) == other.metadata.name,
+                120,
+                "the other replica to take the Lease over",
+            )
+            takeover = time.monotonic() - started
+            wait_until(lambda: leader_sample(other) == 1, 60, "the other replica to lead")
+            print(f"leader pod deleted: the other replica held the Lease after {takeover:.1f}s")
+            done = materialize(api, namespace, "after-takeover")
+            assert done["phase"] == "Succeeded", done
+            wait_until(lambda: not pod_exists(core, release_namespace, holder), 120, "the deleted pod to be gone")
+        print(f"admissions while the leader's pod was deleted: {load.admitted} admitted, {len(load.refused)} refused")
+        assert load.refused == [] and load.admitted > 0, load.refused[:5]
         for pod in (leader, other):
             assert_nothing_refused(pod_log(dev_cluster, pod))
         # The Deployment replaces the deleted pod.
@@ -108,15 +115,26 @@ def test_helm_install_isolated_two_replicas_webhooks_through_the_service_leader_
         # The killed container is restarted in its pod, which is Ready again as a follower.
         wait_until(lambda: ready_pods(core, release_namespace, release, 2), 180, "two Ready pods after the kill")
 
-        # A changed value rolls both pods (surge one, none unavailable) and they carry on.
-        helm("upgrade", release, str(CHART), "--reuse-values", "--set", "logJson=false", "--wait", "--timeout", "5m")
-
+        # A changed value rolls both pods (surge one, none unavailable) and they carry on, admitting
+        # throughout.
         def upgraded() -> list[Any] | None:
             found = ready_pods(core, release_namespace, release, 2)
             if not found or any("--log-json" in p.spec.containers[0].args for p in found):
                 return None
             return found
 
-        wait_until(upgraded, 180, "two upgraded Ready operator pods")
+        old_pods = {p.metadata.name for p in pods}
+        with AdmissionLoad(api, namespace, "drivers") as load:
+            helm(
+                "upgrade", release, str(CHART), "--reuse-values", "--set", "logJson=false", "--wait", "--timeout", "5m"
+            )
+            wait_until(upgraded, 180, "two upgraded Ready operator pods")
+            wait_until(
+                lambda: not any(pod_exists(core, release_namespace, name) for name in old_pods),
+                120,
+                "the old pods to be gone",
+            )
+        print(f"admissions during the rolling upgrade: {load.admitted} admitted, {len(load.refused)} refused")
+        assert load.refused == [] and load.admitted > 0, load.refused[:5]
 
         uninstall_leaves_nothing(helm, api, release, namespace)

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from feast_lineage.api import generate_crds
-from feast_lineage.cli import _api_timeouts, build_parser
-from feast_lineage.controller.settings import ApiTimeouts
+from feast_lineage.cli import _api_timeouts, _webhook_settings, build_parser
+from feast_lineage.controller.settings import ApiTimeouts, WebhookSettings
 from feast_lineage.domain.webhook_config import (
     INJECTION_WEBHOOK,
     injection_webhook_configuration,
@@ -121,6 +121,7 @@ def test_helm_lint(values: Path | None) -> None:
         ("webhook.certManager.issuerRef.kind=Vault", "value must be one of 'Issuer', 'ClusterIssuer'"),
         ("podDisruptionBudget.minAvailable=half", "at '/podDisruptionBudget/minAvailable'"),
         ("logLevel=verbose", "at '/logLevel': value must be one of 'debug', 'info', 'warning'"),
+        ("webhook.drainSeconds=-1", "at '/webhook/drainSeconds': minimum: got -1, want 0"),
     ],
 )
 def test_bad_values_are_rejected_with_a_message(values: str, message: str) -> None:
@@ -505,6 +506,24 @@ def test_the_operator_command_accepts_the_arguments_the_chart_gives_it() -> None
     assert container["command"] == ["feast-lineage"]
     args = build_parser().parse_args(container["args"])  # exits (SystemExit) on an argument it does not know
     assert _api_timeouts(args) == ApiTimeouts(read_seconds=45)
+
+
+def test_a_stopping_replica_drains_admission_within_its_termination_grace_period() -> None:
+    objects = render()
+    pod = one(objects, "Deployment", FULLNAME)["spec"]["template"]["spec"]
+    webhook = _webhook_settings(build_parser().parse_args(operator_container(objects)["args"]))
+    assert webhook is not None and webhook.drain_seconds == WebhookSettings.drain_seconds  # the operator's default
+    assert pod["terminationGracePeriodSeconds"] == WebhookSettings.drain_seconds + 30
+    objects = render("webhook.drainSeconds=12")
+    pod = one(objects, "Deployment", FULLNAME)["spec"]["template"]["spec"]
+    webhook = _webhook_settings(build_parser().parse_args(operator_container(objects)["args"]))
+    assert webhook is not None and webhook.drain_seconds == 12
+    assert pod["terminationGracePeriodSeconds"] == 42
+    with pytest.raises(ValueError, match="drain period cannot be negative"):
+        WebhookSettings(drain_seconds=-1)
+    # Without the webhook there is nothing to drain: Kubernetes' own grace period.
+    objects = render("webhook.enabled=false")
+    assert "terminationGracePeriodSeconds" not in one(objects, "Deployment", FULLNAME)["spec"]["template"]["spec"]
 
 
 def test_operator_certificate_names_the_service_and_the_url_host() -> None:

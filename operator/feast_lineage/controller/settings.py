@@ -29,6 +29,12 @@ class WebhookSettings:
     """MutatingWebhookConfigurations whose caBundle the operator sets from its own CA."""
     validating_configurations: tuple[str, ...] = ("feast-lineage-validation",)
     """ValidatingWebhookConfigurations whose caBundle the operator sets from its own CA."""
+    drain_seconds: float = 5.0
+    """On stop, serve on this long: the API server calls a deleted pod until its endpoint is gone."""
+
+    def __post_init__(self) -> None:
+        if self.drain_seconds < 0:
+            raise ValueError("the webhook drain period cannot be negative")
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,21 @@
 Its own loop keeps admission latency independent of the operator's watch traffic. The
 certificate is read at start and re-read every ``refresh_seconds``: a renewed one is loaded
 into the same SSL context, so new connections use it without a restart.
+
+Stopping drains. The API server reaches a webhook Service through pooled keep-alive connections,
+pooled by the Service's name: it picks an endpoint only when it opens a connection, and goes on
+sending reviews over the connections it has to a replica that is being deleted. It opens new ones
+to that replica too until its endpoint is gone. A replica that simply stopped would cut reviews under
+way, and reset connections the API server is writing a review into (the API server does not retry a
+review). So a stopping server:
+
+- keeps answering for the drain period, on every connection, old and new;
+- answers each review with ``Connection: close`` and closes the connection after it, so the API
+  server opens a new one, to a replica still in the endpoints, and stops reusing this one;
+- then stops listening, lets the reviews under way finish, and closes what is left (idle
+  connections), each with a proper close;
+
+and only then lets the process end.
 """
 
 from __future__ import annotations
@@ -26,6 +41,8 @@ log = logging.getLogger(__name__)
 Review = Callable[[dict[str, Any]], dict[str, Any]]
 MAX_REVIEW_BYTES = 3 * 1024 * 1024
 """An AdmissionReview of a pod is far smaller; the API server caps requests near this size."""
+FINISH_SECONDS = 10.0
+"""How long a stop waits for the reviews under way: as long as a review's own requests may take."""
 
 
 class WebhookServer:
@@ -57,6 +74,9 @@ class WebhookServer:
         self._started = threading.Event()
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="injection-webhook", daemon=True)
+        self._runner: web.AppRunner | None = None
+        self._stopping = threading.Event()
+        """Set once a stop begins: every answer from then on closes its connection."""
 
     def start(self, timeout: float = 30.0) -> None:
         self._load()  # fails here, loudly, when there is no usable certificate
@@ -70,9 +90,29 @@ class WebhookServer:
     def serving(self) -> bool:
         return self._started.is_set() and self._failure is None and self._thread.is_alive()
 
-    def stop(self) -> None:
-        if self._loop.is_running():
-            self._loop.call_soon_threadsafe(self._loop.stop)
+    def stop(self, drain_seconds: float = 0.0) -> None:
+        """Serve on for ``drain_seconds``, then stop listening, finish the reviews under way (for at
+        most ``FINISH_SECONDS``), close every connection and end the server's thread."""
+        if not self._thread.is_alive() or not self._loop.is_running():
+            return
+        self._stopping.set()
+        if drain_seconds > 0:
+            log.info("webhook serving on for %.0fs while the API server stops calling this replica", drain_seconds)
+            self._thread.join(drain_seconds)  # the thread only ends on its own if the loop failed
+            if not self._thread.is_alive():
+                return
+        closing = asyncio.run_coroutine_threadsafe(self._close(), self._loop)
+        try:
+            closing.result(FINISH_SECONDS + 5.0)
+        except Exception as error:  # ending anyway: the process is stopping
+            log.warning("webhook server did not close cleanly: %s", error)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5.0)
+
+    async def _close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
 
     def _load(self) -> None:
         material = self.certificates.load()
@@ -93,6 +133,12 @@ class WebhookServer:
                 log.warning("could not refresh the webhook certificate: %s", error)
 
     async def _handle(self, request: web.Request) -> web.Response:
+        response = await self._review(request)
+        if self._stopping.is_set():
+            response.force_close()
+        return response
+
+    async def _review(self, request: web.Request) -> web.Response:
         review_of = self.routes.get(request.path)
         if review_of is None:
             return web.Response(status=404, text="no such webhook")
@@ -126,7 +172,8 @@ class WebhookServer:
         app = web.Application(client_max_size=MAX_REVIEW_BYTES)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_post("/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=FINISH_SECONDS)
+        self._runner = runner
         try:
             self._loop.run_until_complete(runner.setup())
             site = web.TCPSite(runner, self.host, self.port, ssl_context=self._context, reuse_address=True)
@@ -142,4 +189,4 @@ class WebhookServer:
         finally:
             refresher.cancel()
             with contextlib.suppress(Exception):
-                self._loop.run_until_complete(runner.cleanup())
+                self._loop.run_until_complete(self._close())

@@ -134,7 +134,9 @@ class InjectionService:
         self.monitor.start()
 
     def stop(self) -> None:
+        """The pod monitor at once (the leader's work); admission after the drain period, from a project
+        map kept fresh until then."""
+        self.monitor.stop()
+        self.server.stop(self.webhook.drain_seconds)
         for project_watch in self._watches:
             project_watch.stop()
-        self.monitor.stop()
-        self.server.stop()

@@ -1,0 +1,186 @@
+"""How the admission webhook server stops, over real TLS: it answers on through the drain period,
+finishes a review under way, closes idle connections properly, and then refuses new ones."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from feast_lineage.certificates import issue, make_ca
+from feast_lineage.devcluster.processes import free_port
+from feast_lineage.injection.server import WebhookServer
+from feast_lineage.injection.tls import ServingMaterial
+from tests.cluster_helpers import wait_until
+from tests.integration.test_webhook_server import Material, post
+
+
+@dataclass
+class Served:
+    server: WebhookServer
+    port: int
+    context: ssl.SSLContext
+    release: threading.Event
+    """Set to let the ``/blocking`` review answer."""
+    blocking: threading.Event
+    """Set once a ``/blocking`` review is under way."""
+
+    def connect(self) -> http.client.HTTPSConnection:
+        return http.client.HTTPSConnection("127.0.0.1", self.port, context=self.context, timeout=10)
+
+
+def allowed(body: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": "AdmissionReview", "response": {"uid": body["request"]["uid"], "allowed": True}}
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    ca = make_ca("webhook-test-ca")
+    leaf = issue(ca, "127.0.0.1", ip_addresses=("127.0.0.1",), server=True)
+    release, blocking = threading.Event(), threading.Event()
+
+    def blocked(body: dict[str, Any]) -> dict[str, Any]:
+        blocking.set()
+        assert release.wait(30)
+        return allowed(body)
+
+    port = free_port()
+    server = WebhookServer(
+        "127.0.0.1",
+        port,
+        Material(ServingMaterial(leaf.cert_pem, leaf.key_pem, ca.cert_pem)),
+        {"/answer": allowed, "/blocking": blocked},
+        inline=frozenset({"/answer"}),
+    )
+    server.start()
+    (tmp_path / "ca.pem").write_bytes(ca.cert_pem)
+    context = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+    try:
+        yield Served(server, port, context, release, blocking)
+    finally:
+        release.set()
+        server.stop()
+
+
+def stopping(server: WebhookServer, drain_seconds: float) -> tuple[threading.Thread, threading.Event]:
+    """``server.stop(drain_seconds)`` on a thread of its own; the event is set just before it is called."""
+    called = threading.Event()
+
+    def stop() -> None:
+        called.set()
+        server.stop(drain_seconds)
+
+    thread = threading.Thread(target=stop, name="stopping")
+    thread.start()
+    assert called.wait(10)
+    return thread, called
+
+
+def refused(served: Served) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", served.port), timeout=5):
+            return False
+    except ConnectionRefusedError:
+        return True
+
+
+class RawConnection:
+    """HTTP/1.1 over TLS by hand, to see what the server does with the connection after an answer."""
+
+    def __init__(self, served: Served) -> None:
+        raw = socket.create_connection(("127.0.0.1", served.port), timeout=10)
+        self.sock = served.context.wrap_socket(raw, server_hostname="127.0.0.1")
+        self.buffer = b""
+
+    def _fill(self) -> bool:
+        chunk = self.sock.recv(65536)
+        self.buffer += chunk
+        return bool(chunk)
+
+    def post(self, uid: str) -> dict[str, str]:
+        """One review; the answer's headers (lower-cased names)."""
+        body = json.dumps({"kind": "AdmissionReview", "request": {"uid": uid}}).encode()
+        head = "POST /answer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        self.sock.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        while b"\r\n\r\n" not in self.buffer:
+            assert self._fill(), "the server closed the connection before answering"
+        head_bytes, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+        status, *lines = head_bytes.decode().split("\r\n")
+        assert status.startswith("HTTP/1.1 200"), status
+        headers = {name.strip().lower(): value.strip() for name, value in (line.split(":", 1) for line in lines)}
+        while len(self.buffer) < int(headers["content-length"]):
+            assert self._fill(), "the server closed the connection in the middle of an answer"
+        answer, self.buffer = (
+            self.buffer[: int(headers["content-length"])],
+            self.buffer[int(headers["content-length"]) :],
+        )
+        assert json.loads(answer)["response"]["uid"] == uid
+        return headers
+
+    def closed_by_server(self) -> bool:
+        """The server ended the connection with a TLS close_notify and a FIN, not a reset: the client
+        sees the end of the stream, so a client that pools connections drops it instead of writing
+        into it. Fails (a timeout) when the server keeps the connection open."""
+        try:
+            return not self._fill() and not self.buffer
+        except ssl.SSLZeroReturnError:
+            return not self.buffer
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_stopping_server_answers_through_the_drain_closing_each_connection_after_its_answer(
+    served: Served,
+) -> None:
+    kept = RawConnection(served)
+    assert kept.post("before").get("connection") != "close"  # kept alive while serving
+    thread, _ = stopping(served.server, drain_seconds=5.0)
+    # The connection the API server already had, and new ones it opens to a replica it still lists
+    # among the Service's endpoints: answered, and each closed after its answer.
+    connections = [kept, RawConnection(served), RawConnection(served)]
+    for n, connection in enumerate(connections):
+        assert connection.post(f"during-{n}").get("connection") == "close"
+        assert connection.closed_by_server()
+        connection.close()
+    assert thread.is_alive(), "the server stopped before the drain period ended"
+    thread.join(30)
+    assert not thread.is_alive()
+    assert refused(served)
+
+
+def test_a_review_under_way_when_the_drain_ends_is_answered_before_the_server_stops(served: Served) -> None:
+    connection = served.connect()
+    answers: list[tuple[int, bytes]] = []
+    request = threading.Thread(target=lambda: answers.append(post(connection, "/blocking", "under-way")))
+    request.start()
+    assert served.blocking.wait(10), "the review never started"
+    thread, _ = stopping(served.server, drain_seconds=0.0)
+    # The listener closes at once (no drain), the review under way holds the stop.
+    wait_until(lambda: refused(served), 10, "the listener to close")
+    assert thread.is_alive() and not answers
+    served.release.set()
+    request.join(15)
+    thread.join(30)
+    connection.close()
+    assert answers and answers[0][0] == 200, answers
+    assert json.loads(answers[0][1])["response"]["uid"] == "under-way"
+    assert not thread.is_alive()
+
+
+def test_an_idle_kept_alive_connection_is_closed_cleanly_when_the_server_stops(served: Served) -> None:
+    connection = RawConnection(served)
+    assert connection.post("kept").get("connection") != "close"  # the connection stays open (HTTP/1.1)
+    thread, _ = stopping(served.server, drain_seconds=0.0)
+    thread.join(30)
+    assert not thread.is_alive()
+    assert connection.closed_by_server()
+    connection.close()
