@@ -25,7 +25,8 @@ almost any moment one of them carries a review."""
 @dataclass
 class AdmissionLoad:
     """``with AdmissionLoad(api, namespace, "drivers") as load:`` ... then ``load.admitted`` and
-    ``load.refused`` (the API server's message for every admission that failed)."""
+    ``load.refused`` (the API server's message for every admission that failed, or the client's
+    error). Only the fail-closed webhook's failures show: the others' are ignored by design."""
 
     api: client.ApiClient
     namespace: str
@@ -64,4 +65,7 @@ class AdmissionLoad:
             except ApiException as error:
                 with self._lock:
                     self.refused.append(f"{error.status}: {error.body}")
+            except Exception as error:  # a timeout, a reset: counted too, and the worker goes on
+                with self._lock:
+                    self.refused.append(f"{type(error).__name__}: {error}")
             self._stop.wait(PAUSE_SECONDS)

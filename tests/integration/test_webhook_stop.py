@@ -8,6 +8,7 @@ import json
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 
 from feast_lineage.certificates import issue, make_ca
 from feast_lineage.devcluster.processes import free_port
+from feast_lineage.injection import server as server_module
 from feast_lineage.injection.server import WebhookServer
 from feast_lineage.injection.tls import ServingMaterial
 from tests.cluster_helpers import wait_until
@@ -37,19 +39,21 @@ class Served:
         return http.client.HTTPSConnection("127.0.0.1", self.port, context=self.context, timeout=10)
 
 
+DRAIN = 3.0
+
+
 def allowed(body: dict[str, Any]) -> dict[str, Any]:
     return {"kind": "AdmissionReview", "response": {"uid": body["request"]["uid"], "allowed": True}}
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
+def serve(tmp_path: Path) -> Served:
     ca = make_ca("webhook-test-ca")
     leaf = issue(ca, "127.0.0.1", ip_addresses=("127.0.0.1",), server=True)
     release, blocking = threading.Event(), threading.Event()
 
     def blocked(body: dict[str, Any]) -> dict[str, Any]:
         blocking.set()
-        assert release.wait(30)
+        assert release.wait(60)
         return allowed(body)
 
     port = free_port()
@@ -63,25 +67,26 @@ def served(tmp_path: Path) -> Iterator[Served]:
     server.start()
     (tmp_path / "ca.pem").write_bytes(ca.cert_pem)
     context = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+    return Served(server, port, context, release, blocking)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    served = serve(tmp_path)
     try:
-        yield Served(server, port, context, release, blocking)
+        yield served
     finally:
-        release.set()
-        server.stop()
+        served.release.set()
+        served.server.stop()
 
 
-def stopping(server: WebhookServer, drain_seconds: float) -> tuple[threading.Thread, threading.Event]:
-    """``server.stop(drain_seconds)`` on a thread of its own; the event is set just before it is called."""
-    called = threading.Event()
-
-    def stop() -> None:
-        called.set()
-        server.stop(drain_seconds)
-
-    thread = threading.Thread(target=stop, name="stopping")
+def stopping(server: WebhookServer, drain_seconds: float) -> threading.Thread:
+    """The stop begun here (its drain counts from now), and ``server.stop(drain_seconds)`` run on a
+    thread of its own, as the operator's main thread runs it."""
+    server.begin_stop()
+    thread = threading.Thread(target=server.stop, args=(drain_seconds,), name="stopping")
     thread.start()
-    assert called.wait(10)
-    return thread, called
+    return thread
 
 
 def refused(served: Served) -> bool:
@@ -97,7 +102,8 @@ class RawConnection:
 
     def __init__(self, served: Served) -> None:
         raw = socket.create_connection(("127.0.0.1", served.port), timeout=10)
-        self.sock = served.context.wrap_socket(raw, server_hostname="127.0.0.1")
+        # A FIN without a TLS close_notify is then an error, not the end of the stream.
+        self.sock = served.context.wrap_socket(raw, server_hostname="127.0.0.1", suppress_ragged_eofs=False)
         self.buffer = b""
 
     def _fill(self) -> bool:
@@ -143,7 +149,8 @@ def test_a_stopping_server_answers_through_the_drain_closing_each_connection_aft
 ) -> None:
     kept = RawConnection(served)
     assert kept.post("before").get("connection") != "close"  # kept alive while serving
-    thread, _ = stopping(served.server, drain_seconds=5.0)
+    began = time.monotonic()
+    thread = stopping(served.server, drain_seconds=DRAIN)
     # The connection the API server already had, and new ones it opens to a replica it still lists
     # among the Service's endpoints: answered, and each closed after its answer.
     connections = [kept, RawConnection(served), RawConnection(served)]
@@ -151,9 +158,14 @@ def test_a_stopping_server_answers_through_the_drain_closing_each_connection_aft
         assert connection.post(f"during-{n}").get("connection") == "close"
         assert connection.closed_by_server()
         connection.close()
+    # Still answering a second before the drain ends.
+    threading.Event().wait(max(0.0, began + DRAIN - 1.0 - time.monotonic()))
+    late = RawConnection(served)
+    assert late.post("late").get("connection") == "close"
+    late.close()
     assert thread.is_alive(), "the server stopped before the drain period ended"
     thread.join(30)
-    assert not thread.is_alive()
+    assert not thread.is_alive() and time.monotonic() - began >= DRAIN
     assert refused(served)
 
 
@@ -163,7 +175,7 @@ def test_a_review_under_way_when_the_drain_ends_is_answered_before_the_server_st
     request = threading.Thread(target=lambda: answers.append(post(connection, "/blocking", "under-way")))
     request.start()
     assert served.blocking.wait(10), "the review never started"
-    thread, _ = stopping(served.server, drain_seconds=0.0)
+    thread = stopping(served.server, drain_seconds=0.0)
     # The listener closes at once (no drain), the review under way holds the stop.
     wait_until(lambda: refused(served), 10, "the listener to close")
     assert thread.is_alive() and not answers
@@ -179,8 +191,74 @@ def test_a_review_under_way_when_the_drain_ends_is_answered_before_the_server_st
 def test_an_idle_kept_alive_connection_is_closed_cleanly_when_the_server_stops(served: Served) -> None:
     connection = RawConnection(served)
     assert connection.post("kept").get("connection") != "close"  # the connection stays open (HTTP/1.1)
-    thread, _ = stopping(served.server, drain_seconds=0.0)
+    thread = stopping(served.server, drain_seconds=0.0)
     thread.join(30)
     assert not thread.is_alive()
     assert connection.closed_by_server()
+    connection.close()
+
+
+def test_a_review_that_never_ends_holds_the_stop_for_finish_seconds_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server_module, "FINISH_SECONDS", 1.0)
+    served = serve(tmp_path)
+    try:
+        connection = served.connect()
+        outcome: list[object] = []
+
+        def ask() -> None:
+            try:
+                outcome.append(post(connection, "/blocking", "endless"))
+            except (ConnectionError, http.client.HTTPException) as error:
+                outcome.append(error)
+
+        request = threading.Thread(target=ask, daemon=True)
+        request.start()
+        assert served.blocking.wait(10), "the review never started"
+        began = time.monotonic()
+        thread = stopping(served.server, drain_seconds=0.0)
+        thread.join(30)
+        assert not thread.is_alive(), "the stop waited on a review that never ends"
+        assert not served.release.is_set()  # the review was still under way when the stop gave up on it
+        assert 1.0 <= time.monotonic() - began < 1.0 + 5.0 + 5.0
+        request.join(10)
+        # The client is told: its connection ends without an answer (the API server then applies the
+        # configuration's failurePolicy), rather than waiting out its own timeout.
+        assert outcome and isinstance(outcome[0], ConnectionError | http.client.HTTPException), outcome
+        connection.close()
+    finally:
+        served.release.set()
+        served.server.stop()
+
+
+def test_two_stops_at_once_both_return_once_the_review_under_way_is_answered(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    connection = served.connect()
+    answers: list[tuple[int, bytes]] = []
+    request = threading.Thread(target=lambda: answers.append(post(connection, "/blocking", "under-way")))
+    request.start()
+    assert served.blocking.wait(10), "the review never started"
+    # The operator's own stop, and a second one (a test's, a cleanup's) at the same moment.
+    threads = [stopping(served.server, drain_seconds=0.0), stopping(served.server, drain_seconds=0.0)]
+    wait_until(lambda: refused(served), 10, "the listener to close")
+    assert all(thread.is_alive() for thread in threads) and not answers
+    served.release.set()
+    for thread in threads:
+        thread.join(server_module.FINISH_SECONDS)
+    request.join(10)
+    connection.close()
+    assert not any(thread.is_alive() for thread in threads)
+    assert answers and answers[0][0] == 200, answers
+    assert "did not close cleanly" not in caplog.text
+
+
+def test_a_stopping_server_closes_the_connection_after_its_own_error_answers_too(served: Served) -> None:
+    served.server.begin_stop()
+    connection = served.connect()
+    connection.request("GET", "/no-such-page")  # aiohttp's own 404 (405 here: only POST is routed)
+    response = connection.getresponse()
+    response.read()
+    assert response.status in (404, 405) and response.getheader("Connection") == "close"
     connection.close()

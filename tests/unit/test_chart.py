@@ -508,7 +508,7 @@ def test_the_operator_command_accepts_the_arguments_the_chart_gives_it() -> None
     assert _api_timeouts(args) == ApiTimeouts(read_seconds=45)
 
 
-def test_a_stopping_replica_drains_admission_within_its_termination_grace_period() -> None:
+def test_the_termination_grace_period_is_the_webhook_drain_and_30_seconds_more() -> None:
     objects = render()
     pod = one(objects, "Deployment", FULLNAME)["spec"]["template"]["spec"]
     webhook = _webhook_settings(build_parser().parse_args(operator_container(objects)["args"]))
@@ -519,8 +519,9 @@ def test_a_stopping_replica_drains_admission_within_its_termination_grace_period
     webhook = _webhook_settings(build_parser().parse_args(operator_container(objects)["args"]))
     assert webhook is not None and webhook.drain_seconds == 12
     assert pod["terminationGracePeriodSeconds"] == 42
-    with pytest.raises(ValueError, match="drain period cannot be negative"):
-        WebhookSettings(drain_seconds=-1)
+    for refused in (-1, float("nan"), float("inf"), 301):
+        with pytest.raises(ValueError, match="drain period must be 0 to 300 seconds"):
+            WebhookSettings(drain_seconds=refused)
     # Without the webhook there is nothing to drain: Kubernetes' own grace period.
     objects = render("webhook.enabled=false")
     assert "terminationGracePeriodSeconds" not in one(objects, "Deployment", FULLNAME)["spec"]["template"]["spec"]

@@ -13,9 +13,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from kubernetes import client
 
 from feast_lineage.cli import _leader_election, build_parser
 from feast_lineage.controller.health import Health
+from feast_lineage.controller.leadership import Leadership
 from feast_lineage.controller.settings import LeaderElectionSettings
 from feast_lineage.devcluster.processes import free_port
 
@@ -121,3 +123,15 @@ def test_healthz_fails_once_the_leaders_event_loop_stops_answering(health: tuple
     thread.join(5)
     loop.close()
     assert get(port) == (500, "failing: Kopf's event loop answers")
+
+
+def test_a_leader_that_cannot_reach_the_api_server_still_stops(caplog: pytest.LogCaptureFixture) -> None:
+    """Releasing the Lease fails with a connection error, not an API error: the stop goes on (the
+    webhook's drain comes after it), and the others take the Lease once it expires."""
+    configuration = client.Configuration(host=f"https://127.0.0.1:{free_port()}")  # nothing listens
+    configuration.retries = 0
+    leadership = Leadership(client.ApiClient(configuration), election(), on_lost=lambda why: None)
+    leadership.leading.set()  # as if it led
+    leadership.release()
+    assert not leadership.leading.is_set()
+    assert "could not release it (it expires instead)" in caplog.text

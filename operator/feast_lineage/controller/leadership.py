@@ -19,13 +19,13 @@ from collections.abc import Callable
 
 import urllib3
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 from kubernetes.leaderelection import electionconfig
 from kubernetes.leaderelection.leaderelection import LeaderElection
 from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
 
 from feast_lineage.controller import metrics
 from feast_lineage.controller.bounded_client import BoundedApiClient
+from feast_lineage.controller.errors import brief
 from feast_lineage.controller.settings import LeaderElectionSettings
 
 log = logging.getLogger(__name__)
@@ -122,8 +122,8 @@ class Leadership:
                 lease.spec.lease_duration_seconds = 1
                 self.lock.api_instance.replace_namespaced_lease(self.settings.name, self.settings.namespace, lease)
                 log.info("%s: released", self.where)
-            except ApiException as error:  # the others take it over when it expires instead
-                log.warning("%s: could not release it: %s", self.where, error.reason)
+            except Exception as error:  # the API server refused or did not answer: it expires instead
+                log.warning("%s: could not release it (it expires instead): %s", self.where, brief(error))
             finally:
                 self.leading.clear()
                 metrics.set_leader(False)

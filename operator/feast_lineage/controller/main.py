@@ -92,8 +92,11 @@ def run_operator(
                 return
         run_kopf(build_registry(settings, kube, injection, health), settings)
     finally:
-        if leadership is not None:
-            leadership.release()
-        if injection is not None:
-            injection.stop()
-        health.stop()
+        _stop_on_signals()  # Kopf's loop has put back the default handlers: a second signal waits too
+        try:
+            if leadership is not None:
+                leadership.release()
+        finally:
+            if injection is not None:
+                injection.stop()  # drains: see injection/server.py
+            health.stop()

@@ -32,9 +32,11 @@ class WebhookSettings:
     drain_seconds: float = 5.0
     """On stop, serve on this long: the API server calls a deleted pod until its endpoint is gone."""
 
+    MAX_DRAIN_SECONDS = 300.0
+
     def __post_init__(self) -> None:
-        if self.drain_seconds < 0:
-            raise ValueError("the webhook drain period cannot be negative")
+        if not 0 <= self.drain_seconds <= self.MAX_DRAIN_SECONDS:  # also refuses NaN
+            raise ValueError(f"the webhook drain period must be 0 to {self.MAX_DRAIN_SECONDS:.0f} seconds")
 
 
 @dataclass(frozen=True)

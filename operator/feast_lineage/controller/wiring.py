@@ -128,6 +128,8 @@ def build_registry(
 
     @kopf.on.cleanup(registry=registry)
     def shutdown(**_: Any) -> None:
+        if injection is not None:
+            injection.begin_stop()  # the webhook's drain counts from here (it ends after the hand-over)
         index_checks.set()
         run_path.stop()
         project_path.stop()

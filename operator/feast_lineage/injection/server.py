@@ -28,7 +28,8 @@ import json
 import logging
 import ssl
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -39,6 +40,7 @@ from feast_lineage.injection.tls import CertificateSource, ServingMaterial, writ
 log = logging.getLogger(__name__)
 
 Review = Callable[[dict[str, Any]], dict[str, Any]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_REVIEW_BYTES = 3 * 1024 * 1024
 """An AdmissionReview of a pod is far smaller; the API server caps requests near this size."""
 FINISH_SECONDS = 10.0
@@ -75,8 +77,13 @@ class WebhookServer:
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="injection-webhook", daemon=True)
         self._runner: web.AppRunner | None = None
-        self._stopping = threading.Event()
-        """Set once a stop begins: every answer from then on closes its connection."""
+        self._cleanup: asyncio.Future[None] | None = None
+        """The runner's one cleanup, whoever asks for it first (a stop, or the thread ending)."""
+        self._stop_lock = threading.Lock()
+        """One stop at a time: a second waits for the first, then finds nothing left to do."""
+        self._began_lock = threading.Lock()
+        self._stop_began: float | None = None
+        """When the stop began (time.monotonic): every answer from then on closes its connection."""
 
     def start(self, timeout: float = 30.0) -> None:
         self._load()  # fails here, loudly, when there is no usable certificate
@@ -90,29 +97,59 @@ class WebhookServer:
     def serving(self) -> bool:
         return self._started.is_set() and self._failure is None and self._thread.is_alive()
 
+    def begin_stop(self) -> None:
+        """From now on, close each connection after its answer; the drain period counts from the
+        first call. Called as soon as the process learns it is stopping: a leader hands reconciling
+        over before it stops the webhook, and that time counts towards the drain."""
+        with self._began_lock:
+            if self._stop_began is None:
+                self._stop_began = time.monotonic()
+
+    def stopping(self) -> bool:
+        return self._stop_began is not None
+
     def stop(self, drain_seconds: float = 0.0) -> None:
-        """Serve on for ``drain_seconds``, then stop listening, finish the reviews under way (for at
-        most ``FINISH_SECONDS``), close every connection and end the server's thread."""
-        if not self._thread.is_alive() or not self._loop.is_running():
-            return
-        self._stopping.set()
-        if drain_seconds > 0:
-            log.info("webhook serving on for %.0fs while the API server stops calling this replica", drain_seconds)
-            self._thread.join(drain_seconds)  # the thread only ends on its own if the loop failed
+        """Serve on until ``drain_seconds`` after the stop began, then stop listening, finish the
+        reviews under way (for at most ``FINISH_SECONDS``), close every connection and end the
+        server's thread. A second call, at once or later, returns when the first is done."""
+        self.begin_stop()
+        with self._stop_lock:
+            assert self._stop_began is not None
+            if not self._thread.is_alive() or not self._loop.is_running():
+                return
+            left = self._stop_began + drain_seconds - time.monotonic()
+            if left > 0:
+                log.info("webhook answering for %.1fs more while the API server stops calling this replica", left)
+                self._thread.join(left)  # a timed wait: the thread only ends on its own if its loop failed
             if not self._thread.is_alive():
                 return
-        closing = asyncio.run_coroutine_threadsafe(self._close(), self._loop)
-        try:
-            closing.result(FINISH_SECONDS + 5.0)
-        except Exception as error:  # ending anyway: the process is stopping
-            log.warning("webhook server did not close cleanly: %s", error)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5.0)
+            closing = asyncio.run_coroutine_threadsafe(self._close(), self._loop)
+            try:
+                closing.result(FINISH_SECONDS + 5.0)
+            except Exception as error:  # ending anyway: the process is stopping
+                log.warning("webhook server did not close cleanly: %s", error)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(FINISH_SECONDS + 5.0)  # the thread's own end awaits the same cleanup
 
     async def _close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._cleanup is None and self._runner is not None:
+            self._cleanup = asyncio.ensure_future(self._runner.cleanup())
+        if self._cleanup is not None:
+            await asyncio.shield(self._cleanup)
+
+    @web.middleware
+    async def _closing_when_stopping(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Every answer of a stopping server closes its connection: aiohttp's own (404, 405, 413)
+        as well as the reviews'."""
+        try:
+            response = await handler(request)
+        except web.HTTPException as error:
+            if self.stopping():
+                error.force_close()
+            raise
+        if self.stopping():
+            response.force_close()
+        return response
 
     def _load(self) -> None:
         material = self.certificates.load()
@@ -133,12 +170,6 @@ class WebhookServer:
                 log.warning("could not refresh the webhook certificate: %s", error)
 
     async def _handle(self, request: web.Request) -> web.Response:
-        response = await self._review(request)
-        if self._stopping.is_set():
-            response.force_close()
-        return response
-
-    async def _review(self, request: web.Request) -> web.Response:
         review_of = self.routes.get(request.path)
         if review_of is None:
             return web.Response(status=404, text="no such webhook")
@@ -169,7 +200,7 @@ class WebhookServer:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        app = web.Application(client_max_size=MAX_REVIEW_BYTES)
+        app = web.Application(client_max_size=MAX_REVIEW_BYTES, middlewares=[self._closing_when_stopping])
         app.router.add_get("/healthz", self._healthz)
         app.router.add_post("/{tail:.*}", self._handle)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=FINISH_SECONDS)

@@ -133,6 +133,9 @@ class InjectionService:
     def start_monitor(self) -> None:
         self.monitor.start()
 
+    def begin_stop(self) -> None:
+        self.server.begin_stop()
+
     def stop(self) -> None:
         """The pod monitor at once (the leader's work); admission after the drain period, from a project
         map kept fresh until then."""
