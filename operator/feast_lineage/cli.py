@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import socket
@@ -172,7 +171,8 @@ def _webhook_settings(args: argparse.Namespace) -> WebhookSettings | None:
 
     if not args.webhook_port:
         return None
-    webhook = WebhookSettings(
+    given = {"drain_seconds": args.webhook_drain_seconds}
+    return WebhookSettings(
         port=args.webhook_port,
         host=args.webhook_host,
         cert_dir=args.webhook_cert_dir,
@@ -183,10 +183,8 @@ def _webhook_settings(args: argparse.Namespace) -> WebhookSettings | None:
         validating_configurations=tuple(
             args.validating_webhook_configuration or WebhookSettings.validating_configurations
         ),
+        **{key: value for key, value in given.items() if value is not None},
     )
-    if args.webhook_drain_seconds is None:
-        return webhook
-    return dataclasses.replace(webhook, drain_seconds=args.webhook_drain_seconds)
 
 
 def _api_timeouts(args: argparse.Namespace) -> ApiTimeouts:

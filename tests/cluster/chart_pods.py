@@ -88,10 +88,6 @@ def ready_pods(core: client.CoreV1Api, namespace: str, release: str, count: int)
     return ready if len(pods) == count and len(ready) == count else None
 
 
-def pod_exists(core: client.CoreV1Api, namespace: str, name: str) -> bool:
-    return any(p.metadata.name == name for p in core.list_namespaced_pod(namespace).items)
-
-
 def get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=5) as response:
         return str(response.read().decode())

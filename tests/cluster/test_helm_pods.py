@@ -29,12 +29,11 @@ from tests.cluster.chart_pods import (
     installed_as_pods,
     leader_sample,
     lease_holder,
-    pod_exists,
     ready_pods,
 )
 from tests.cluster.operator_checks import assert_nothing_refused, exercise, materialize
 from tests.cluster.test_helm_install import uninstall_leaves_nothing
-from tests.cluster_helpers import operators_paused, wait_until
+from tests.cluster_helpers import gone, operators_paused, wait_until
 from tests.operator_pod import kill_container, pod_log
 
 pytestmark = pytest.mark.cluster
@@ -92,7 +91,9 @@ def test_helm_install_isolated_two_replicas_webhooks_through_the_service_leader_
             print(f"leader pod deleted: the other replica held the Lease after {takeover:.1f}s")
             done = materialize(api, namespace, "after-takeover")
             assert done["phase"] == "Succeeded", done
-            wait_until(lambda: not pod_exists(core, release_namespace, holder), 120, "the deleted pod to be gone")
+            wait_until(
+                lambda: gone(core.read_namespaced_pod, holder, release_namespace), 120, "the deleted pod to be gone"
+            )
         print(f"admissions while the leader's pod was deleted: {load.admitted} admitted, {len(load.refused)} refused")
         assert load.refused == [] and load.admitted > 0, load.refused[:5]
         for pod in (leader, other):
@@ -130,7 +131,7 @@ def test_helm_install_isolated_two_replicas_webhooks_through_the_service_leader_
             )
             wait_until(upgraded, 180, "two upgraded Ready operator pods")
             wait_until(
-                lambda: not any(pod_exists(core, release_namespace, name) for name in old_pods),
+                lambda: all(gone(core.read_namespaced_pod, name, release_namespace) for name in old_pods),
                 120,
                 "the old pods to be gone",
             )

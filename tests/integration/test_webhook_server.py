@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,18 +12,7 @@ from typing import Any
 
 import pytest
 
-from feast_lineage.certificates import issue, make_ca
-from feast_lineage.devcluster.processes import free_port
-from feast_lineage.injection.server import WebhookServer
-from feast_lineage.injection.tls import ServingMaterial
-
-
-class Material:
-    def __init__(self, material: ServingMaterial) -> None:
-        self.material = material
-
-    def load(self) -> ServingMaterial:
-        return self.material
+from tests.integration.webhook_tls import post, started_server
 
 
 def answering(threads: list[str], fail: bool = False) -> Any:
@@ -39,14 +27,9 @@ def answering(threads: list[str], fail: bool = False) -> Any:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[http.client.HTTPSConnection, dict[str, list[str]]]]:
-    ca = make_ca("webhook-test-ca")
-    leaf = issue(ca, "127.0.0.1", ip_addresses=("127.0.0.1",), server=True)
     threads: dict[str, list[str]] = {path: [] for path in ("/inline", "/threaded", "/inline-fails")}
-    port = free_port()
-    server = WebhookServer(
-        "127.0.0.1",
-        port,
-        Material(ServingMaterial(leaf.cert_pem, leaf.key_pem, ca.cert_pem)),
+    server, port, context = started_server(
+        tmp_path,
         {
             "/inline": answering(threads["/inline"]),
             "/threaded": answering(threads["/threaded"]),
@@ -54,23 +37,12 @@ def served(tmp_path: Path) -> Iterator[tuple[http.client.HTTPSConnection, dict[s
         },
         inline=frozenset({"/inline", "/inline-fails"}),
     )
-    server.start()
-    (tmp_path / "ca.pem").write_bytes(ca.cert_pem)
-    connection = http.client.HTTPSConnection(
-        "127.0.0.1", port, context=ssl.create_default_context(cafile=str(tmp_path / "ca.pem")), timeout=10
-    )
+    connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
     try:
         yield connection, threads
     finally:
         connection.close()
         server.stop()
-
-
-def post(connection: http.client.HTTPSConnection, path: str, uid: str) -> tuple[int, bytes]:
-    body = json.dumps({"kind": "AdmissionReview", "request": {"uid": uid}})
-    connection.request("POST", path, body=body, headers={"Content-Type": "application/json"})
-    response = connection.getresponse()
-    return response.status, response.read()
 
 
 def test_a_review_that_makes_no_request_is_answered_on_the_event_loop_others_on_a_thread(

@@ -16,13 +16,10 @@ from typing import Any
 
 import pytest
 
-from feast_lineage.certificates import issue, make_ca
-from feast_lineage.devcluster.processes import free_port
 from feast_lineage.injection import server as server_module
 from feast_lineage.injection.server import WebhookServer
-from feast_lineage.injection.tls import ServingMaterial
 from tests.cluster_helpers import wait_until
-from tests.integration.test_webhook_server import Material, post
+from tests.integration.webhook_tls import post, started_server
 
 
 @dataclass
@@ -47,8 +44,6 @@ def allowed(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def serve(tmp_path: Path) -> Served:
-    ca = make_ca("webhook-test-ca")
-    leaf = issue(ca, "127.0.0.1", ip_addresses=("127.0.0.1",), server=True)
     release, blocking = threading.Event(), threading.Event()
 
     def blocked(body: dict[str, Any]) -> dict[str, Any]:
@@ -56,17 +51,9 @@ def serve(tmp_path: Path) -> Served:
         assert release.wait(60)
         return allowed(body)
 
-    port = free_port()
-    server = WebhookServer(
-        "127.0.0.1",
-        port,
-        Material(ServingMaterial(leaf.cert_pem, leaf.key_pem, ca.cert_pem)),
-        {"/answer": allowed, "/blocking": blocked},
-        inline=frozenset({"/answer"}),
+    server, port, context = started_server(
+        tmp_path, {"/answer": allowed, "/blocking": blocked}, inline=frozenset({"/answer"})
     )
-    server.start()
-    (tmp_path / "ca.pem").write_bytes(ca.cert_pem)
-    context = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
     return Served(server, port, context, release, blocking)
 
 

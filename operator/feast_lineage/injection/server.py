@@ -105,9 +105,6 @@ class WebhookServer:
             if self._stop_began is None:
                 self._stop_began = time.monotonic()
 
-    def stopping(self) -> bool:
-        return self._stop_began is not None
-
     def stop(self, drain_seconds: float = 0.0) -> None:
         """Serve on until ``drain_seconds`` after the stop began, then stop listening, finish the
         reviews under way (for at most ``FINISH_SECONDS``), close every connection and end the
@@ -144,10 +141,10 @@ class WebhookServer:
         try:
             response = await handler(request)
         except web.HTTPException as error:
-            if self.stopping():
+            if self._stop_began is not None:
                 error.force_close()
             raise
-        if self.stopping():
+        if self._stop_began is not None:
             response.force_close()
         return response
 
